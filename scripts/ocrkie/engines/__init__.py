@@ -1,0 +1,23 @@
+"""OCR engines: each turns a ``PageImage`` into ``Line`` objects in page pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..formats import Line
+from ..images import PageImage
+
+
+@dataclass
+class Recognition:
+    lines: list[Line]
+    raw: dict[str, Any] | None = None  # a service's answer, kept so results can be re-derived
+
+
+class OcrEngine(Protocol):
+    def identity(self) -> dict[str, Any]:
+        """Name, version, model and every parameter that changes the output (the cache key)."""
+        ...
+
+    def recognize(self, page: PageImage) -> Recognition: ...

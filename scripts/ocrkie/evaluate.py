@@ -1,0 +1,113 @@
+"""Score a results folder against ground truth in the SROIE layout.
+
+Ground truth: ``box/<name>.csv`` (``x1,y1,...,x4,y4,TEXT`` per text line) and
+``key/<name>.json`` (field values); results are matched to it by the image file's stem.
+
+- OCR: character error rate. Both sides are put in the same geometric reading order, upper-cased
+  and whitespace-collapsed; CJK characters are dropped from predictions (the SROIE ground truth
+  does not transcribe them). Reported as total edits / total ground-truth characters.
+- KIE: per-field accuracy, exact match after the normalisation of ``ocrkie.normalize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz.distance import Levenshtein
+
+from .formats import Line, read_json, reading_order
+from .normalize import normalize
+
+_CJK = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef]")
+
+
+def read_box_lines(path: Path) -> list[Line]:
+    lines = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = raw.split(",", 8)
+        if len(parts) == 9 and parts[8].strip():
+            xy = [float(v) for v in parts[:8]]
+            polygon = [[xy[i], xy[i + 1]] for i in range(0, 8, 2)]
+            lines.append(Line(parts[8].strip(), 1.0, polygon))
+    return lines
+
+
+def page_text(lines: list[Line]) -> str:
+    return "\n".join(" ".join(line.text for line in row) for row in reading_order(lines))
+
+
+def _clean(text: str, drop_cjk: bool = False) -> str:
+    if drop_cjk:
+        text = _CJK.sub("", text)
+    return " ".join(text.upper().split())
+
+
+def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
+    edits = chars = images = failed = 0
+    per_field: dict[str, list[int]] = {}
+    for ocr_path in sorted((results_dir / "ocr").glob("*.json")):
+        ocr = read_json(ocr_path)
+        name = Path(ocr["image"]["path"]).stem
+        box = truth_dir / "box" / f"{name}.csv"
+        if not box.exists():
+            continue
+        images += 1
+        truth = _clean(page_text(read_box_lines(box)))
+        predicted = _clean(ocr.get("text", ""), drop_cjk=True) if ocr["status"] == "ok" else ""
+        failed += ocr["status"] != "ok"
+        edits += Levenshtein.distance(predicted, truth)
+        chars += len(truth)
+        _score_fields(results_dir / "kie" / ocr_path.name, truth_dir / "key" / f"{name}.json",
+                      per_field)
+    return {
+        "images": images,
+        "failed": failed,
+        "cer": round(edits / chars, 4) if chars else None,
+        "fields": {k: {"correct": v[0], "total": v[1], "accuracy": round(v[0] / v[1], 4)}
+                   for k, v in per_field.items()},
+    }
+
+
+def _score_fields(kie_path: Path, key_path: Path, per_field: dict[str, list[int]]) -> None:
+    if not key_path.exists():
+        return
+    truth = json.loads(key_path.read_text(encoding="utf-8"))
+    kie = read_json(kie_path) if kie_path.exists() else {"status": "missing"}
+    predicted = kie.get("fields", {}) if kie["status"] == "ok" else {}
+    for name, value in truth.items():
+        guess = predicted.get(name, {})
+        kind = guess.get("type", "text")
+        kind = "text" if kind == "address" else kind
+        expected = normalize(kind, str(value))
+        tally = per_field.setdefault(name, [0, 0])
+        tally[0] += int(expected is not None and guess.get("normalized") == expected)
+        tally[1] += 1
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"images: {report['images']} (failed: {report['failed']})",
+             f"OCR CER: {report['cer']:.2%}" if report["cer"] is not None else "OCR CER: n/a"]
+    for name, score in report["fields"].items():
+        lines.append(f"KIE {name:<10} {score['accuracy']:.1%} ({score['correct']}/{score['total']})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, help="the results folder (holds ocr/ and kie/)")
+    parser.add_argument("truth", type=Path, help="ground truth folder (box/ and key/)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    report = evaluate(args.results, args.truth)
+    if report["images"] == 0:
+        print("no result matches the ground truth (matched by file name)", file=sys.stderr)
+        return 1
+    print(format_report(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0

@@ -1,0 +1,130 @@
+"""The canonical OCR and KIE records every backend writes (documented in README.md).
+
+Engines return plain ``Line`` objects in page pixels; this module orders them, builds the
+records, and writes them atomically so that a killed job never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+OCR_FORMAT = "ocrkie.ocr/1"
+KIE_FORMAT = "ocrkie.kie/1"
+
+Polygon = list[list[float]]  # four [x, y] points, clockwise from top-left, page pixels
+
+
+@dataclass
+class Word:
+    text: str
+    confidence: float
+    polygon: Polygon
+
+
+@dataclass
+class Line:
+    text: str
+    confidence: float
+    polygon: Polygon
+    words: list[Word] = field(default_factory=list)
+
+
+def _bounds(polygon: Polygon) -> tuple[float, float, float, float]:
+    xs = [p[0] for p in polygon]
+    ys = [p[1] for p in polygon]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def reading_order(lines: list[Line]) -> list[list[Line]]:
+    """Group lines into visual rows (top to bottom), each row sorted left to right.
+
+    A line joins the current row when its vertical centre lies within the row's first
+    line's vertical extent; this keeps "TOTAL ..... 9.00" on one row of a receipt.
+    """
+    rows: list[list[Line]] = []
+    for line in sorted(lines, key=lambda ln: (_centre_y(ln), _bounds(ln.polygon)[0])):
+        if rows:
+            _, top, _, bottom = _bounds(rows[-1][0].polygon)
+            if top <= _centre_y(line) <= bottom:
+                rows[-1].append(line)
+                continue
+        rows.append([line])
+    return [sorted(row, key=lambda ln: _bounds(ln.polygon)[0]) for row in rows]
+
+
+def _centre_y(line: Line) -> float:
+    _, top, _, bottom = _bounds(line.polygon)
+    return (top + bottom) / 2
+
+
+def _round_polygon(polygon: Polygon) -> Polygon:
+    return [[round(float(x), 1), round(float(y), 1)] for x, y in polygon]
+
+
+def _word_dict(word: Word) -> dict[str, Any]:
+    return {
+        "text": word.text,
+        "confidence": round(float(word.confidence), 4),
+        "polygon": _round_polygon(word.polygon),
+    }
+
+
+def ocr_lines_payload(lines: list[Line]) -> dict[str, Any]:
+    """The ``text`` and ``lines`` members of an OCR record, in reading order."""
+    rows = reading_order(lines)
+    out_lines = []
+    for row_index, row in enumerate(rows):
+        for line in row:
+            out_lines.append(
+                {
+                    "id": len(out_lines),
+                    "row": row_index,
+                    "text": line.text,
+                    "confidence": round(float(line.confidence), 4),
+                    "polygon": _round_polygon(line.polygon),
+                    "words": [_word_dict(w) for w in line.words],
+                }
+            )
+    text = "\n".join(" ".join(line.text for line in row) for row in rows)
+    return {"text": text, "lines": out_lines}
+
+
+def image_info(image_id: str, relpath: str, sha256: str | None, **extra: Any) -> dict[str, Any]:
+    return {"id": image_id, "path": relpath, "sha256": sha256, **extra}
+
+
+def error_info(exc: BaseException) -> dict[str, str]:
+    kind = getattr(exc, "kind", type(exc).__name__)
+    return {"class": kind, "message": str(exc) or kind}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def write_json_atomic(path: str | Path, record: dict[str, Any]) -> None:
+    """Write JSON to a temporary file in the same folder, fsync it, then rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, ensure_ascii=False, indent=1)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

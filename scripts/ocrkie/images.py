@@ -1,0 +1,102 @@
+"""Reading an image file and normalising it for OCR.
+
+Normalisation applies the EXIF orientation, converts every pixel mode to 8-bit RGB and
+downscales very large pages. Coordinates reported to users refer to the oriented page at its
+original size, so ``scale`` is kept to map boxes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DecompressionBomb, UnreadableImage, UnsupportedImage
+
+
+@dataclass
+class PageImage:
+    """A decoded page ready for an OCR engine."""
+
+    data: bytes  # the original file, for engines (APIs) that take files
+    sha256: str
+    image: Image.Image  # oriented, RGB, possibly downscaled
+    width: int  # oriented page size before downscaling
+    height: int
+    scale: float  # image pixels per page pixel (<= 1)
+    steps: list[str] = field(default_factory=list)  # what normalisation did
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_page(path: str, max_pixels: int, max_side: int) -> PageImage:
+    """Read and normalise one image; raise an ``ImageError`` subclass if it cannot be used."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return decode_page(data, max_pixels=max_pixels, max_side=max_side)
+
+
+def decode_page(data: bytes, max_pixels: int, max_side: int) -> PageImage:
+    if not data:
+        raise UnreadableImage("the file is empty (0 bytes)")
+    image = _open(data, max_pixels)
+    steps: list[str] = []
+    oriented = ImageOps.exif_transpose(image)
+    if oriented is not image:
+        steps.append(f"exif-orientation:{image.getexif().get(0x0112)}")
+    rgb = _to_rgb(oriented, steps)
+    width, height = rgb.size
+    scale = min(1.0, max_side / max(width, height))
+    if scale < 1.0:
+        rgb = rgb.resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
+        steps.append(f"downscaled:{scale:.4f}")
+    return PageImage(data, sha256_of(data), rgb, width, height, scale, steps)
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        return image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecompressionBomb(f"image exceeds the limit of {max_pixels} pixels") from exc
+    except UnidentifiedImageError as exc:
+        raise UnreadableImage("not a recognised image format") from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise UnreadableImage(f"corrupt image data: {exc}") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _to_rgb(image: Image.Image, steps: list[str]) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    steps.append(f"mode:{mode}->RGB")
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _rescale_to_8bit(image).convert("RGB")
+    if mode in ("1", "L", "CMYK", "YCbCr", "LAB", "HSV"):
+        return image.convert("RGB")
+    if mode in ("P", "PA", "LA", "RGBA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    raise UnsupportedImage(f"unsupported pixel mode {mode}")
+
+
+def _rescale_to_8bit(image: Image.Image) -> Image.Image:
+    """Stretch a 16-bit or float image to 0..255 (scanners store 16-bit greyscale)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    low, high = float(pixels.min()), float(pixels.max())
+    span = high - low or 1.0
+    return Image.fromarray(((pixels - low) * (255.0 / span)).astype(np.uint8), mode="L")

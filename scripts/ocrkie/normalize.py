@@ -1,0 +1,117 @@
+"""Normalised field values: dates as ISO 8601, amounts as decimal strings, text upper-cased.
+
+The evaluator applies the same functions to the ground truth, so "exact match after
+normalisation" means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+MONTHS = {
+    m: i + 1
+    for i, names in enumerate(
+        [
+            ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"),
+            ("may",), ("jun", "june"), ("jul", "july"), ("aug", "august"),
+            ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
+            ("dec", "december"),
+        ]
+    )
+    for m in names
+}
+_MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
+
+# Numeric dates: 25/12/2018, 25-12-18, 25.12.2018, 2018-12-25; and 25 Dec 2018, Dec 25, 2018.
+DATE_PATTERNS = [
+    re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)"),
+    re.compile(r"(?<!\d)(\d{1,2})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{4}|\d{2})(?!\d)"),
+    re.compile(rf"(?<!\d)(\d{{1,2}})[\s-]*({_MONTH})\.?[\s,-]*(\d{{4}}|\d{{2}})(?!\d)", re.I),
+    re.compile(rf"\b({_MONTH})\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I),
+]
+
+# 1,234.50 | 1234.50 | 9.00 | 12,50 (a decimal comma)
+AMOUNT_PATTERN = re.compile(r"(?<![\d.,])-?(?:\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?![\d])")
+
+
+def _year(text: str) -> int:
+    year = int(text)
+    return year + 2000 if year < 100 else year
+
+
+def _safe_date(year: int, month: int, day: int) -> str | None:
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:
+        return None
+
+
+def find_dates(text: str, order: str = "DMY") -> list[tuple[str, str]]:
+    """Every date in ``text`` as ``(raw, iso)``, in order of appearance.
+
+    ``order`` (DMY or MDY) settles numeric dates whose first two parts could both be months.
+    """
+    found: list[tuple[int, str, str]] = []
+    for index, pattern in enumerate(DATE_PATTERNS):
+        for match in pattern.finditer(text):
+            iso = _match_to_iso(index, match.groups(), order)
+            if iso:
+                found.append((match.start(), match.group(0), iso))
+    found.sort()
+    return [(raw, iso) for _, raw, iso in found]
+
+
+def _match_to_iso(kind: int, groups: tuple[str, ...], order: str) -> str | None:
+    if kind == 0:
+        return _safe_date(int(groups[0]), int(groups[1]), int(groups[2]))
+    if kind == 1:
+        first, second, year = int(groups[0]), int(groups[1]), _year(groups[2])
+        if first > 12 or (order == "DMY" and second <= 12):
+            return _safe_date(year, second, first)
+        return _safe_date(year, first, second)
+    if kind == 2:
+        return _safe_date(_year(groups[2]), MONTHS[groups[1].lower()], int(groups[0]))
+    return _safe_date(int(groups[2]), MONTHS[groups[0].lower()], int(groups[1]))
+
+
+def normalize_date(text: str, order: str = "DMY") -> str | None:
+    dates = find_dates(text, order)
+    return dates[0][1] if dates else None
+
+
+def normalize_amount(text: str) -> str | None:
+    """``"RM 1,234.50"`` -> ``"1234.50"``; a comma before 1-2 final digits is a decimal comma."""
+    match = AMOUNT_PATTERN.search(text)
+    return amount_value(match.group(0)) if match else None
+
+
+def amount_value(token: str) -> str | None:
+    if re.search(r",\d{1,2}$", token):
+        token = token.replace(",", ".")
+    try:
+        return str(Decimal(token.replace(",", "")).quantize(Decimal("0.01")))
+    except InvalidOperation:
+        return None
+
+
+def normalize_text(text: str) -> str:
+    """Unicode NFKC, upper case, one space between words, none around punctuation.
+
+    Printed and transcribed text disagree mostly on spacing around commas and full stops
+    ("BAHRU, JOHOR" vs "BAHRU,JOHOR"), which carries no information.
+    """
+    text = " ".join(unicodedata.normalize("NFKC", text).upper().split())
+    return re.sub(r"\s*([,.;:])\s*", r"\1", text).strip(" .,;:")
+
+
+def normalize(kind: str, text: str | None, date_order: str = "DMY") -> str | None:
+    if text is None:
+        return None
+    if kind == "date":
+        return normalize_date(text, date_order)
+    if kind == "amount":
+        return normalize_amount(text)
+    return normalize_text(text) or None
