@@ -111,3 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

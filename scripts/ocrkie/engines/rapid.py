@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from ..formats import Line, Word
+from ..gpu import acquire_gpu
 from ..images import PageImage
 from . import Recognition
 
@@ -24,9 +25,16 @@ def cuda_available() -> bool:
 
 
 class RapidOcrEngine:
-    def __init__(self, threads: int = 1, use_gpu: str = "auto", text_score: float = 0.5):
+    def __init__(
+        self,
+        threads: int = 1,
+        use_gpu: str = "auto",
+        text_score: float = 0.5,
+        gpu_lock_dir: str = "/tmp/ocrkie-gpu-locks",
+    ):
         self.text_score = text_score
         self.threads = threads
+        self.gpu_lock_dir = gpu_lock_dir
         self.device = "cuda" if use_gpu != "false" and cuda_available() else "cpu"
         if use_gpu == "true" and self.device == "cpu":
             raise ModelLoadError("use_gpu is true but onnxruntime has no CUDA provider")
@@ -41,6 +49,10 @@ class RapidOcrEngine:
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             "EngineConfig.onnxruntime.use_cuda": self.device == "cuda",
         }
+        if self.device == "cuda":
+            device_id = acquire_gpu(self.gpu_lock_dir) or 0
+            params["EngineConfig.onnxruntime.cuda_ep_cfg.device_id"] = device_id
+            self.device = f"cuda:{device_id}"
         try:
             from rapidocr import RapidOCR
 

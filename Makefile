@@ -1,0 +1,43 @@
+# Two entry points on a fresh machine: `make demo` and `make test` (see README.md).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint format samples lock bench clean
+
+# torch goes in first, pinned, so nothing later pulls a CUDA build of it.
+$(STAMP): envs/requirements.txt envs/requirements-dev.txt pyproject.toml
+	python3 -c 'import sys; assert sys.version_info[:2] == (3, 11), "needs Python 3.11"'
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r envs/requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)  ## OCR + KIE of the bundled samples with the local engine
+	$(VENV)/bin/snakemake --profile profiles/local-gpu
+	$(PY) scripts/evaluate.py results resources/samples
+
+test: $(STAMP) lint  ## lint, then the whole test suite
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check scripts tests
+	$(VENV)/bin/snakefmt --check workflow
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix scripts tests
+	$(VENV)/bin/ruff format scripts tests
+	$(VENV)/bin/snakefmt workflow
+
+samples: $(STAMP)  ## re-render resources/samples
+	$(PY) scripts/make_samples.py resources/samples
+
+lock:  ## re-pin envs/*.txt from clean environments (takes a few minutes)
+	scripts/lock.sh
+
+bench: $(STAMP)
+	$(PY) scripts/bench_local.py
+
+clean:
+	rm -rf results .snakemake

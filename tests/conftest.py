@@ -1,0 +1,68 @@
+"""Shared helpers: real Snakemake runs in throwaway working directories."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "resources" / "samples"
+SAMPLE_IMAGES = sorted((SAMPLES / "img").iterdir())
+
+
+@dataclass
+class Workdir:
+    """A working directory with the workflow linked in and images under ``scans/``."""
+
+    path: Path
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results"
+
+    @property
+    def scans(self) -> Path:
+        return self.path / "scans"
+
+    def snakemake(self, *args: str, check: bool = True, timeout: int = 600, merge: bool = True):
+        command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local-gpu",
+                   "--cores", "2", *args]
+        done = subprocess.run(command, cwd=self.path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT if merge else subprocess.PIPE, text=True,
+                              timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-4000:]}")
+        return done  # .stdout holds stderr too, unless merge=False
+
+    def records(self, stage: str) -> dict[str, dict]:
+        return {p.stem: json.loads(p.read_text()) for p in (self.results / stage).glob("*.json")}
+
+
+def make_workdir(root: Path, images: list[Path]) -> Workdir:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("workflow", "config", "scripts", "profiles", "envs"):
+        (root / name).symlink_to(REPO / name)
+    workdir = Workdir(root)
+    workdir.scans.mkdir()
+    for image in images:
+        shutil.copy(image, workdir.scans / image.name)
+    return workdir
+
+
+def without_timing(record: dict) -> dict:
+    """A record minus what legitimately differs between two runs of the same work."""
+    return {k: v for k, v in record.items() if k not in ("timing", "compute_seconds")}
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Workdir:
+    """One uninterrupted run over all bundled samples, shared by several tests."""
+    workdir = make_workdir(tmp_path_factory.mktemp("sample-run"), SAMPLE_IMAGES)
+    workdir.snakemake("--config", "input_dir=scans", "shard_size=2")
+    return workdir

@@ -1,0 +1,25 @@
+# One OCR job per shard: the model is loaded once and every image gets its own record.
+for shard in SHARDS:
+
+    rule:
+        name:
+            f"ocr_{shard.name}"
+        input:
+            images=[image.path for image in shard.images],
+        output:
+            [ocr_record(image) for image in shard.images],
+        log:
+            f"{RESULTS}/logs/ocr/{shard.name}.log",
+        conda:
+            "../../envs/ocrkie.yaml"
+        threads: config["resources"]["ocr"]["threads"]
+        resources:
+            gpu=1,
+            _gpus=1,
+            mem_mb=config["resources"]["ocr"]["mem_mb"],
+        params:
+            relpaths=[image.relpath for image in shard.images],
+        message:
+            f"OCR of {len(shard.images)} images ({config['ocr_backend']} engine)"
+        script:
+            "../../scripts/ocr_shard.py"
