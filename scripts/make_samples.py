@@ -38,35 +38,91 @@ class Receipt:
 
 
 RECEIPTS = [
-    Receipt("sample_000", "KEDAI RUNCIT SRI MURNI SDN BHD", "(802113-K)",
-            ["NO. 12, JALAN MAWAR 3,", "TAMAN BUNGA RAYA,", "43000 KAJANG, SELANGOR"],
-            "DATE: 25/12/2018  14:02", "25/12/2018",
-            [("MILO 1KG", 18.90), ("GARDENIA BREAD", 3.80), ("EGGS 10S", 5.20)], 0.06, "RM"),
-    Receipt("sample_001", "HARBOUR LIGHT TRADING LTD", "CO. NO 4471902",
-            ["88 QUAYSIDE ROAD,", "PORTSMOUTH PO1 3LT"],
-            "Date 2019-03-04 09:41", "2019-03-04",
-            [("A4 PAPER 500 SHEETS", 6.49), ("BLUE PENS X10", 2.99), ("STAPLER", 8.50),
-             ("ENVELOPES C5", 3.25)], 0.20, "GBP"),
-    Receipt("sample_002", "GOLDEN SPOON RESTAURANT", "GST REG 001234567890",
-            ["LOT 5, JALAN PASAR BESAR,", "50050 KUALA LUMPUR"],
-            "12 Jan 2020  19:30", "12 Jan 2020",
-            [("NASI LEMAK", 8.50), ("TEH TARIK", 2.80), ("ROTI CANAI X2", 3.00)], 0.0, "RM",
-            ext="png"),
-    Receipt("sample_003", "NORTHWIND HARDWARE INC", "EIN 84-2231907",
-            ["1200 MAPLE STREET,", "SPRINGFIELD IL 62704"],
-            "DATE: 03.05.2021", "03.05.2021",
-            [("HAMMER 16OZ", 14.99), ("WOOD SCREWS BOX", 6.49), ("SANDPAPER PACK", 5.25),
-             ("TAPE MEASURE", 9.99), ("WORK GLOVES", 12.00)], 0.0625, "USD",
-            exif_rotated=True),
-    Receipt("sample_004", "BAKERY DE LUNA ENTERPRISE", "(JM0455120-T)",
-            ["NO 7, JALAN BESTARI 2,", "TAMAN NUSA BESTARI,", "81300 SKUDAI, JOHOR"],
-            "TARIKH: 07/08/2019", "07/08/2019",
-            [("CHOCOLATE CAKE", 45.00), ("BUTTER CROISSANT X4", 14.00)], 0.06, "RM"),
-    Receipt("sample_005", "CITY PHARMACY SDN BHD", "(1123456-A)",
-            ["23, JALAN SULTAN ISMAIL,", "50250 KUALA LUMPUR"],
-            "DATE : 30/11/2022", "30/11/2022",
-            [("PARACETAMOL 500MG", 7.90), ("VITAMIN C 1000MG", 32.50), ("PLASTERS", 4.60),
-             ("HAND SANITISER", 9.90)], 0.0, "RM", ext="tif"),
+    Receipt(
+        "sample_000",
+        "KEDAI RUNCIT SRI MURNI SDN BHD",
+        "(802113-K)",
+        ["NO. 12, JALAN MAWAR 3,", "TAMAN BUNGA RAYA,", "43000 KAJANG, SELANGOR"],
+        "DATE: 25/12/2018  14:02",
+        "25/12/2018",
+        [("MILO 1KG", 18.90), ("GARDENIA BREAD", 3.80), ("EGGS 10S", 5.20)],
+        0.06,
+        "RM",
+    ),
+    Receipt(
+        "sample_001",
+        "HARBOUR LIGHT TRADING LTD",
+        "CO. NO 4471902",
+        ["88 QUAYSIDE ROAD,", "PORTSMOUTH PO1 3LT"],
+        "Date 2019-03-04 09:41",
+        "2019-03-04",
+        [
+            ("A4 PAPER 500 SHEETS", 6.49),
+            ("BLUE PENS X10", 2.99),
+            ("STAPLER", 8.50),
+            ("ENVELOPES C5", 3.25),
+        ],
+        0.20,
+        "GBP",
+    ),
+    Receipt(
+        "sample_002",
+        "GOLDEN SPOON RESTAURANT",
+        "GST REG 001234567890",
+        ["LOT 5, JALAN PASAR BESAR,", "50050 KUALA LUMPUR"],
+        "12 Jan 2020  19:30",
+        "12 Jan 2020",
+        [("NASI LEMAK", 8.50), ("TEH TARIK", 2.80), ("ROTI CANAI X2", 3.00)],
+        0.0,
+        "RM",
+        ext="png",
+    ),
+    Receipt(
+        "sample_003",
+        "NORTHWIND HARDWARE INC",
+        "EIN 84-2231907",
+        ["1200 MAPLE STREET,", "SPRINGFIELD IL 62704"],
+        "DATE: 03.05.2021",
+        "03.05.2021",
+        [
+            ("HAMMER 16OZ", 14.99),
+            ("WOOD SCREWS BOX", 6.49),
+            ("SANDPAPER PACK", 5.25),
+            ("TAPE MEASURE", 9.99),
+            ("WORK GLOVES", 12.00),
+        ],
+        0.0625,
+        "USD",
+        exif_rotated=True,
+    ),
+    Receipt(
+        "sample_004",
+        "BAKERY DE LUNA ENTERPRISE",
+        "(JM0455120-T)",
+        ["NO 7, JALAN BESTARI 2,", "TAMAN NUSA BESTARI,", "81300 SKUDAI, JOHOR"],
+        "TARIKH: 07/08/2019",
+        "07/08/2019",
+        [("CHOCOLATE CAKE", 45.00), ("BUTTER CROISSANT X4", 14.00)],
+        0.06,
+        "RM",
+    ),
+    Receipt(
+        "sample_005",
+        "CITY PHARMACY SDN BHD",
+        "(1123456-A)",
+        ["23, JALAN SULTAN ISMAIL,", "50250 KUALA LUMPUR"],
+        "DATE : 30/11/2022",
+        "30/11/2022",
+        [
+            ("PARACETAMOL 500MG", 7.90),
+            ("VITAMIN C 1000MG", 32.50),
+            ("PLASTERS", 4.60),
+            ("HAND SANITISER", 9.90),
+        ],
+        0.0,
+        "RM",
+        ext="tif",
+    ),
 ]
 
 
@@ -90,8 +146,11 @@ class Page:
             for text, size, align in row:
                 font = ImageFont.load_default(size=size)
                 left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-                x = {"left": MARGIN, "right": WIDTH - MARGIN - right,
-                     "center": (WIDTH - right) // 2}[align]
+                x = {
+                    "left": MARGIN,
+                    "right": WIDTH - MARGIN - right,
+                    "center": (WIDTH - right) // 2,
+                }[align]
                 draw.text((x, y), text, fill=self.rng.randint(10, 40), font=font)
                 x0, y0, x1, y1 = x + left - 2, y + top - 2, x + right + 2, y + bottom + 2
                 boxes.append(([x0, y0, x1, y0, x1, y1, x0, y1], text))
@@ -152,8 +211,12 @@ def write_sample(receipt: Receipt, out: Path) -> None:
         image.save(target, compression="tiff_lzw" if receipt.ext == "tif" else None)
     rows = [",".join(str(v) for v in coords) + "," + text for coords, text in boxes]
     (out / "box" / f"{receipt.name}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    key = {"company": receipt.company, "date": receipt.date,
-           "address": " ".join(receipt.address), "total": total}
+    key = {
+        "company": receipt.company,
+        "date": receipt.date,
+        "address": " ".join(receipt.address),
+        "total": total,
+    }
     (out / "key" / f"{receipt.name}.json").write_text(json.dumps(key, indent=4) + "\n")
 
 

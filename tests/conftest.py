@@ -31,11 +31,24 @@ class Workdir:
         return self.path / "scans"
 
     def snakemake(self, *args: str, check: bool = True, timeout: int = 600, merge: bool = True):
-        command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local-gpu",
-                   "--cores", "2", *args]
-        done = subprocess.run(command, cwd=self.path, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT if merge else subprocess.PIPE, text=True,
-                              timeout=timeout)
+        command = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            "profiles/local-gpu",
+            "--cores",
+            "2",
+            *args,
+        ]
+        done = subprocess.run(
+            command,
+            cwd=self.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-4000:]}")
         return done  # .stdout holds stderr too, unless merge=False

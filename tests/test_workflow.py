@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir, without_timing
 
+from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir, without_timing
 from ocrkie.inputs import find_images, make_shards
 from ocrkie.normalize import normalize
 
@@ -48,8 +48,9 @@ def test_every_sample_gets_ocr_and_kie_records_with_the_right_values(sample_run:
 
 
 def test_exif_rotated_sample_is_read_upright(sample_run: Workdir):
-    record = next(r for r in sample_run.records("ocr").values()
-                  if r["image"]["path"] == "sample_003.jpg")
+    record = next(
+        r for r in sample_run.records("ocr").values() if r["image"]["path"] == "sample_003.jpg"
+    )
     assert record["image"]["width"] < record["image"]["height"]  # stored sideways
     assert any(step.startswith("exif-orientation") for step in record["image"]["normalization"])
     assert "NORTHWIND HARDWARE INC" in record["text"]
@@ -78,8 +79,7 @@ def test_dry_run_shows_images_jobs_and_engine(tmp_path: Path):
     assert f"{len(shards)} OCR jobs [local]" in done.stdout
     assert "local OCR runs on the CPU" in done.stdout
     jobs = planned_jobs(done.stdout)
-    assert {name for name in jobs if name.startswith("ocr_")} == {
-        f"ocr_{s.name}" for s in shards}
+    assert {name for name in jobs if name.startswith("ocr_")} == {f"ocr_{s.name}" for s in shards}
     assert jobs["summary"] == 1
     assert not workdir.results.exists()
 
@@ -96,10 +96,25 @@ def test_kill_9_then_rerun_incomplete_gives_the_uninterrupted_results(
     sample_run: Workdir, tmp_path: Path
 ):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES)
-    command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local-gpu",
-               "--cores", "2", "--config", "input_dir=scans", "shard_size=2"]
-    process = subprocess.Popen(command, cwd=workdir.path, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/local-gpu",
+        "--cores",
+        "2",
+        "--config",
+        "input_dir=scans",
+        "shard_size=2",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=workdir.path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not list((workdir.results / "ocr").glob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -127,14 +142,15 @@ def test_a_corrupt_image_gets_one_error_record_and_the_rest_complete(tmp_path: P
     ocr = workdir.records("ocr")
     failed = {k: r for k, r in ocr.items() if r["status"] == "error"}
     assert len(failed) == 1
-    (broken_id, broken), = failed.items()
+    ((broken_id, broken),) = failed.items()
     assert broken["image"]["path"] == "broken.jpg"
     assert broken["error"]["class"] == "UnreadableImage"
     assert workdir.records("kie")[broken_id]["status"] == "error"
     assert sum(r["status"] == "ok" for r in ocr.values()) == 2
     rows = list(csv.DictReader((workdir.results / "failures.csv").open()))
     assert [(r["path"], r["stage"], r["class"]) for r in rows] == [
-        ("broken.jpg", "ocr", "UnreadableImage")]
+        ("broken.jpg", "ocr", "UnreadableImage")
+    ]
     summary = json.loads((workdir.results / "summary.json").read_text())
     assert summary["ocr"]["status"] == {"ok": 2, "error": 1}
 
@@ -165,16 +181,20 @@ def test_adding_an_image_reruns_only_the_shard_that_holds_it(tmp_path: Path):
     shutil.copy(SAMPLE_IMAGES[3], workdir.scans / name)
     plan = workdir.snakemake("-n", "--config", "input_dir=scans", "shard_size=2")
     jobs = planned_jobs(plan.stdout)
-    holder = next(s for s in make_shards(find_images(str(workdir.scans)), 2)
-                  if any(i.relpath == name for i in s.images))
+    holder = next(
+        s
+        for s in make_shards(find_images(str(workdir.scans)), 2)
+        if any(i.relpath == name for i in s.images)
+    )
     assert {j for j in jobs if j.startswith(("ocr_", "kie_"))} == {
-        f"ocr_{holder.name}", f"kie_{holder.name}"}
+        f"ocr_{holder.name}",
+        f"kie_{holder.name}",
+    }
 
     done = workdir.snakemake("--config", "input_dir=scans", "shard_size=2")
     assert done.returncode == 0
     after = {p.name: p.stat().st_mtime_ns for p in (workdir.results / "ocr").iterdir()}
-    untouched = {i.id for i in find_images(str(workdir.scans))} - {
-        i.id for i in holder.images}
+    untouched = {i.id for i in find_images(str(workdir.scans))} - {i.id for i in holder.images}
     assert untouched and all(after[f"{i}.json"] == before[f"{i}.json"] for i in untouched)
     # the holder's old members were served from the content cache, not recomputed
     for image in holder.images:
@@ -206,15 +226,21 @@ def test_missing_input_folder_is_a_clear_error(tmp_path: Path):
 
 def test_an_image_list_file_selects_images(tmp_path: Path):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
-    (workdir.path / "list.txt").write_text("# two of three\nscans/sample_000.jpg\n"
-                                           f"{workdir.scans / 'sample_002.png'}\n")
+    (workdir.path / "list.txt").write_text(
+        f"# two of three\nscans/sample_000.jpg\n{workdir.scans / 'sample_002.png'}\n"
+    )
     done = workdir.snakemake("-n", "--config", "input_list=list.txt")
     assert "ocrkie: 2 images from list.txt" in done.stdout
 
 
 def test_lint_passes():
-    done = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout
     assert "Congratulations, your workflow is in a good condition!" in done.stdout

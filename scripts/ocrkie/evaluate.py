@@ -62,14 +62,17 @@ def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
         failed += ocr["status"] != "ok"
         edits += Levenshtein.distance(predicted, truth)
         chars += len(truth)
-        _score_fields(results_dir / "kie" / ocr_path.name, truth_dir / "key" / f"{name}.json",
-                      per_field)
+        _score_fields(
+            results_dir / "kie" / ocr_path.name, truth_dir / "key" / f"{name}.json", per_field
+        )
     return {
         "images": images,
         "failed": failed,
         "cer": round(edits / chars, 4) if chars else None,
-        "fields": {k: {"correct": v[0], "total": v[1], "accuracy": round(v[0] / v[1], 4)}
-                   for k, v in per_field.items()},
+        "fields": {
+            k: {"correct": v[0], "total": v[1], "accuracy": round(v[0] / v[1], 4)}
+            for k, v in per_field.items()
+        },
     }
 
 
@@ -90,10 +93,14 @@ def _score_fields(kie_path: Path, key_path: Path, per_field: dict[str, list[int]
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"images: {report['images']} (failed: {report['failed']})",
-             f"OCR CER: {report['cer']:.2%}" if report["cer"] is not None else "OCR CER: n/a"]
+    lines = [
+        f"images: {report['images']} (failed: {report['failed']})",
+        f"OCR CER: {report['cer']:.2%}" if report["cer"] is not None else "OCR CER: n/a",
+    ]
     for name, score in report["fields"].items():
-        lines.append(f"KIE {name:<10} {score['accuracy']:.1%} ({score['correct']}/{score['total']})")
+        lines.append(
+            f"KIE {name:<10} {score['accuracy']:.1%} ({score['correct']}/{score['total']})"
+        )
     return "\n".join(lines)
 
 

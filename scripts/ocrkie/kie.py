@@ -284,7 +284,9 @@ def _amounts_in(row: Row, start: int) -> list[Found]:
     return found
 
 
-def _found(spec: FieldSpec, value: str, pieces: list[tuple[Row, int, int]], certainty: float) -> Found:
+def _found(
+    spec: FieldSpec, value: str, pieces: list[tuple[Row, int, int]], certainty: float
+) -> Found:
     return Found(value, normalize(spec.type, value, spec.date_order), pieces, certainty)
 
 

@@ -41,4 +41,4 @@ def device_note(config: dict[str, Any]) -> str:
     return "no usable GPU (onnxruntime has no CUDA provider): local OCR runs on the CPU"
 
 
-__all__ = ["discover", "make_shards", "describe", "cache_location"]
+__all__ = ["cache_location", "describe", "discover", "make_shards"]

@@ -96,8 +96,14 @@ def _run_one(
     seconds = perf_counter() - started
     record["timing"] = {"seconds": round(seconds, 4), "cached": cached, "finished_at": now_iso()}
     write_json_atomic(task.output, record)
-    log.info("%s %s %s %.2fs%s", stage, record["status"], task.relpath, seconds,
-             " (cached)" if cached else "")
+    log.info(
+        "%s %s %s %.2fs%s",
+        stage,
+        record["status"],
+        task.relpath,
+        seconds,
+        " (cached)" if cached else "",
+    )
 
 
 def _error_record(task: Task, fmt: str, exc: BaseException, stage: str) -> dict[str, Any]:
@@ -145,7 +151,11 @@ def _ocr_one(
         "format": OCR_FORMAT,
         "status": "ok",
         "image": image_info(
-            task.image_id, task.relpath, sha, width=width, height=height,
+            task.image_id,
+            task.relpath,
+            sha,
+            width=width,
+            height=height,
             normalization=result["normalization"],
         ),
         "engine": result["engine"],
@@ -171,9 +181,7 @@ def _raw_path(output: str) -> Path:
     return out.parent.parent / "raw" / out.parent.name / out.name
 
 
-def _kie_one(
-    task: Task, extractor: Extractor, cache: ContentCache
-) -> tuple[dict[str, Any], bool]:
+def _kie_one(task: Task, extractor: Extractor, cache: ContentCache) -> tuple[dict[str, Any], bool]:
     ocr = read_json(task.ocr)
     if ocr["status"] != "ok":
         raise UpstreamFailure(ocr["error"])

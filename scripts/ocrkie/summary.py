@@ -48,13 +48,21 @@ def failures(ocr: list[dict[str, Any]], kie: list[dict[str, Any]]) -> list[dict[
         for record in records:
             error = record.get("error")
             if record["status"] == "error" and error and error.get("stage", stage) == stage:
-                rows.append({"image": record["image"]["id"], "path": record["image"]["path"],
-                             "stage": stage, "class": error["class"], "message": error["message"]})
+                rows.append(
+                    {
+                        "image": record["image"]["id"],
+                        "path": record["image"]["path"],
+                        "stage": stage,
+                        "class": error["class"],
+                        "message": error["message"],
+                    }
+                )
     return rows
 
 
-def write_summary(ocr_paths: list[str], kie_paths: list[str], summary_path: str,
-                  failures_path: str) -> dict[str, Any]:
+def write_summary(
+    ocr_paths: list[str], kie_paths: list[str], summary_path: str, failures_path: str
+) -> dict[str, Any]:
     ocr = [read_json(p) for p in ocr_paths]
     kie = [read_json(p) for p in kie_paths]
     failed = failures(ocr, kie)
@@ -75,6 +83,7 @@ def write_summary(ocr_paths: list[str], kie_paths: list[str], summary_path: str,
 
 
 def summary_job(smk: Any) -> None:
-    summary = write_summary(list(smk.input.ocr), list(smk.input.kie), smk.output.summary,
-                            smk.output.failures)
+    summary = write_summary(
+        list(smk.input.ocr), list(smk.input.kie), smk.output.summary, smk.output.failures
+    )
     print(json.dumps({k: summary[k] for k in ("images", "failed_images")}))

@@ -80,17 +80,19 @@ class RapidOcrEngine:
             return Recognition([])
         inverse = 1.0 / page.scale
         words_per_line = result.word_results or [()] * len(result.txts)
-        return Recognition([
-            Line(
-                text=text,
-                confidence=float(score),
-                polygon=_scaled(box, inverse),
-                words=[Word(w[0], float(w[1]), _scaled(w[2], inverse)) for w in words],
-            )
-            for box, text, score, words in zip(
-                result.boxes, result.txts, result.scores, words_per_line, strict=True
-            )
-        ])
+        return Recognition(
+            [
+                Line(
+                    text=text,
+                    confidence=float(score),
+                    polygon=_scaled(box, inverse),
+                    words=[Word(w[0], float(w[1]), _scaled(w[2], inverse)) for w in words],
+                )
+                for box, text, score, words in zip(
+                    result.boxes, result.txts, result.scores, words_per_line, strict=True
+                )
+            ]
+        )
 
 
 def _scaled(points: Any, factor: float) -> list[list[float]]:

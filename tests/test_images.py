@@ -1,0 +1,96 @@
+"""Reading and normalising images; every kind of bad input is refused with a clear class."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ocrkie.errors import DecompressionBomb, UnreadableImage
+from ocrkie.images import decode_page
+
+LIMITS = {"max_pixels": 50_000_000, "max_side": 4096}
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def test_exif_orientation_is_applied():
+    upright = Image.new("RGB", (200, 100), "white")
+    upright.paste((0, 0, 0), (0, 0, 20, 20))  # a mark at the top left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned; viewers rotate it 90° clockwise
+    data = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif, quality=95)
+    page = decode_page(data, **LIMITS)
+    assert (page.width, page.height) == (200, 100)
+    assert page.image.getpixel((5, 5))[0] < 80  # the mark is back at the top left
+    assert page.steps[0] == "exif-orientation:6"
+
+
+@pytest.mark.parametrize(
+    ("image", "fmt"),
+    [
+        (Image.new("CMYK", (40, 30), (0, 0, 0, 0)), "JPEG"),
+        (Image.new("P", (40, 30), 3), "PNG"),
+        (Image.new("RGBA", (40, 30), (0, 0, 0, 0)), "PNG"),
+        (Image.new("LA", (40, 30), (0, 0)), "PNG"),
+        (Image.new("1", (40, 30), 1), "TIFF"),
+        (Image.fromarray(np.full((30, 40), 40000, dtype=np.uint16)), "PNG"),
+    ],
+    ids=["cmyk", "palette", "rgba", "la", "bilevel", "16-bit"],
+)
+def test_every_mode_becomes_8_bit_rgb(image: Image.Image, fmt: str):
+    page = decode_page(encode(image, fmt), **LIMITS)
+    assert page.image.mode == "RGB"
+    assert page.image.size == (40, 30)
+    assert any(step.startswith("mode:") for step in page.steps)
+
+
+def test_transparent_pixels_become_white_paper():
+    page = decode_page(encode(Image.new("RGBA", (10, 10), (0, 0, 0, 0)), "PNG"), **LIMITS)
+    assert page.image.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_16_bit_greyscale_keeps_its_contrast():
+    pixels = np.zeros((10, 20), dtype=np.uint16)
+    pixels[:, 10:] = 1000  # dark scan: all values far below 65535
+    page = decode_page(encode(Image.fromarray(pixels), "PNG"), **LIMITS)
+    assert page.image.getpixel((0, 0)) == (0, 0, 0)
+    assert page.image.getpixel((15, 0)) == (255, 255, 255)
+
+
+def test_large_pages_are_downscaled_and_the_scale_is_kept():
+    page = decode_page(
+        encode(Image.new("RGB", (6000, 3000), "white"), "PNG"), max_pixels=50_000_000, max_side=1500
+    )
+    assert page.image.size == (1500, 750)
+    assert (page.width, page.height) == (6000, 3000)
+    assert page.scale == 0.25
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        (b"", UnreadableImage, "empty"),
+        (b"%PDF-1.4 definitely not an image", UnreadableImage, "not a recognised image"),
+        (encode(Image.new("RGB", (300, 300), "red"), "JPEG")[:200], UnreadableImage, "corrupt"),
+        (encode(Image.new("RGB", (300, 300), "red"), "PNG")[:-30], UnreadableImage, "corrupt"),
+    ],
+    ids=["empty", "not-an-image", "truncated-jpeg", "truncated-png"],
+)
+def test_unusable_files_raise_a_per_image_error(data: bytes, error: type, message: str):
+    with pytest.raises(error, match=message):
+        decode_page(data, **LIMITS)
+
+
+def test_decompression_bombs_are_refused():
+    data = encode(Image.new("1", (5000, 5000)), "PNG")  # 25 Mpx, tiny file
+    with pytest.raises(DecompressionBomb, match="10000000 pixels"):
+        decode_page(data, max_pixels=10_000_000, max_side=4096)
+    with pytest.raises(DecompressionBomb):  # above twice the limit Pillow raises outright
+        decode_page(data, max_pixels=1_000_000, max_side=4096)

@@ -1,0 +1,187 @@
+"""The local KIE rules and the value normalisers, over hand-made OCR records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ocrkie.formats import Line, Word, ocr_lines_payload
+from ocrkie.kie import RuleExtractor, load_field_schema
+from ocrkie.normalize import normalize_amount, normalize_date, normalize_text
+
+RECEIPT_SCHEMA = Path(__file__).parents[1] / "config" / "fields" / "receipt.json"
+
+
+def ocr_record(rows: list[list[str]]) -> dict:
+    """An OCR record whose rows hold the given cells, left to right, 40 px apart."""
+    lines = []
+    for r, cells in enumerate(rows):
+        for c, text in enumerate(cells):
+            x, y = 20 + 300 * c, 20 + 40 * r
+            words, cursor = [], x
+            for token in text.split():
+                width = 12 * len(token)
+                words.append(
+                    Word(
+                        token,
+                        0.9,
+                        [
+                            [cursor, y],
+                            [cursor + width, y],
+                            [cursor + width, y + 24],
+                            [cursor, y + 24],
+                        ],
+                    )
+                )
+                cursor += width + 12
+            lines.append(
+                Line(text, 0.9, [[x, y], [cursor, y], [cursor, y + 24], [x, y + 24]], words)
+            )
+    return {"status": "ok", **ocr_lines_payload(lines)}
+
+
+RECEIPT = [
+    ["WELCOME"],
+    ["MAJU JAYA TRADING SDN BHD (123456-X)"],
+    ["NO. 5, JALAN INDAH 2,"],
+    ["TAMAN INDAH,"],
+    ["81100 JOHOR BAHRU"],
+    ["JOHOR"],
+    ["TEL: 07-1234567"],
+    ["INVOICE NO: 889"],
+    ["DATE: 05/01/2019 10:31"],
+    ["ITEM A", "12.00"],
+    ["ITEM B", "3.50"],
+    ["SUBTOTAL", "15.50"],
+    ["TOTAL QTY", "2"],
+    ["GST 6%", "0.93"],
+    ["TOTAL (INCL GST)", "RM 16.43"],
+    ["CASH", "50.00"],
+    ["CHANGE", "33.57"],
+]
+
+
+@pytest.fixture(scope="module")
+def fields() -> dict:
+    extractor = RuleExtractor(load_field_schema(RECEIPT_SCHEMA))
+    return extractor.extract(ocr_record(RECEIPT))["fields"]
+
+
+def test_company_is_the_labelled_name_without_its_registration_number(fields):
+    assert fields["company"]["value"] == "MAJU JAYA TRADING SDN BHD"
+    assert fields["company"]["normalized"] == "MAJU JAYA TRADING SDN BHD"
+
+
+def test_address_spans_rows_down_to_the_postcode_and_state(fields):
+    assert fields["address"]["normalized"] == (
+        "NO.5,JALAN INDAH 2,TAMAN INDAH,81100 JOHOR BAHRU JOHOR"
+    )
+    assert len(fields["address"]["source"]["lines"]) == 4
+
+
+def test_date_is_iso_8601(fields):
+    assert fields["date"]["value"] == "05/01/2019"
+    assert fields["date"]["normalized"] == "2019-01-05"
+
+
+def test_total_skips_subtotal_and_quantities_and_points_at_its_words(fields):
+    total = fields["total"]
+    assert total["value"] == "16.43"
+    assert total["normalized"] == "16.43"
+    assert total["confidence"] == pytest.approx(0.9)
+    assert [w["text"] for w in total["source"]["words"]] == ["16.43"]
+    _, y0 = total["source"]["polygon"][0]
+    assert y0 == 20 + 40 * 14  # the TOTAL row
+
+
+def test_a_missing_field_is_null_with_zero_confidence():
+    extractor = RuleExtractor(load_field_schema(RECEIPT_SCHEMA))
+    fields = extractor.extract(ocr_record([["HELLO WORLD"]]))["fields"]
+    assert fields["total"] == {
+        "type": "amount",
+        "value": None,
+        "normalized": None,
+        "confidence": 0.0,
+        "source": None,
+    }
+
+
+def test_a_field_without_hints_reads_the_value_after_its_label(tmp_path: Path):
+    schema = tmp_path / "invoice.json"
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {
+                    "invoice_no": {"type": "string", "description": "Invoice number"},
+                    "amount_due": {"type": "number", "description": "Amount to pay"},
+                },
+            }
+        )
+    )
+    fields = RuleExtractor(load_field_schema(schema)).extract(
+        ocr_record([["ACME"], ["Invoice No: INV-2231"], ["Amount due", "1,250.00"]])
+    )["fields"]
+    assert fields["invoice_no"]["value"] == "INV-2231"
+    assert fields["amount_due"]["normalized"] == "1250.00"
+
+
+def test_the_schema_sent_to_a_service_has_no_local_hints():
+    api = load_field_schema(RECEIPT_SCHEMA).for_api()
+    assert set(api["properties"]) == {"company", "date", "address", "total"}
+    assert all("x-ocrkie" not in p and p["description"] for p in api["properties"].values())
+
+
+def test_a_schema_without_properties_is_refused(tmp_path: Path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "object"}')
+    with pytest.raises(ValueError, match="properties"):
+        load_field_schema(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("25/12/2018", "2018-12-25"),
+        ("25-12-18", "2018-12-25"),
+        ("2018-12-25", "2018-12-25"),
+        ("25.12.2018", "2018-12-25"),
+        ("25 Dec 2018", "2018-12-25"),
+        ("Dec 25, 2018", "2018-12-25"),
+        ("25-DEC-2018", "2018-12-25"),
+        ("12/25/2018", "2018-12-25"),
+        ("05/01/2019", "2019-01-05"),
+        ("31/02/2019", None),
+        ("no date here", None),
+    ],
+)
+def test_dates(text: str, iso: str | None):
+    assert normalize_date(text) == iso
+
+
+def test_ambiguous_dates_follow_the_configured_order():
+    assert normalize_date("05/01/2019", order="MDY") == "2019-05-01"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("RM 16.43", "16.43"),
+        ("$1,234.50", "1234.50"),
+        ("12,50", "12.50"),
+        ("7", "7.00"),
+        ("TOTAL: 0.9", "0.90"),
+        ("-3.00", "-3.00"),
+        ("none", None),
+    ],
+)
+def test_amounts(text: str, value: str | None):
+    assert normalize_amount(text) == value
+
+
+def test_text_ignores_case_and_spacing_around_punctuation():
+    assert normalize_text(" Jalan  Sagu 18 , Taman Daya. ") == normalize_text(
+        "JALAN SAGU 18,TAMAN DAYA"
+    )
