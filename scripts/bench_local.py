@@ -12,6 +12,7 @@ ratio: the share of the engine's speed the workflow keeps after its own overhead
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -27,8 +28,12 @@ from ocrkie.inputs import find_images  # noqa: E402
 def bare_engine(paths: list[str], threads: int) -> float:
     from rapidocr import RapidOCR
 
-    engine = RapidOCR(params={"EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                              "Global.log_level": "warning"})
+    engine = RapidOCR(
+        params={
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "Global.log_level": "warning",
+        }
+    )
     started = time.perf_counter()
     for path in paths:
         engine(path)
@@ -36,11 +41,32 @@ def bare_engine(paths: list[str], threads: int) -> float:
 
 
 def workflow(images: Path, shard_size: int, cores: int, threads: int) -> float:
-    with tempfile.TemporaryDirectory() as results:
-        command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local-gpu",
-                   "--cores", str(cores), "--quiet", "all", "--config", f"input_dir={images}",
-                   f"results_dir={results}", f"shard_size={shard_size}", "cache=",
-                   f"resources={{'ocr': {{'threads': {threads}}}}}"]
+    with tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch, "bench.yaml")
+        config.write_text(
+            json.dumps(
+                {  # JSON is YAML; nested keys need a config file
+                    "input_dir": str(images),
+                    "results_dir": f"{scratch}/results",
+                    "shard_size": shard_size,
+                    "cache": "",
+                    "resources": {"ocr": {"threads": threads}},
+                }
+            )
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            "profiles/local-gpu",
+            "--cores",
+            str(cores),
+            "--quiet",
+            "all",
+            "--configfile",
+            str(config),
+        ]
         started = time.perf_counter()
         subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         return time.perf_counter() - started

@@ -16,6 +16,7 @@ from typing import Any
 
 OCR_FORMAT = "ocrkie.ocr/1"
 KIE_FORMAT = "ocrkie.kie/1"
+LAYOUT_FORMAT = "ocrkie.layout/1"
 
 Polygon = list[list[float]]  # four [x, y] points, clockwise from top-left, page pixels
 

@@ -185,6 +185,38 @@ def _field_value(found: Found | None) -> dict[str, Any]:
     }
 
 
+def locate(value: str | None, rows: list[Row]) -> dict[str, Any]:
+    """Where a value found by other means (a service) sits in the OCR: its words and box,
+    with their mean OCR confidence; ``source`` is None when the OCR does not contain it."""
+    found = _span_in_rows(value, rows) if value else None
+    if found is None:
+        return {"value": value, "confidence": None, "source": None}
+    source, confidences = _source(found)
+    confidence = round(sum(confidences) / len(confidences), 4) if confidences else None
+    return {"value": value, "confidence": confidence, "source": source}
+
+
+def _span_in_rows(value: str, rows: list[Row]) -> list[tuple[Row, int, int]] | None:
+    """The value in one row, or across up to five consecutive rows (case-insensitive)."""
+    needle = " ".join(value.split()).lower()
+    for first in range(len(rows)):
+        joined, offsets = "", []
+        for row in rows[first : first + 5]:
+            if joined:
+                joined += " "
+            offsets.append((row, len(joined)))
+            joined += row.text.lower()
+            start = joined.find(needle)
+            if start >= 0:
+                end = start + len(needle)
+                return [
+                    (r, max(0, start - at), min(len(r.text), end - at))
+                    for r, at in offsets
+                    if at < end and start < at + len(r.text)
+                ]
+    return None
+
+
 # --- strategies ------------------------------------------------------------------------
 
 

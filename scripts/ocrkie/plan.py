@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .cache import LmdbCache, cache_key
+from .formats import read_json
+from .images import sha256_of
 from .inputs import InputImage, Shard, find_images, make_shards, read_image_list
+from .stages import kie_cache_key
 
 
 def discover(config: dict[str, Any]) -> list[InputImage]:
@@ -21,19 +25,26 @@ def cache_location(config: dict[str, Any]) -> str:
     return config["cache"]
 
 
+def api_stages(config: dict[str, Any]) -> list[str]:
+    """The stages that call Upstage, by result folder."""
+    stages = [stage for stage in ("ocr", "kie") if config[f"{stage}_backend"] == "upstage"]
+    return stages + (["layout"] if config["document_parse"]["enabled"] else [])
+
+
 def describe(config: dict[str, Any], images: list[InputImage], shards: list[Shard]) -> str:
     source = config["input_list"] or config["input_dir"]
+    layout = f", {len(shards)} layout jobs [upstage]" if "layout" in api_stages(config) else ""
     return (
         f"ocrkie: {len(images)} images from {source} in {len(shards)} shards "
         f"(shard_size {config['shard_size']}): {len(shards)} OCR jobs "
-        f"[{config['ocr_backend']}], {len(shards)} KIE jobs [{config['kie_backend']}], "
+        f"[{config['ocr_backend']}], {len(shards)} KIE jobs [{config['kie_backend']}]{layout}, "
         f"1 summary job; {device_note(config)}"
     )
 
 
 def device_note(config: dict[str, Any]) -> str:
     if config["ocr_backend"] != "local":
-        return "OCR runs remotely"
+        return "OCR runs at Upstage"
     from .engines.rapid import cuda_available
 
     if config["local"]["use_gpu"] != "false" and cuda_available():
@@ -41,4 +52,77 @@ def device_note(config: dict[str, Any]) -> str:
     return "no usable GPU (onnxruntime has no CUDA provider): local OCR runs on the CPU"
 
 
-__all__ = ["cache_location", "describe", "discover", "make_shards"]
+ENDPOINTS = {
+    "ocr": "POST /v1/document-digitization (model ocr)",
+    "kie": "POST /v1/information-extraction",
+    "layout": "POST /v1/document-digitization (model document-parse)",
+}
+
+
+def api_identities(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The cache identity of each API stage, exactly as its engine reports it."""
+    from .engines.upstage import UpstageExtractor, UpstageLayoutParser, UpstageOcrEngine
+    from .kie import load_field_schema
+
+    settings = config["upstage"]
+    options = {k: v for k, v in config["document_parse"].items() if k != "enabled"}
+    makers = {
+        "ocr": lambda: UpstageOcrEngine(None, settings["ocr_model"]),
+        "kie": lambda: UpstageExtractor(
+            None, load_field_schema(config["kie_schema"]), settings["kie_model"]
+        ),
+        "layout": lambda: UpstageLayoutParser(None, options),
+    }
+    return {stage: makers[stage]().identity() for stage in api_stages(config)}
+
+
+def api_forecast(config: dict[str, Any], images: list[InputImage]) -> list[str]:
+    """Per API stage: how many images have a result already, are in the cache (free), or will
+    be sent. Reads every image without a result (to hash it): meant for dry runs."""
+    identities = api_identities(config)
+    location = cache_location(config)
+    cache = LmdbCache(location) if Path(location, "data.mdb").exists() else None
+    lines = []
+    for stage, identity in identities.items():
+        done = cached = 0
+        for image in images:
+            record = Path(config["results_dir"], stage, f"{image.id}.json")
+            if record.exists() and read_json(record)["status"] == "ok":
+                done += 1
+            elif cache and _in_cache(cache, stage, image, identity):
+                cached += 1
+        send = len(images) - done - cached
+        lines.append(
+            f"Upstage {stage}: {send} images will be sent to {ENDPOINTS[stage]}; "
+            f"{cached} are in the cache (free), {done} already have results"
+        )
+    return lines
+
+
+def _in_cache(cache: LmdbCache, stage: str, image: InputImage, identity: dict) -> bool:
+    try:
+        sha = sha256_of(Path(image.path).read_bytes())
+    except OSError:
+        return False
+    key = kie_cache_key(sha, identity, None) if stage == "kie" else cache_key(stage, sha, identity)
+    return cache.get(key) is not None
+
+
+def is_dry_run(argv: list[str]) -> bool:
+    """Whether Snakemake was asked for a dry run. The Snakefile is parsed before Snakemake
+    settles its executor (``workflow.dryrun`` is still False then), so read the arguments."""
+    return any(
+        arg in ("--dry-run", "--dryrun")
+        or (arg.startswith("-") and not arg.startswith("--") and "n" in arg[1:])
+        for arg in argv[1:]
+    )
+
+
+def check_upstage_key(config: dict[str, Any]) -> None:
+    """Stop before the first job when the key is missing or refused (one free GET /models)."""
+    from .jobs import upstage_client
+
+    upstage_client(config).check_key()
+
+
+__all__ = ["api_forecast", "cache_location", "describe", "discover", "make_shards"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -20,6 +21,7 @@ from .engines import OcrEngine
 from .errors import FatalError, OcrkieError, UnreadableImage
 from .formats import (
     KIE_FORMAT,
+    LAYOUT_FORMAT,
     OCR_FORMAT,
     error_info,
     image_info,
@@ -52,8 +54,15 @@ class Extractor(Protocol):
     def identity(self) -> dict[str, Any]: ...
 
     def extract(self, ocr: dict[str, Any], image: str) -> dict[str, Any]:
-        """Return ``{"fields": {...}}`` and optionally ``"raw"``, a service's answer."""
+        """Return ``{"fields": {...}}`` and optionally ``raw`` (a service's answer),
+        ``billing`` and ``model_version``."""
         ...
+
+
+class LayoutParser(Protocol):
+    def identity(self) -> dict[str, Any]: ...
+
+    def parse(self, page: Any, name: str) -> dict[str, Any]: ...
 
 
 class UpstreamFailure(OcrkieError):
@@ -69,15 +78,54 @@ class UpstreamFailure(OcrkieError):
 
 
 def run_ocr_shard(
-    tasks: list[Task], engine: OcrEngine, cache: ContentCache, limits: ImageLimits
+    tasks: list[Task],
+    engine: OcrEngine,
+    cache: ContentCache,
+    limits: ImageLimits,
+    workers: int = 1,
 ) -> None:
-    for task in tasks:
-        _run_one(task, "ocr", OCR_FORMAT, lambda t=task: _ocr_one(t, engine, cache, limits))
+    def one(task: Task) -> None:
+        _run_one(task, "ocr", OCR_FORMAT, lambda: _ocr_one(task, engine, cache, limits))
+
+    _for_each(tasks, one, workers)
 
 
-def run_kie_shard(tasks: list[Task], extractor: Extractor, cache: ContentCache) -> None:
-    for task in tasks:
-        _run_one(task, "kie", KIE_FORMAT, lambda t=task: _kie_one(t, extractor, cache))
+def run_kie_shard(
+    tasks: list[Task], extractor: Extractor, cache: ContentCache, workers: int = 1
+) -> None:
+    def one(task: Task) -> None:
+        _run_one(task, "kie", KIE_FORMAT, lambda: _kie_one(task, extractor, cache))
+
+    _for_each(tasks, one, workers)
+
+
+def run_layout_shard(
+    tasks: list[Task],
+    parser: LayoutParser,
+    cache: ContentCache,
+    limits: ImageLimits,
+    workers: int = 1,
+) -> None:
+    def one(task: Task) -> None:
+        _run_one(task, "layout", LAYOUT_FORMAT, lambda: _layout_one(task, parser, cache, limits))
+
+    _for_each(tasks, one, workers)
+
+
+def _for_each(tasks: list[Task], one: Callable[[Task], None], workers: int) -> None:
+    """Run ``one`` over the tasks; with workers > 1 (API backends: the work is waiting on the
+    network) several at once. A fatal error stops the rest and is raised."""
+    if workers <= 1:
+        for task in tasks:
+            one(task)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(one, task) for task in tasks]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in done:
+            future.result()  # re-raises the first fatal error
 
 
 def _run_one(
@@ -136,9 +184,14 @@ def _ocr_one(
     if result is None:
         page = decode_page(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
         started = perf_counter()
-        recognition = engine.recognize(page)
+        recognition = engine.recognize(page, Path(task.image).name)
         result = {
-            "engine": {**identity, "device": getattr(engine, "device", None)},
+            "engine": {
+                **identity,
+                "device": getattr(engine, "device", None),
+                **(recognition.engine or {}),
+            },
+            "billing": recognition.billing,
             "size": [page.width, page.height],
             "normalization": page.steps,
             "compute_seconds": round(perf_counter() - started, 4),
@@ -163,9 +216,16 @@ def _ocr_one(
         "lines": result["lines"],
         "compute_seconds": result["compute_seconds"],
     }
+    return _finish(record, result, task), cached
+
+
+def _finish(record: dict[str, Any], result: dict[str, Any], task: Task) -> dict[str, Any]:
+    """Add what the computation cost, and keep a service's raw answer beside the record."""
+    if result.get("billing"):
+        record["billing"] = result["billing"]
     if result.get("raw") is not None:
         write_json_atomic(_raw_path(task.output), result["raw"])
-    return record, cached
+    return record
 
 
 def _read(path: str) -> bytes:
@@ -187,20 +247,58 @@ def _kie_one(task: Task, extractor: Extractor, cache: ContentCache) -> tuple[dic
         raise UpstreamFailure(ocr["error"])
     sha = ocr["image"]["sha256"]
     identity = extractor.identity()
-    ocr_engine = {k: v for k, v in ocr["engine"].items() if k != "device"}
-    key = cache_key("kie", sha, {"kie": identity, "ocr": ocr_engine})
+    ocr_engine = ocr["engine"] if getattr(extractor, "uses_ocr", True) else None
+    key = kie_cache_key(sha, identity, ocr_engine)
     result = cache.get(key)
     cached = result is not None
     if result is None:
         result = extractor.extract(ocr, task.image)
         cache.put(key, result)
+    engine = (
+        {**identity, "model_version": result["model_version"]}
+        if result.get("model_version")
+        else identity
+    )
     record = {
         "format": KIE_FORMAT,
         "status": "ok",
         "image": image_info(task.image_id, task.relpath, sha),
-        "engine": identity,
+        "engine": engine,
         "fields": result["fields"],
     }
-    if result.get("raw") is not None:
-        write_json_atomic(_raw_path(task.output), result["raw"])
-    return record, cached
+    return _finish(record, result, task), cached
+
+
+def kie_cache_key(sha: str, identity: dict[str, Any], ocr_engine: dict[str, Any] | None) -> str:
+    """A KIE result depends on the extractor and, unless it reads the image itself, on the
+    OCR engine that produced its input (the device aside)."""
+    depends_on: dict[str, Any] = {"kie": identity}
+    if ocr_engine is not None:
+        depends_on["ocr"] = {
+            k: v for k, v in ocr_engine.items() if k not in ("device", "model_version")
+        }
+    return cache_key("kie", sha, depends_on)
+
+
+def _layout_one(
+    task: Task, parser: LayoutParser, cache: ContentCache, limits: ImageLimits
+) -> tuple[dict[str, Any], bool]:
+    data = _read(task.image)
+    sha = sha256_of(data)
+    identity = parser.identity()
+    key = cache_key("layout", sha, identity)
+    result = cache.get(key)
+    cached = result is not None
+    if result is None:
+        page = decode_page(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
+        result = {**parser.parse(page, Path(task.image).name), "size": [page.width, page.height]}
+        cache.put(key, result)
+    width, height = result["size"]
+    record = {
+        "format": LAYOUT_FORMAT,
+        "status": "ok",
+        "image": image_info(task.image_id, task.relpath, sha, width=width, height=height),
+        "engine": {**identity, "model_version": result.get("model_version")},
+        "elements": result["elements"],
+    }
+    return _finish(record, result, task), cached

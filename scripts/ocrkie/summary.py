@@ -42,9 +42,33 @@ def _wall_span(timings: list[dict[str, Any]]) -> float | None:
     return max(ends) - min(starts) or None
 
 
-def failures(ocr: list[dict[str, Any]], kie: list[dict[str, Any]]) -> list[dict[str, str]]:
+def api_costs(records: list[dict[str, Any]], logs: Path) -> dict[str, Any]:
+    """Per endpoint: answered calls and billed pages behind the results, those the cache saved
+    (results reused instead of paid again), and the requests and 429s the jobs saw."""
+    spent: dict[str, Counter[str]] = {}
+    saved: dict[str, Counter[str]] = {}
+    for record in records:
+        billing = record.get("billing")
+        if not billing:
+            continue
+        bucket = saved if record["timing"]["cached"] else spent
+        tally = bucket.setdefault(billing["endpoint"], Counter())
+        tally["calls"] += 1
+        tally["billed_pages"] += billing["billed_pages"]
+    traffic: dict[str, Counter[str]] = {}
+    for usage_file in sorted(logs.glob("**/*.api.json")):
+        for endpoint, counts in json.loads(usage_file.read_text()).items():
+            traffic.setdefault(endpoint, Counter()).update(counts)
+    return {
+        "spent": {e: dict(c) for e, c in spent.items()},
+        "saved_by_cache": {e: dict(c) for e, c in saved.items()},
+        "requests": {e: dict(c) for e, c in traffic.items()},
+    }
+
+
+def failures(stages: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
     rows = []
-    for stage, records in (("ocr", ocr), ("kie", kie)):
+    for stage, records in stages.items():
         for record in records:
             error = record.get("error")
             if record["status"] == "error" and error and error.get("stage", stage) == stage:
@@ -61,17 +85,17 @@ def failures(ocr: list[dict[str, Any]], kie: list[dict[str, Any]]) -> list[dict[
 
 
 def write_summary(
-    ocr_paths: list[str], kie_paths: list[str], summary_path: str, failures_path: str
+    paths: dict[str, list[str]], logs: str, summary_path: str, failures_path: str
 ) -> dict[str, Any]:
-    ocr = [read_json(p) for p in ocr_paths]
-    kie = [read_json(p) for p in kie_paths]
-    failed = failures(ocr, kie)
+    """``paths``: the record files of each stage (ocr, kie, and optionally layout)."""
+    stages = {stage: [read_json(p) for p in files] for stage, files in paths.items() if files}
+    failed = failures(stages)
     summary = {
         "written_at": now_iso(),
-        "images": len(ocr),
+        "images": len(stages.get("ocr", [])),
         "failed_images": len({f["image"] for f in failed}),
-        "ocr": stage_summary(ocr),
-        "kie": stage_summary(kie),
+        **{stage: stage_summary(records) for stage, records in stages.items()},
+        "api": api_costs([r for records in stages.values() for r in records], Path(logs)),
     }
     write_json_atomic(summary_path, summary)
     buffer = io.StringIO()
@@ -83,7 +107,6 @@ def write_summary(
 
 
 def summary_job(smk: Any) -> None:
-    summary = write_summary(
-        list(smk.input.ocr), list(smk.input.kie), smk.output.summary, smk.output.failures
-    )
+    paths = {stage: list(getattr(smk.input, stage)) for stage in ("ocr", "kie", "layout")}
+    summary = write_summary(paths, smk.params.logs, smk.output.summary, smk.output.failures)
     print(json.dumps({k: summary[k] for k in ("images", "failed_images")}))

@@ -1,21 +1,22 @@
-# One KIE job per shard, reading the shard's OCR records.
+# One KIE job per shard, reading the shard's OCR records (and, for an API, the images).
 for shard in SHARDS:
 
     rule:
         name:
             f"kie_{shard.name}"
         input:
-            ocr=[ocr_record(image) for image in shard.images],
+            ocr=[record("ocr", image) for image in shard.images],
             schema=config["kie_schema"],
+            images=[image.path for image in shard.images] if "kie" in API_STAGES else [],
         output:
-            [kie_record(image) for image in shard.images],
+            [record("kie", image) for image in shard.images],
         log:
             f"{RESULTS}/logs/kie/{shard.name}.log",
         conda:
             "../../envs/ocrkie.yaml"
-        threads: config["resources"]["kie"]["threads"]
+        threads: stage_threads("kie")
         resources:
-            mem_mb=config["resources"]["kie"]["mem_mb"],
+            **stage_resources("kie"),
         params:
             relpaths=[image.relpath for image in shard.images],
             images=[image.path for image in shard.images],

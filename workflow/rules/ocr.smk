@@ -7,16 +7,14 @@ for shard in SHARDS:
         input:
             images=[image.path for image in shard.images],
         output:
-            [ocr_record(image) for image in shard.images],
+            [record("ocr", image) for image in shard.images],
         log:
             f"{RESULTS}/logs/ocr/{shard.name}.log",
         conda:
             "../../envs/ocrkie.yaml"
-        threads: config["resources"]["ocr"]["threads"]
+        threads: stage_threads("ocr")
         resources:
-            gpu=1,
-            _gpus=1,
-            mem_mb=config["resources"]["ocr"]["mem_mb"],
+            **stage_resources("ocr"),
         params:
             relpaths=[image.relpath for image in shard.images],
         message:

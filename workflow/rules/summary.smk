@@ -1,7 +1,12 @@
 rule summary:
     input:
-        ocr=[ocr_record(image) for image in IMAGES],
-        kie=[kie_record(image) for image in IMAGES],
+        ocr=[record("ocr", image) for image in IMAGES],
+        kie=[record("kie", image) for image in IMAGES],
+        layout=(
+            [record("layout", image) for image in IMAGES]
+            if "layout" in API_STAGES
+            else []
+        ),
     output:
         summary=f"{RESULTS}/summary.json",
         failures=f"{RESULTS}/failures.csv",
@@ -12,6 +17,7 @@ rule summary:
         "../../envs/ocrkie.yaml"
     params:
         images=len(IMAGES),
+        logs=f"{RESULTS}/logs",
     message:
         "Summarising {params.images} images"
     script:

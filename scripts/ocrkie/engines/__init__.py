@@ -13,6 +13,8 @@ from ..images import PageImage
 class Recognition:
     lines: list[Line]
     raw: dict[str, Any] | None = None  # a service's answer, kept so results can be re-derived
+    billing: dict[str, Any] | None = None  # what the answer cost: endpoint, billed_pages
+    engine: dict[str, Any] | None = None  # facts learnt from the answer (a model snapshot)
 
 
 class OcrEngine(Protocol):
@@ -20,4 +22,6 @@ class OcrEngine(Protocol):
         """Name, version, model and every parameter that changes the output (the cache key)."""
         ...
 
-    def recognize(self, page: PageImage) -> Recognition: ...
+    def recognize(self, page: PageImage, name: str) -> Recognition:
+        """``name`` is the image's file name, for engines that upload files."""
+        ...

@@ -72,7 +72,7 @@ class RapidOcrEngine:
             "params": {"text_score": self.text_score},
         }
 
-    def recognize(self, page: PageImage) -> Recognition:
+    def recognize(self, page: PageImage, name: str = "") -> Recognition:
         if self._engine is None:
             self._engine = self._load()
         result = self._engine(page.image)

@@ -1,0 +1,385 @@
+"""HTTP client for the Upstage Document AI APIs: OCR, Document Parse, Information Extraction.
+
+Every failure is classified once, with the classes of ``ocrkie.errors``:
+
+- 429, 5xx, timeouts, dropped connections and a 200 whose body is not JSON are retried with
+  exponential backoff and jitter (``Retry-After`` honoured); when retries run out: TransientError.
+- 400/413/415 (and other per-request 4xx): RejectedByService, not retried.
+- 401/403: AuthenticationError; 404/405: FatalError (wrong base URL). Neither is retried.
+
+The API key is kept in an auth object that never prints it, and it is scrubbed from any server
+message quoted in an exception. See notes/upstage-api.md for the API facts used here.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import logging
+import mimetypes
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from requests.auth import AuthBase
+
+from . import __version__
+from .errors import AuthenticationError, FatalError, OcrkieError, RejectedByService, TransientError
+from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.upstage.ai/v1"
+ENDPOINTS = ("ocr", "document-parse", "information-extract", "models")
+
+AUTH = {401, 403}
+WRONG_URL = {404, 405}
+RETRIED = {408, 429, 500, 502, 503, 504}
+MAX_MESSAGE = 300  # characters of a server message quoted in an exception
+
+
+class _Retryable(Exception):
+    """One failed attempt worth retrying (internal: becomes TransientError when retries end)."""
+
+    def __init__(
+        self, fault: str, detail: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{fault}: {detail}" if detail else fault)
+        self.fault = fault
+        self.detail = detail
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _BearerAuth(AuthBase):
+    """Adds the Authorization header; its repr never shows the key."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth ***>"
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+
+class UpstageClient:
+    """A thread-safe-enough client (one ``requests.Session``) for one API key.
+
+    ``timeout`` is one number for both the connect and read timeouts, or a (connect, read) pair.
+    ``rate_limits`` overrides the per-endpoint requests/second of ``ratelimit.DEFAULT_RATES``
+    (0 disables the limiter for that endpoint); the limits are shared with every process on the
+    machine that uses the same ``rate_limit_dir`` and base URL.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | tuple[float, float] = (10.0, 180.0),
+        max_attempts: int = 6,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        rate_limits: Mapping[str, float] | None = None,
+        rate_limit_dir: str | Path | None = None,
+    ) -> None:
+        if not api_key:
+            raise AuthenticationError("no Upstage API key given: set UPSTAGE_API_KEY")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        host = urlsplit(self.base_url).netloc.replace(":", "_") or "local"
+        self.limiter = RateLimiter(rate_limits, rate_limit_dir, namespace=f"{host}-")
+        self._auth = _BearerAuth(api_key)
+        self._session = requests.Session()
+        self._session.auth = self._auth
+        agent = f"ocrkie/{__version__} {requests.utils.default_user_agent()}"
+        self._session.headers["User-Agent"] = agent
+        self._lock = threading.Lock()
+        self._stats = {e: {"requests": 0, "http_429": 0, "billed_pages": 0} for e in ENDPOINTS}
+
+    def __repr__(self) -> str:
+        return f"UpstageClient(base_url={self.base_url!r}, api_key=***)"
+
+    def __enter__(self) -> UpstageClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per endpoint: ``requests`` sent (retries included), ``http_429`` answers received and
+        ``billed_pages`` reported by the service. A copy."""
+        with self._lock:
+            return {e: dict(c) for e, c in self._stats.items()}
+
+    # -- API calls ----------------------------------------------------------------------------
+
+    def ocr(self, document: bytes, filename: str, model: str = "ocr") -> dict[str, Any]:
+        """Document OCR. Returns the raw response (``text``, ``pages[].words[]``, ...)."""
+        response = self._call(
+            "ocr",
+            "POST",
+            "/document-digitization",
+            files={"document": (filename, document, _mime_type(filename))},
+            data={"model": model},
+        )
+        self._bill("ocr", _int(response.get("numBilledPages"), 1))
+        return response
+
+    def document_parse(
+        self,
+        document: bytes,
+        filename: str,
+        model: str = "document-parse",
+        ocr: str = "auto",
+        mode: str = "standard",
+        output_formats: Iterable[str] = ("html", "text"),
+        coordinates: bool = True,
+    ) -> dict[str, Any]:
+        """Synchronous Document Parse. Returns the raw response (``elements``, ``content``...)."""
+        response = self._call(
+            "document-parse",
+            "POST",
+            "/document-digitization",
+            files={"document": (filename, document, _mime_type(filename))},
+            data={
+                "model": model,
+                "ocr": ocr,
+                "mode": mode,
+                "output_formats": json.dumps(list(output_formats)),
+                "coordinates": "true" if coordinates else "false",
+            },
+        )
+        self._bill("document-parse", _int((response.get("usage") or {}).get("pages"), 1))
+        return response
+
+    def extract(
+        self,
+        document: bytes,
+        mime_type: str,
+        schema: Mapping[str, Any],
+        model: str = "information-extract",
+        schema_name: str = "document_schema",
+    ) -> dict[str, Any]:
+        """Universal Information Extraction with a JSON schema. Returns the raw chat-completion
+        response; ``extracted_fields(response)`` decodes the values."""
+        data_url = f"data:{mime_type};base64,{base64.b64encode(document).decode('ascii')}"
+        body = {
+            "model": model,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": data_url}},
+                    ],
+                }
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": dict(schema)},
+            },
+        }
+        response = self._call("information-extract", "POST", "/information-extraction", json=body)
+        usage = response.get("usage") or {}
+        self._bill("information-extract", _int(usage.get("pages"), 1))
+        return response
+
+    def check_key(self) -> dict[str, Any]:
+        """Cheap credential check (``GET /models``); AuthenticationError if the key is refused."""
+        return self._call("models", "GET", "/models")
+
+    # -- one logical call: retries around attempts --------------------------------------------
+
+    def _call(self, endpoint: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            before_sleep=lambda state: self._log_retry(endpoint, state),
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, endpoint, method, path, **kwargs)
+        except _Retryable as exc:
+            error = TransientError(
+                f"Upstage {endpoint}: {exc.fault} after {self.max_attempts} attempts: {exc.detail}"
+            )
+            error.status = exc.status  # type: ignore[attr-defined]
+            raise error from None
+
+    def _attempt(self, endpoint: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        self.limiter.acquire(endpoint)
+        self._count(endpoint, "requests")
+        url = self.base_url + path
+        log.debug("%s %s (%s)", method, url, endpoint)
+        try:
+            response = self._session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise _Retryable("timeout", self._clip(str(exc))) from None
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            raise _Retryable("connection error", self._clip(str(exc))) from None
+        except requests.RequestException as exc:
+            message = self._clip(str(exc))
+            raise FatalError(f"Upstage {endpoint}: request failed: {message}") from None
+        return self._handle(endpoint, response)
+
+    def _handle(self, endpoint: str, response: requests.Response) -> dict[str, Any]:
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                body = json.loads(response.content)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise _Retryable(f"malformed JSON in HTTP {status}", self._clip(response.text))
+            return body
+        message = self._server_message(response)
+        if status == 429:
+            self._count(endpoint, "http_429")
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            pause = retry_after if retry_after is not None else 1.0
+            self.limiter.pause(endpoint, min(pause, self.backoff_max))
+            raise _Retryable("HTTP 429", message, status, retry_after)
+        if status in RETRIED or (status >= 500 and status != 501):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise _Retryable(f"HTTP {status}", message, status, retry_after)
+        raise self._permanent_error(endpoint, status, message, response.url)
+
+    def _permanent_error(self, endpoint: str, status: int, message: str, url: str) -> OcrkieError:
+        error: OcrkieError
+        if status in AUTH:
+            error = AuthenticationError(
+                f"Upstage rejected the API key (HTTP {status}): {message}. "
+                "Check the key, or set UPSTAGE_API_KEY to a valid one."
+            )
+        elif status in WRONG_URL:
+            error = FatalError(
+                f"Upstage {endpoint}: HTTP {status} from {self._auth.redact(url)}: {message}. "
+                "Is the base URL right?"
+            )
+        elif 400 <= status < 500:
+            error = RejectedByService(f"Upstage {endpoint}: HTTP {status}: {message}")
+        else:
+            error = FatalError(f"Upstage {endpoint}: unexpected HTTP {status}: {message}")
+        error.status = status  # type: ignore[attr-defined]
+        return error
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Exponential backoff with 'equal jitter', at least Retry-After, capped at backoff_max."""
+        base = min(self.backoff_max, self.backoff_initial * 2 ** (state.attempt_number - 1))
+        wait = random.uniform(base / 2, base)
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return min(wait, self.backoff_max)
+
+    def _log_retry(self, endpoint: str, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        fault = getattr(exc, "fault", type(exc).__name__)
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.info(
+            "Upstage %s: %s (attempt %d/%d); retrying in %.2f s",
+            endpoint,
+            fault,
+            state.attempt_number,
+            self.max_attempts,
+            wait,
+        )
+
+    def _server_message(self, response: requests.Response) -> str:
+        """The message of either error envelope, else the raw text; clipped and key-free."""
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            body = None
+        message = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            if isinstance(body.get("message"), str):
+                message = body["message"]
+            elif isinstance(error, dict) and isinstance(error.get("message"), str):
+                message = error["message"]
+            elif isinstance(error, str):
+                message = error
+        if message is None:
+            message = response.text.strip() or response.reason or ""
+        return self._clip(message)
+
+    def _clip(self, text: str) -> str:
+        text = self._auth.redact(" ".join(text.split()))
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+    def _count(self, endpoint: str, counter: str, n: int = 1) -> None:
+        with self._lock:
+            self._stats[endpoint][counter] += n
+
+    def _bill(self, endpoint: str, pages: int) -> None:
+        self._count(endpoint, "billed_pages", pages)
+
+
+def extracted_fields(response: Mapping[str, Any]) -> dict[str, Any]:
+    """Decode the JSON object in ``choices[0].message.content`` of an extraction response."""
+    try:
+        content = response["choices"][0]["message"]["content"]
+        fields = json.loads(content)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        message = f"Upstage information-extract: unreadable answer content ({exc!r})"
+        raise TransientError(message) from None
+    if not isinstance(fields, dict):
+        raise TransientError("Upstage information-extract: answer content is not a JSON object")
+    return fields
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date); None if absent."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _mime_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default

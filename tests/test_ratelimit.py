@@ -1,0 +1,104 @@
+"""The cross-process rate limiter: real processes sharing one state directory."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+from ocrkie.ratelimit import DEFAULT_RATES, RateLimiter
+
+
+def _worker(directory: str, rate: float, calls: int, start: float, queue) -> None:
+    limiter = RateLimiter({"ocr": rate}, directory)
+    time.sleep(max(0.0, start - time.time()))  # all processes begin together
+    stamps = []
+    for _ in range(calls):
+        limiter.acquire("ocr")
+        stamps.append(time.time())
+    queue.put(stamps)
+
+
+def test_processes_share_one_limit(tmp_path: Path) -> None:
+    rate, processes, calls = 20.0, 4, 8
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    start = time.time() + 0.3
+    workers = [
+        context.Process(target=_worker, args=(str(tmp_path), rate, calls, start, queue))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    stamps = sorted(t for _ in workers for t in queue.get(timeout=30))
+    for worker in workers:
+        worker.join(timeout=10)
+        assert worker.exitcode == 0
+
+    measured = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    assert len(stamps) == processes * calls
+    assert measured <= 1.02 * rate  # strict: the service must never see more
+    assert measured >= 0.85 * rate  # loose: a loaded machine may lag behind
+
+
+def test_single_process_spacing(tmp_path: Path) -> None:
+    limiter = RateLimiter({"ocr": 20.0}, tmp_path)
+    started = time.monotonic()
+    for _ in range(6):
+        limiter.acquire("ocr")
+    assert time.monotonic() - started >= 5 / 20 - 0.005
+
+
+def test_first_request_does_not_wait(tmp_path: Path) -> None:
+    assert RateLimiter({"ocr": 1.0}, tmp_path).acquire("ocr") < 0.05
+
+
+def test_zero_rate_means_unlimited(tmp_path: Path) -> None:
+    limiter = RateLimiter({"ocr": 0}, tmp_path / "slots")
+    assert all(limiter.acquire("ocr") == 0.0 for _ in range(100))
+    assert limiter.acquire("unknown-endpoint") == 0.0
+    assert not (tmp_path / "slots").exists()
+
+
+def test_defaults_are_the_documented_base_tier() -> None:
+    assert DEFAULT_RATES == {"ocr": 3.0, "document-parse": 3.0, "information-extract": 1.0}
+    limiter = RateLimiter({"ocr": 5.0})
+    assert limiter.rates["ocr"] == 5.0 and limiter.rates["information-extract"] == 1.0
+
+
+def test_pause_holds_back_other_limiters(tmp_path: Path) -> None:
+    throttled, other = RateLimiter({"ocr": 50}, tmp_path), RateLimiter({"ocr": 50}, tmp_path)
+    throttled.pause("ocr", 0.3)  # as after a 429
+    started = time.monotonic()
+    other.acquire("ocr")
+    assert time.monotonic() - started >= 0.29
+    assert RateLimiter({"document-parse": 50}, tmp_path).acquire("document-parse") < 0.05
+
+
+def test_pause_reaches_a_process_already_waiting(tmp_path: Path) -> None:
+    limiter = RateLimiter({"ocr": 4.0}, tmp_path)
+    limiter.acquire("ocr")  # the next slot is 0.25 s away
+    started = time.monotonic()
+    waiter = threading.Thread(target=limiter.acquire, args=("ocr",))
+    waiter.start()
+    time.sleep(0.1)
+    RateLimiter({"ocr": 4.0}, tmp_path).pause("ocr", 0.5)  # lands while the waiter sleeps
+    waiter.join(timeout=5)
+    assert time.monotonic() - started >= 0.59
+
+
+def test_namespaces_do_not_share(tmp_path: Path) -> None:
+    first = RateLimiter({"ocr": 2.0}, tmp_path, namespace="api.upstage.ai-")
+    second = RateLimiter({"ocr": 2.0}, tmp_path, namespace="127.0.0.1_8080-")
+    first.acquire("ocr")
+    assert second.acquire("ocr") < 0.05
+
+
+def test_corrupt_or_absurd_state_is_ignored(tmp_path: Path) -> None:
+    limiter = RateLimiter({"ocr": 10.0}, tmp_path)
+    for content in ("garbage\n", "1e15 1e15\n", "nan inf\n", ""):
+        limiter.path("ocr").write_text(content)
+        assert limiter.acquire("ocr") < 0.05
+        next_free, paused_until = map(float, limiter.path("ocr").read_text().split())
+        assert 0 < next_free - time.time() <= 0.1 and paused_until == 0.0

@@ -1,0 +1,242 @@
+"""Whole-workflow runs with the Upstage backends, against the local fake of the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from fakes.upstage_server import FakeUpstage
+
+from conftest import SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
+from ocrkie.evaluate import evaluate
+from ocrkie.images import sha256_of
+from ocrkie.normalize import normalize
+
+KEY = "up_test_key_0123456789"
+
+
+@pytest.fixture
+def fake():
+    with FakeUpstage(api_key=KEY, retry_after=0.1) as server:
+        server.register_dir(SAMPLES)
+        yield server
+
+
+def configure(workdir: Workdir, fake: FakeUpstage, **overrides) -> list[str]:
+    """A config file pointing the workflow at the fake; returns the snakemake arguments."""
+    config = {
+        "input_dir": "scans",
+        "shard_size": 3,
+        "ocr_backend": "upstage",
+        "kie_backend": "upstage",
+        "upstage": {
+            "base_url": fake.url,
+            "max_attempts": 8,
+            "rate_limits": {"ocr": 50, "information-extract": 50, "document-parse": 50},
+        },
+        **overrides,
+    }
+    (workdir.path / "test-config.yaml").write_text(yaml.safe_dump(config))
+    return ["--configfile", "test-config.yaml"]
+
+
+@pytest.fixture
+def with_key(monkeypatch):
+    monkeypatch.setenv("UPSTAGE_API_KEY", KEY)
+
+
+def answers(fake: FakeUpstage) -> dict[tuple[str, str], int]:
+    return dict(fake.answers)
+
+
+def assert_every_image_answered_once(fake: FakeUpstage, images: list[Path], endpoints) -> None:
+    for image in images:
+        sha = sha256_of(image.read_bytes())
+        for endpoint in endpoints:
+            assert fake.answers[(sha, endpoint)] == 1, (image.name, endpoint)
+
+
+def test_both_backends_on_upstage_survive_faults_with_correct_values(
+    tmp_path: Path, fake: FakeUpstage, with_key
+):
+    fake.configure(fault_rate=0.2, latency=(0.0, 0.05))
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES)
+    workdir.snakemake(*configure(workdir, fake))
+
+    assert sum(fake.faults_injected.values()) > 0
+    report = evaluate(workdir.results, SAMPLES)
+    assert report["images"] == len(SAMPLE_IMAGES) and report["failed"] == 0
+    assert report["cer"] == 0.0  # the fake answers with the ground truth
+    assert all(f["accuracy"] == 1.0 for f in report["fields"].values())
+    # an upright page went up for the EXIF-rotated sample; boxes are in its displayed frame
+    sample_003 = next(
+        r for r in workdir.records("ocr").values() if r["image"]["path"] == "sample_003.jpg"
+    )
+    assert sample_003["lines"] and sample_003["image"]["width"] < sample_003["image"]["height"]
+    # every value is located in the OCR, with the words it came from
+    for record in workdir.records("kie").values():
+        assert record["engine"]["name"] == "upstage-information-extract"
+        assert all(f["source"] for f in record["fields"].values())
+    raw = json.loads(next((workdir.results / "raw" / "ocr").glob("*.json")).read_text())
+    assert raw["modelVersion"].startswith("ocr-")
+    assert_every_image_answered_once(fake, SAMPLE_IMAGES, ("ocr", "information-extract"))
+
+    summary = json.loads((workdir.results / "summary.json").read_text())
+    assert summary["api"]["spent"]["ocr"] == {"calls": 6, "billed_pages": 6}
+    assert summary["api"]["spent"]["information-extract"]["calls"] == 6
+    sent = sum(c["requests"] for c in summary["api"]["requests"].values())
+    assert sent == sum(n for (_, endpoint), n in fake.calls.items() if endpoint != "models")
+
+
+def test_a_rerun_after_deleting_results_pays_nothing_and_says_so(
+    tmp_path: Path, fake: FakeUpstage, with_key
+):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
+    arguments = configure(workdir, fake)
+    workdir.snakemake(*arguments)
+    for stage in ("ocr", "kie"):
+        for record in (workdir.results / stage).glob("*.json"):
+            record.unlink()
+
+    plan = workdir.snakemake("-n", *arguments).stdout
+    assert "Upstage ocr: 0 images will be sent" in plan and "3 are in the cache (free)" in plan
+
+    calls_before = sum(fake.calls.values())
+    workdir.snakemake(*arguments)
+    assert sum(fake.calls.values()) == calls_before + 1  # the key check, nothing else
+    summary = json.loads((workdir.results / "summary.json").read_text())
+    assert summary["api"]["saved_by_cache"]["ocr"] == {"calls": 3, "billed_pages": 3}
+    assert "ocr" not in summary["api"]["spent"]
+
+
+def test_kill_9_then_resume_resends_only_unanswered_images(
+    tmp_path: Path, fake: FakeUpstage, with_key
+):
+    fake.configure(latency=(0.4, 0.6))
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES)
+    arguments = configure(workdir, fake, shard_size=6)
+    settings = yaml.safe_load((workdir.path / "test-config.yaml").read_text())
+    settings["upstage"]["concurrency"] = 2
+    (workdir.path / "test-config.yaml").write_text(yaml.safe_dump(settings))
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/local-gpu",
+        "--cores",
+        "2",
+        *arguments,
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=workdir.path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(list(workdir.results.glob("ocr/*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fake.hold()  # answers not yet sent wait; those sent get a moment to be stored
+    time.sleep(1.0)
+    answered_before = set(fake.answers)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    fake.release(drop=True)  # the held requests' client is gone: they are never answered
+    assert 0 < len(answered_before) < 2 * len(SAMPLE_IMAGES)
+
+    workdir.snakemake("--unlock", *arguments)
+    workdir.snakemake("--rerun-incomplete", *arguments)
+
+    assert_every_image_answered_once(fake, SAMPLE_IMAGES, ("ocr", "information-extract"))
+    assert all(r["status"] == "ok" for r in workdir.records("kie").values())
+
+
+def test_a_bad_key_stops_the_run_before_any_image_is_sent(
+    tmp_path: Path, fake: FakeUpstage, monkeypatch
+):
+    monkeypatch.setenv("UPSTAGE_API_KEY", "up_wrong_key")
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
+    started = time.monotonic()
+    done = workdir.snakemake(*configure(workdir, fake), check=False)
+    assert done.returncode != 0
+    assert time.monotonic() - started < 60
+    assert "Upstage rejected the API key (HTTP 401)" in done.stdout
+    assert "up_wrong_key" not in done.stdout
+    assert {endpoint for _, endpoint in fake.calls} == {"models"}
+    assert not (workdir.results / "ocr").exists()
+
+
+def test_a_missing_key_is_named_clearly(tmp_path: Path, fake: FakeUpstage, monkeypatch):
+    monkeypatch.delenv("UPSTAGE_API_KEY", raising=False)
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:1])
+    done = workdir.snakemake(*configure(workdir, fake), check=False)
+    assert done.returncode != 0
+    assert "no Upstage API key: set one of UPSTAGE_API_KEY" in done.stdout
+    assert not fake.calls
+
+
+def test_local_ocr_mixes_with_upstage_kie_and_document_parse(
+    tmp_path: Path, fake: FakeUpstage, with_key
+):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
+    workdir.snakemake(
+        *configure(workdir, fake, ocr_backend="local", document_parse={"enabled": True})
+    )
+    for record in workdir.records("ocr").values():
+        assert record["engine"]["name"] == "rapidocr"
+    for record in workdir.records("kie").values():
+        truth = json.loads(
+            (SAMPLES / "key" / f"{Path(record['image']['path']).stem}.json").read_text()
+        )
+        assert record["fields"]["total"]["normalized"] == normalize("amount", truth["total"])
+        assert record["fields"]["total"]["source"]["words"]  # found in the local OCR
+    layout = workdir.records("layout")
+    assert len(layout) == 2
+    element = next(iter(layout.values()))["elements"][0]
+    assert element["category"] and element["text"]
+    x0, y0 = element["polygon"][0]
+    assert 0 <= x0 <= 640 and y0 >= 0  # page pixels from relative coordinates
+    assert {endpoint for _, endpoint in fake.calls} == {
+        "models",
+        "information-extract",
+        "document-parse",
+    }
+
+
+def test_upstage_ocr_mixes_with_local_kie(tmp_path: Path, fake: FakeUpstage, with_key):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
+    workdir.snakemake(*configure(workdir, fake, kie_backend="local"))
+    for record in workdir.records("kie").values():
+        assert record["engine"]["name"] == "ocrkie-rules"
+        assert record["fields"]["date"]["normalized"]
+    assert {endpoint for _, endpoint in fake.calls} == {"models", "ocr"}
+
+
+def test_the_key_appears_nowhere_the_run_wrote(tmp_path: Path, with_key):
+    fake = FakeUpstage(api_key=KEY, retry_after=0.1, fault_rate=0.3, echo_key_in_errors=True)
+    fake.register_dir(SAMPLES)
+    fake.start()
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
+    arguments = configure(workdir, fake)
+    done = workdir.snakemake(*arguments)
+    report = workdir.snakemake("--report", "report.html", *arguments)
+    assert KEY not in done.stdout + report.stdout
+    written = [
+        p
+        for p in workdir.path.rglob("*")
+        if p.is_file() and not p.is_symlink() and "scans" not in p.parts
+    ]
+    assert any(p.name == "report.html" for p in written)
+    assert len(written) > 20
+    leaks = [p for p in written if KEY.encode() in p.read_bytes()]
+    fake.stop()
+    assert leaks == []
