@@ -101,4 +101,4 @@ def test_corrupt_or_absurd_state_is_ignored(tmp_path: Path) -> None:
         limiter.path("ocr").write_text(content)
         assert limiter.acquire("ocr") < 0.05
         next_free, paused_until = map(float, limiter.path("ocr").read_text().split())
-        assert 0 < next_free - time.time() <= 0.1 and paused_until == 0.0
+        assert 0 < next_free - time.time() <= limiter.interval("ocr") and paused_until == 0.0

@@ -69,7 +69,11 @@ class LmdbCache:
 
 
 def open_cache(location: str | None) -> ContentCache:
-    """An LMDB cache at ``location``; no cache when ``location`` is empty."""
+    """An LMDB cache at ``location``, an S3 one at ``s3://...``; none when it is empty."""
     if not location:
         return NoCache()
+    if location.startswith("s3://"):
+        from .s3cache import S3Cache  # boto3 only where it is used
+
+        return S3Cache(location)
     return LmdbCache(location)

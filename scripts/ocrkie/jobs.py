@@ -106,10 +106,12 @@ def ocr_job(smk: Any) -> None:
 
 def kie_job(smk: Any) -> None:
     _setup_logging(smk)
+    # The API needs the images: then they are inputs, i.e. local files even on AWS Batch.
+    images = smk.input.images or smk.params.images
     tasks = [
         Task(Path(out).stem, relpath, image, out, ocr=ocr)
         for image, ocr, out, relpath in zip(
-            smk.params.images, smk.input.ocr, smk.output, smk.params.relpaths, strict=True
+            images, smk.input.ocr, smk.output, smk.params.relpaths, strict=True
         )
     ]
     extractor = make_extractor(smk.config)

@@ -12,11 +12,34 @@ from .inputs import InputImage, Shard, find_images, make_shards, read_image_list
 from .stages import kie_cache_key
 
 
-def discover(config: dict[str, Any]) -> list[InputImage]:
+def discover(config: dict[str, Any], storage_prefix: str | None = None) -> list[InputImage]:
+    """The input images. An ``s3://`` input_dir is listed in S3 (paths are ``s3://`` URIs).
+    ``storage_prefix``: the default storage prefix when that is S3 (AWS Batch); a relative
+    input_dir is then listed under it, and its paths stay relative for the storage to map."""
     extensions = tuple(e.lower() for e in config["extensions"])
     if config["input_list"]:
         return read_image_list(config["input_list"])
-    return find_images(config["input_dir"], extensions)
+    input_dir = config["input_dir"]
+    if input_dir.startswith("s3://") or storage_prefix:
+        return _list_s3(input_dir, storage_prefix, extensions)
+    return find_images(input_dir, extensions)
+
+
+def _list_s3(
+    input_dir: str, storage_prefix: str | None, extensions: tuple[str, ...]
+) -> list[InputImage]:
+    from .s3inputs import list_s3_images
+
+    if input_dir.startswith("s3://"):
+        return list_s3_images(input_dir, extensions)
+    if Path(input_dir).is_absolute():
+        raise ValueError(
+            f"input_dir {input_dir!r}: with S3 as the default storage (AWS Batch) use an "
+            "s3:// URI or a folder relative to the default storage prefix"
+        )
+    folder = Path(input_dir).as_posix().strip("/")
+    listed = list_s3_images(f"{storage_prefix}/{folder}", extensions)
+    return [InputImage(i.id, f"{folder}/{i.relpath}", i.relpath) for i in listed]
 
 
 def cache_location(config: dict[str, Any]) -> str:

@@ -25,6 +25,10 @@ from pathlib import Path
 # Documented base-tier limits in requests per second (notes/upstage-api.md §4).
 DEFAULT_RATES: dict[str, float] = {"ocr": 3.0, "document-parse": 3.0, "information-extract": 1.0}
 
+# Requests go out this much slower than the limit: arrival jitter of a few milliseconds at a
+# server counting requests per second would otherwise turn into 429s.
+MARGIN = 0.02
+
 # A stored time further ahead than this is treated as garbage (clock jump, corrupt file).
 MAX_AHEAD_S = 3600.0
 
@@ -55,25 +59,29 @@ class RateLimiter:
         return f"RateLimiter(rates={self.rates!r}, directory={str(self.directory)!r})"
 
     def interval(self, endpoint: str) -> float:
-        """Seconds between two requests to ``endpoint``; 0 when unlimited."""
+        """Seconds between two requests to ``endpoint``; 0 when unlimited. A margin of
+        ``MARGIN`` keeps network jitter from pushing requests over the service's limit."""
         rate = self.rates.get(endpoint) or 0.0
-        return 1.0 / rate if rate > 0 else 0.0
+        return (1.0 + MARGIN) / rate if rate > 0 else 0.0
 
     def acquire(self, endpoint: str) -> float:
-        """Block until this process may send one request to ``endpoint``; return seconds waited."""
+        """Block until this process may send one request to ``endpoint``; return seconds waited.
+
+        A slot is claimed only once it is due, and the next one is set from the moment of the
+        claim: a waiter that wakes late delays the ones after it instead of bunching up with
+        them, which a server counting requests per second would answer with 429s.
+        """
         interval = self.interval(endpoint)
         if interval == 0.0:
             return 0.0
         start = time.time()
         while True:
             with self._locked(endpoint) as state:
-                slot = max(state.now, state.next_free, state.paused_until)
-                state.next_free = slot + interval
-            _sleep_until(slot)
-            # A pause that began while we slept holds us back too: take a fresh slot after it.
-            with self._locked(endpoint, shared=True) as state:
-                if state.paused_until <= slot:
+                due = max(state.next_free, state.paused_until)
+                if state.now >= due:
+                    state.next_free = state.now + interval
                     return time.time() - start
+            _sleep_until(due)
 
     def pause(self, endpoint: str, seconds: float) -> None:
         """Hold back every process's requests to ``endpoint`` for ``seconds`` from now."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ast
 import base64
+import bisect
 import contextlib
 import hashlib
 import html
@@ -39,7 +40,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
@@ -308,7 +309,7 @@ class FakeUpstage:
             self.arrivals: dict[str, list[float]] = defaultdict(list)
             self._script: list[tuple[str, str | None, str | None]] = []
             self._last_faulted: dict[tuple[str, str], bool] = {}
-            self._windows: dict[str, deque[float]] = defaultdict(deque)
+            self._windows: dict[str, list[float]] = defaultdict(list)
             self.started_at = time.monotonic()
 
     def calls_for(self, endpoint: str) -> int:
@@ -395,20 +396,20 @@ class FakeUpstage:
             shown = f": {token}" if self.echo_key_in_errors else ""
             raise HttpError(401, f"Invalid API key{shown}")
 
-    def check_rate(self, endpoint: str) -> None:
+    def check_rate(self, endpoint: str, arrived: float | None = None) -> None:
         """Sliding one-second window (1/rate s below 1 rps); rejected requests do not count."""
         rate = self.rate_limits.get(endpoint) or 0.0
         if rate <= 0:
             return
         window = max(1.0, 1.0 / rate)
         allowed = max(1, round(rate * window))
-        now = time.monotonic()
+        now = time.monotonic() if arrived is None else arrived
         with self._lock:
-            arrivals = self._windows[endpoint]
+            arrivals = self._windows[endpoint]  # sorted: handler threads may finish out of order
             while arrivals and arrivals[0] <= now - window:
-                arrivals.popleft()
-            if len(arrivals) < allowed:
-                arrivals.append(now)
+                arrivals.pop(0)
+            if sum(1 for t in arrivals if t > now - window) < allowed:
+                bisect.insort(arrivals, now)
                 return
             self.rate_limited[endpoint] += 1
         headers = {}
@@ -797,6 +798,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(HttpError(404, "not found"), "flat")
 
     def do_POST(self) -> None:
+        self.arrived = time.monotonic()  # as an API gateway sees it, before any decoding
         path = urlsplit(self.path).path.rstrip("/")
         try:
             body = self._read_body()
@@ -902,13 +904,13 @@ class _Handler(BaseHTTPRequestHandler):
         fields: Mapping[str, Any] | None = None,
     ) -> None:
         fake = self.fake
-        arrived = time.monotonic()
+        arrived = getattr(self, "arrived", time.monotonic())
         match = fake.match(document) if document else None
         image = match.image if match else ""
         attempt = fake.arrive(match, endpoint, fields or {})
         try:
             fake.check_auth(self.headers.get("Authorization"))
-            fake.check_rate(endpoint)
+            fake.check_rate(endpoint, arrived)
         except HttpError as exc:
             self._reply_error(endpoint, exc, envelope)
             return

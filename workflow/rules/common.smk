@@ -1,4 +1,6 @@
+import hashlib
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -14,8 +16,21 @@ from ocrkie.plan import (
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+
+def s3_storage_prefix():
+    """The default storage prefix when it is S3 (profiles/aws-batch), else None."""
+    settings = workflow.storage_settings
+    if settings is None or settings.default_storage_provider != "s3":
+        return None
+    return settings.default_storage_prefix.rstrip("/")
+
+
+STORAGE_PREFIX = s3_storage_prefix()
 RESULTS = config["results_dir"]
-IMAGES = discover(config)
+if STORAGE_PREFIX and config["cache"] == "auto":
+    # Batch jobs share no disk: the cache goes beside the results, in S3.
+    config["cache"] = f"{STORAGE_PREFIX}/{RESULTS}/cache"
+IMAGES = discover(config, STORAGE_PREFIX)
 SHARDS = make_shards(IMAGES, config["shard_size"])
 API_STAGES = api_stages(config)
 
@@ -24,6 +39,16 @@ if workflow.is_main_process:
     if API_STAGES and is_dry_run(sys.argv):
         for line in api_forecast(config, IMAGES):
             logger.info(line)
+
+
+def image_input(image):
+    """An s3:// image as a storage object; other paths as they are (the default storage, if
+    any, maps relative ones)."""
+    return storage(image.path) if image.path.startswith("s3://") else image.path
+
+
+def file_digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def record(stage, image):
@@ -40,4 +65,5 @@ def stage_resources(stage):
 
 
 def stage_threads(stage):
-    return 1 if stage in API_STAGES else config["resources"][stage]["threads"]
+    """API jobs wait on the network: they take an `upstage_api` slot, not a core."""
+    return 0 if stage in API_STAGES else config["resources"][stage]["threads"]

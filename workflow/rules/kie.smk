@@ -6,8 +6,11 @@ for shard in SHARDS:
             f"kie_{shard.name}"
         input:
             ocr=[record("ocr", image) for image in shard.images],
-            schema=config["kie_schema"],
-            images=[image.path for image in shard.images] if "kie" in API_STAGES else [],
+            images=(
+                [image_input(image) for image in shard.images]
+                if "kie" in API_STAGES
+                else []
+            ),
         output:
             [record("kie", image) for image in shard.images],
         log:
@@ -19,6 +22,9 @@ for shard in SHARDS:
             **stage_resources("kie"),
         params:
             relpaths=[image.relpath for image in shard.images],
+            # Not an input: the schema is a workflow file (on AWS Batch it travels with the
+            # sources; as an input it would be looked up in S3). Its digest reruns KIE on change.
+            schema=file_digest(config["kie_schema"]),
             images=[image.path for image in shard.images],
         message:
             f"KIE of {len(shard.images)} images ({config['kie_backend']} engine)"

@@ -5,16 +5,16 @@ for shard in SHARDS if "layout" in API_STAGES else []:
         name:
             f"layout_{shard.name}"
         input:
-            images=[image.path for image in shard.images],
+            images=[image_input(image) for image in shard.images],
         output:
             [record("layout", image) for image in shard.images],
         log:
             f"{RESULTS}/logs/layout/{shard.name}.log",
         conda:
             "../../envs/ocrkie.yaml"
-        threads: 1
+        threads: stage_threads("layout")
         resources:
-            upstage_api=1,
+            **stage_resources("layout"),
         params:
             relpaths=[image.relpath for image in shard.images],
         message:

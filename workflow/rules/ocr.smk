@@ -5,7 +5,7 @@ for shard in SHARDS:
         name:
             f"ocr_{shard.name}"
         input:
-            images=[image.path for image in shard.images],
+            images=[image_input(image) for image in shard.images],
         output:
             [record("ocr", image) for image in shard.images],
         log:

@@ -18,6 +18,13 @@ log = logging.getLogger(__name__)
 MODELS = "PP-OCRv6_det_small+PP-OCRv6_rec_small+ch_ppocr_mobile_v2.0_cls"
 
 
+def _onnxruntime_version() -> str:
+    # Not importlib.metadata: in the GPU image the distribution is "onnxruntime-gpu".
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 def cuda_available() -> bool:
     import onnxruntime
 
@@ -67,7 +74,7 @@ class RapidOcrEngine:
         return {
             "name": "rapidocr",
             "version": version("rapidocr"),
-            "onnxruntime": version("onnxruntime"),
+            "onnxruntime": _onnxruntime_version(),
             "model": MODELS,
             "params": {"text_score": self.text_score},
         }
