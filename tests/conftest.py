@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,8 +32,9 @@ class Workdir:
     def scans(self) -> Path:
         return self.path / "scans"
 
-    def snakemake(self, *args: str, check: bool = True, timeout: int = 600, merge: bool = True):
-        command = [
+    @staticmethod
+    def command(*args: str) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "snakemake",
@@ -41,6 +44,25 @@ class Workdir:
             "2",
             *args,
         ]
+
+    def start(self, *args: str) -> subprocess.Popen:
+        """A run in the background, in a session of its own so that it can be killed whole."""
+        return subprocess.Popen(
+            self.command(*args),
+            cwd=self.path,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    @staticmethod
+    def kill(run: subprocess.Popen) -> None:
+        """kill -9 the run and every process it started (rule scripts included)."""
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+
+    def snakemake(self, *args: str, check: bool = True, timeout: int = 600, merge: bool = True):
+        command = self.command(*args)
         done = subprocess.run(
             command,
             cwd=self.path,

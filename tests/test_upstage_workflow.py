@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,8 +25,11 @@ def fake():
         yield server
 
 
-def configure(workdir: Workdir, fake: FakeUpstage, **overrides) -> list[str]:
-    """A config file pointing the workflow at the fake; returns the snakemake arguments."""
+def configure(
+    workdir: Workdir, fake: FakeUpstage, upstage: dict | None = None, **overrides
+) -> list[str]:
+    """A config file pointing the workflow at the fake; returns the snakemake arguments.
+    ``upstage`` adds to the ``upstage`` settings, ``overrides`` replace top-level keys."""
     config = {
         "input_dir": "scans",
         "shard_size": 3,
@@ -40,6 +39,7 @@ def configure(workdir: Workdir, fake: FakeUpstage, **overrides) -> list[str]:
             "base_url": fake.url,
             "max_attempts": 8,
             "rate_limits": {"ocr": 50, "information-extract": 50, "document-parse": 50},
+            **(upstage or {}),
         },
         **overrides,
     }
@@ -121,35 +121,15 @@ def test_kill_9_then_resume_resends_only_unanswered_images(
 ):
     fake.configure(latency=(0.4, 0.6))
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES)
-    arguments = configure(workdir, fake, shard_size=6)
-    settings = yaml.safe_load((workdir.path / "test-config.yaml").read_text())
-    settings["upstage"]["concurrency"] = 2
-    (workdir.path / "test-config.yaml").write_text(yaml.safe_dump(settings))
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        "profiles/local-gpu",
-        "--cores",
-        "2",
-        *arguments,
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=workdir.path,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    arguments = configure(workdir, fake, shard_size=6, upstage={"concurrency": 2})
+    run = workdir.start(*arguments)
     deadline = time.monotonic() + 60
     while len(list(workdir.results.glob("ocr/*.json"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     fake.hold()  # answers not yet sent wait; those sent get a moment to be stored
     time.sleep(1.0)
     answered_before = set(fake.answers)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    workdir.kill(run)
     fake.release(drop=True)  # the held requests' client is gone: they are never answered
     assert 0 < len(answered_before) < 2 * len(SAMPLE_IMAGES)
 

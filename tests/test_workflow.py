@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -96,30 +94,11 @@ def test_kill_9_then_rerun_incomplete_gives_the_uninterrupted_results(
     sample_run: Workdir, tmp_path: Path
 ):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES)
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        "profiles/local-gpu",
-        "--cores",
-        "2",
-        "--config",
-        "input_dir=scans",
-        "shard_size=2",
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=workdir.path,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = workdir.start("--config", "input_dir=scans", "shard_size=2")
     deadline = time.monotonic() + 120
     while not list((workdir.results / "ocr").glob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)  # the whole run, scripts included
-    process.wait()
+    workdir.kill(run)
     assert len(list((workdir.results / "ocr").glob("*.json"))) < len(SAMPLE_IMAGES)
 
     workdir.snakemake("--unlock", "--config", "input_dir=scans", "shard_size=2")  # stale lock

@@ -54,14 +54,18 @@ def api_stages(config: dict[str, Any]) -> list[str]:
     return stages + (["layout"] if config["document_parse"]["enabled"] else [])
 
 
-def describe(config: dict[str, Any], images: list[InputImage], shards: list[Shard]) -> str:
+def describe(
+    config: dict[str, Any], images: list[InputImage], shards: list[Shard], remote: bool = False
+) -> str:
+    """The plan in one line. ``remote``: jobs run elsewhere (S3 storage, AWS Batch), so this
+    machine's GPU is beside the point."""
     source = config["input_list"] or config["input_dir"]
     layout = f", {len(shards)} layout jobs [upstage]" if "layout" in api_stages(config) else ""
     return (
         f"ocrkie: {len(images)} images from {source} in {len(shards)} shards "
         f"(shard_size {config['shard_size']}): {len(shards)} OCR jobs "
         f"[{config['ocr_backend']}], {len(shards)} KIE jobs [{config['kie_backend']}]{layout}, "
-        f"1 summary job; {device_note(config)}"
+        f"1 summary job; {'remote jobs' if remote else device_note(config)}"
     )
 
 

@@ -30,7 +30,7 @@ from .formats import (
     read_json,
     write_json_atomic,
 )
-from .images import decode_page, sha256_of
+from .images import PageImage, decode_page, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -172,33 +172,57 @@ def _sha_if_readable(path: str) -> str | None:
         return None
 
 
+def _through_cache(
+    cache: ContentCache, key: str, compute: Callable[[], dict[str, Any]]
+) -> tuple[dict[str, Any], bool]:
+    """The cached result for ``key``, or a fresh one, stored; and whether it was cached."""
+    result = cache.get(key)
+    if result is not None:
+        return result, True
+    result = compute()
+    cache.put(key, result)
+    return result, False
+
+
+def _page_result(
+    task: Task,
+    stage: str,
+    identity: dict[str, Any],
+    cache: ContentCache,
+    limits: ImageLimits,
+    compute: Callable[[PageImage], dict[str, Any]],
+) -> tuple[str, dict[str, Any], bool]:
+    """Read the image and return its sha256 and the stage's result for it; the page is only
+    decoded (and the engine only called) when the cache does not have the result."""
+    data = _read(task.image)
+    sha = sha256_of(data)
+
+    def fresh() -> dict[str, Any]:
+        page = decode_page(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
+        return {**compute(page), "size": [page.width, page.height], "normalization": page.steps}
+
+    result, cached = _through_cache(cache, cache_key(stage, sha, identity), fresh)
+    return sha, result, cached
+
+
 def _ocr_one(
     task: Task, engine: OcrEngine, cache: ContentCache, limits: ImageLimits
 ) -> tuple[dict[str, Any], bool]:
-    data = _read(task.image)
-    sha = sha256_of(data)
     identity = engine.identity()
-    key = cache_key("ocr", sha, identity)
-    result = cache.get(key)
-    cached = result is not None
-    if result is None:
-        page = decode_page(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
+
+    def recognize(page: PageImage) -> dict[str, Any]:
         started = perf_counter()
         recognition = engine.recognize(page, Path(task.image).name)
-        result = {
-            "engine": {
-                **identity,
-                "device": getattr(engine, "device", None),
-                **(recognition.engine or {}),
-            },
+        device = getattr(engine, "device", None)
+        return {
+            "engine": {**identity, "device": device, **(recognition.engine or {})},
             "billing": recognition.billing,
-            "size": [page.width, page.height],
-            "normalization": page.steps,
             "compute_seconds": round(perf_counter() - started, 4),
             "raw": recognition.raw,
             **ocr_lines_payload(recognition.lines),
         }
-        cache.put(key, result)
+
+    sha, result, cached = _page_result(task, "ocr", identity, cache, limits, recognize)
     width, height = result["size"]
     record = {
         "format": OCR_FORMAT,
@@ -249,11 +273,7 @@ def _kie_one(task: Task, extractor: Extractor, cache: ContentCache) -> tuple[dic
     identity = extractor.identity()
     ocr_engine = ocr["engine"] if getattr(extractor, "uses_ocr", True) else None
     key = kie_cache_key(sha, identity, ocr_engine)
-    result = cache.get(key)
-    cached = result is not None
-    if result is None:
-        result = extractor.extract(ocr, task.image)
-        cache.put(key, result)
+    result, cached = _through_cache(cache, key, lambda: extractor.extract(ocr, task.image))
     engine = (
         {**identity, "model_version": result["model_version"]}
         if result.get("model_version")
@@ -283,16 +303,15 @@ def kie_cache_key(sha: str, identity: dict[str, Any], ocr_engine: dict[str, Any]
 def _layout_one(
     task: Task, parser: LayoutParser, cache: ContentCache, limits: ImageLimits
 ) -> tuple[dict[str, Any], bool]:
-    data = _read(task.image)
-    sha = sha256_of(data)
     identity = parser.identity()
-    key = cache_key("layout", sha, identity)
-    result = cache.get(key)
-    cached = result is not None
-    if result is None:
-        page = decode_page(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
-        result = {**parser.parse(page, Path(task.image).name), "size": [page.width, page.height]}
-        cache.put(key, result)
+    sha, result, cached = _page_result(
+        task,
+        "layout",
+        identity,
+        cache,
+        limits,
+        lambda page: parser.parse(page, Path(task.image).name),
+    )
     width, height = result["size"]
     record = {
         "format": LAYOUT_FORMAT,

@@ -35,8 +35,12 @@ SHARDS = make_shards(IMAGES, config["shard_size"])
 API_STAGES = api_stages(config)
 
 if workflow.is_main_process:
-    logger.info(describe(config, IMAGES, SHARDS))
-    if API_STAGES and is_dry_run(sys.argv):
+    logger.info(describe(config, IMAGES, SHARDS, remote=STORAGE_PREFIX is not None))
+    if API_STAGES and is_dry_run(sys.argv) and STORAGE_PREFIX:
+        logger.info(
+            "(the API cost forecast reads local files: not available with S3 storage)"
+        )
+    elif API_STAGES and is_dry_run(sys.argv):
         for line in api_forecast(config, IMAGES):
             logger.info(line)
 
