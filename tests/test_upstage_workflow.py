@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import yaml
 from fakes.upstage_server import FakeUpstage
 
-from conftest import SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
+from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 from ocrkie.evaluate import evaluate
 from ocrkie.images import sha256_of
 from ocrkie.normalize import normalize
@@ -220,3 +222,36 @@ def test_the_key_appears_nowhere_the_run_wrote(tmp_path: Path, with_key):
     leaks = [p for p in written if KEY.encode() in p.read_bytes()]
     fake.stop()
     assert leaks == []
+
+
+def readme_block_after(marker: str) -> str:
+    """The first shell block of README.md after ``marker``."""
+    text = (REPO / "README.md").read_text()
+    return text[text.index(marker) :].split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_faults_that_outlive_the_retries_are_retried_by_the_readme_recipe(
+    tmp_path: Path, fake: FakeUpstage, with_key
+):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
+    victim = SAMPLE_IMAGES[1]
+    fake.script("503", "503", endpoint="ocr", image=sha256_of(victim.read_bytes()))
+    arguments = configure(workdir, fake, upstage={"max_attempts": 2})
+    workdir.snakemake(*arguments)
+    rows = list(csv.DictReader((workdir.results / "failures.csv").open()))
+    assert [(r["path"], r["stage"], r["class"]) for r in rows] == [
+        (victim.name, "ocr", "TransientError")
+    ]
+
+    recipe = readme_block_after("To try the failed images").replace(
+        "snakemake --profile profiles/local-gpu", " ".join(workdir.command(*arguments))
+    )
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", recipe],
+        cwd=workdir.path,
+        check=True,
+        capture_output=True,
+    )
+
+    assert (workdir.results / "failures.csv").read_text().count("\n") == 1  # the header
+    assert_every_image_answered_once(fake, SAMPLE_IMAGES[:3], ("ocr", "information-extract"))

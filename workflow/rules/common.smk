@@ -13,6 +13,7 @@ from ocrkie.plan import (
     is_dry_run,
     make_shards,
 )
+from ocrkie.s3inputs import ensure_keep_marker
 
 validate(config, schema="../schemas/config.schema.yaml")
 
