@@ -23,6 +23,7 @@ test: $(STAMP) lint  ## lint, then the whole test suite
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests
+	$(VENV)/bin/ruff format --check scripts tests
 	$(VENV)/bin/snakefmt --check workflow
 
 format: $(STAMP)

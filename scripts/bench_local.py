@@ -77,13 +77,18 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=REPO / "resources" / "samples" / "img")
     parser.add_argument("--shard-size", type=int, default=16)
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads per job")
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads (engine)")
+    parser.add_argument("--job-threads", type=int, help="threads per OCR job (default: same)")
     args = parser.parse_args()
     paths = [image.path for image in find_images(str(args.images))]
     engine_s = bare_engine(paths, args.threads)
-    workflow_s = workflow(args.images.resolve(), args.shard_size, args.cores, args.threads)
+    job_threads = args.job_threads or args.threads
+    workflow_s = workflow(args.images.resolve(), args.shard_size, args.cores, job_threads)
     n = len(paths)
-    print(f"images: {n} from {args.images} (shard_size {args.shard_size}, cores {args.cores})")
+    print(
+        f"images: {n} from {args.images} (shard_size {args.shard_size}, cores {args.cores}, "
+        f"engine threads {args.threads}, threads per OCR job {job_threads})"
+    )
     print(f"engine alone : {n / engine_s:6.3f} images/s ({engine_s:.1f} s, model load excluded)")
     print(f"workflow     : {n / workflow_s:6.3f} images/s ({workflow_s:.1f} s, end to end)")
     print(f"ratio        : {engine_s / workflow_s:6.3f} (workflow / engine)")

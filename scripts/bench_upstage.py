@@ -51,30 +51,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--latency", type=float, nargs=2, default=(0.3, 1.5))
-    parser.add_argument("--kie-images", type=int, default=20,
-                        help="images also sent to Information Extraction (1 request/s)")
+    parser.add_argument(
+        "--kie-images",
+        type=int,
+        default=20,
+        help="images also sent to Information Extraction (1 request/s)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch, FakeUpstage(
-        api_key=KEY, latency=tuple(args.latency), rate_limits=LIMITS, rate_limit_retry_after=1
-    ) as fake:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        FakeUpstage(
+            api_key=KEY, latency=tuple(args.latency), rate_limits=LIMITS, rate_limit_retry_after=1
+        ) as fake,
+    ):
         fake.register_dir(REPO / "resources" / "samples")
         make_images(Path(scratch, "scans"), args.images)
-        runs = [("local", args.images, LIMITS), ("upstage", args.kie_images,
-                                                  {**LIMITS, "ocr": FAST})]
+        runs = [
+            ("local", args.images, LIMITS),
+            ("upstage", args.kie_images, {**LIMITS, "ocr": FAST}),
+        ]
         for kie_backend, count, limits in runs:
             fake.configure(rate_limits=limits)
             ocr_backend = "upstage"
             results = Path(scratch, f"results-{ocr_backend}-{kie_backend}")
             config = {
                 "input_list": _list(Path(scratch, "scans"), count, results),
-                "results_dir": str(results), "shard_size": 16,
-                "ocr_backend": ocr_backend, "kie_backend": kie_backend,
+                "results_dir": str(results),
+                "shard_size": 16,
+                "ocr_backend": ocr_backend,
+                "kie_backend": kie_backend,
                 "upstage": {"base_url": fake.url, "rate_limits": limits},
             }
             config_file = Path(scratch, "bench.yaml")
             config_file.write_text(json.dumps(config))
-            command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local-gpu",
-                       "--cores", "2", "--configfile", str(config_file)]
+            command = [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "--profile",
+                "profiles/local-gpu",
+                "--cores",
+                "2",
+                "--configfile",
+                str(config_file),
+            ]
             env = {**os.environ, "UPSTAGE_API_KEY": KEY}
             done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
             if done.returncode:
@@ -86,8 +106,10 @@ def main() -> None:
         if endpoint == "ocr":
             arrivals = arrivals[: len(arrivals) - args.kie_images]  # the measured phase only
         rate = sustained_rate(arrivals)
-        print(f"{endpoint:20s} requests {len(arrivals):4d}  sustained {rate:5.2f}/s  "
-              f"= {rate / limit:.3f} x limit  429s {stats['rate_limited'].get(endpoint, 0)}")
+        print(
+            f"{endpoint:20s} requests {len(arrivals):4d}  sustained {rate:5.2f}/s  "
+            f"= {rate / limit:.3f} x limit  429s {stats['rate_limited'].get(endpoint, 0)}"
+        )
 
 
 def _list(folder: Path, count: int, results: Path) -> str:

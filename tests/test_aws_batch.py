@@ -136,28 +136,58 @@ def test_the_build_context_is_enough_to_install_the_package(tmp_path: Path) -> N
     context = tmp_path / "src"
     (context / "scripts").mkdir(parents=True)
     shutil.copy(REPO / "pyproject.toml", context / "pyproject.toml")
-    shutil.copytree(REPO / "scripts" / "ocrkie", context / "scripts" / "ocrkie",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "scripts" / "ocrkie",
+        context / "scripts" / "ocrkie",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "--wheel-dir", str(tmp_path / "dist"), str(context)],
-        check=True, timeout=300, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path / "dist"),
+            str(context),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
     )
     assert list((tmp_path / "dist").glob("ocrkie-*.whl"))
 
 
 def test_image_requirements_resolve(tmp_path: Path) -> None:
     """The image's package set, CUDA builds included, resolves on PyPI (metadata only)."""
-    gpu = (REPO / "envs" / "requirements.txt").read_text().replace(
-        "\nonnxruntime==", "\nonnxruntime-gpu=="
+    gpu = (
+        (REPO / "envs" / "requirements.txt")
+        .read_text()
+        .replace("\nonnxruntime==", "\nonnxruntime-gpu==")
     )
     (tmp_path / "req.txt").write_text(gpu)
     report = tmp_path / "report.json"
     subprocess.run(
-        [sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--quiet",
-         "--ignore-installed", "--report", str(report), "torch==2.13.0",
-         "-r", str(tmp_path / "req.txt")],
-        check=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--isolated",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            "torch==2.13.0",
+            "-r",
+            str(tmp_path / "req.txt"),
+        ],
+        check=True,
+        timeout=900,
     )
     names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
     assert {"onnxruntime-gpu", "torch", "snakemake"} <= names and "onnxruntime" not in names
@@ -279,11 +309,18 @@ def run_snakemake(
         "SNAKEMAKE_AWS_BATCH_JOB_ROLE": batch.role,
         **env,
     }
-    command = [str(VENV_BIN / "snakemake"), "--profile", "profiles/aws-batch",
-               "--default-storage-prefix", f"s3://{batch.bucket}/{prefix}", *args]
+    command = [
+        str(VENV_BIN / "snakemake"),
+        "--profile",
+        "profiles/aws-batch",
+        "--default-storage-prefix",
+        f"s3://{batch.bucket}/{prefix}",
+        *args,
+    ]
     started = time.monotonic()
-    done = subprocess.run(command, cwd=workdir, env=environment, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout
+    )
     output = done.stdout + done.stderr
     (workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.log')))}.log").write_text(output)
     return Run(done.returncode, output, time.monotonic() - started)
@@ -296,8 +333,9 @@ def requirements(definition: dict[str, Any]) -> dict[str, str]:
 
 def rule_of(definition: dict[str, Any]) -> str:
     # snakejob-def-<rule>-<uuid4>
-    return re.sub(r"^snakejob-def-|-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", "",
-                  definition["def_name"])
+    return re.sub(
+        r"^snakejob-def-|-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", "", definition["def_name"]
+    )
 
 
 def assert_no_secrets(batch: Batch, run: Run, since: int) -> None:
@@ -352,8 +390,15 @@ def test_toy_run_gpu_only_where_declared_and_failures_keep_going(
 ) -> None:
     workdir = toy_workflow(tmp_path / "toy")
     since = len(aws_batch.aws.registered)
-    run = run_snakemake(aws_batch, workdir, "toy", "--config", "fail=b",
-                        UPSTAGE_API_KEY=UPSTAGE_SENTINEL, AWS_SECRET_ACCESS_KEY=AWS_SECRET_SENTINEL)
+    run = run_snakemake(
+        aws_batch,
+        workdir,
+        "toy",
+        "--config",
+        "fail=b",
+        UPSTAGE_API_KEY=UPSTAGE_SENTINEL,
+        AWS_SECRET_ACCESS_KEY=AWS_SECRET_SENTINEL,
+    )
 
     assert run.returncode != 0, run.output
     assert "AWS Batch job failed" in run.output
@@ -397,12 +442,22 @@ def interrupt_toy_run(batch: Batch, workdir: Path, prefix: str, sig: int, sleep:
     aws = batch.aws
     started = len(aws.ran)
     log = (workdir / "interrupted.log").open("w")
-    command = [str(VENV_BIN / "snakemake"), "--profile", "profiles/aws-batch",
-               "--default-storage-prefix", f"s3://{batch.bucket}/{prefix}",
-               "--config", f"sleep={sleep}"]
-    environment = {"PATH": f"{VENV_BIN}:{SYSTEM_PATH}", "HOME": str(batch.home),
-                   **aws.client_env(), "SNAKEMAKE_AWS_BATCH_JOB_QUEUE": batch.queue,
-                   "SNAKEMAKE_AWS_BATCH_JOB_ROLE": batch.role}
+    command = [
+        str(VENV_BIN / "snakemake"),
+        "--profile",
+        "profiles/aws-batch",
+        "--default-storage-prefix",
+        f"s3://{batch.bucket}/{prefix}",
+        "--config",
+        f"sleep={sleep}",
+    ]
+    environment = {
+        "PATH": f"{VENV_BIN}:{SYSTEM_PATH}",
+        "HOME": str(batch.home),
+        **aws.client_env(),
+        "SNAKEMAKE_AWS_BATCH_JOB_QUEUE": batch.queue,
+        "SNAKEMAKE_AWS_BATCH_JOB_ROLE": batch.role,
+    }
     main = subprocess.Popen(command, cwd=workdir, env=environment, stdout=log, stderr=log)
     deadline = time.monotonic() + 120
     while len(aws.ran) < started + 2 and time.monotonic() < deadline:
@@ -419,7 +474,7 @@ def test_ctrl_c_terminates_the_batch_jobs(aws_batch: Batch, tmp_path: Path) -> N
     started = len(aws.ran)
     assert interrupt_toy_run(aws_batch, workdir, "sigint", signal.SIGINT, sleep=60) != 0
     aws.wait_idle(timeout=30)
-    ocr_jobs = aws.ran[started:started + 2]
+    ocr_jobs = aws.ran[started : started + 2]
     assert all(job.returncode == 137 and job.reason for job in ocr_jobs), ocr_jobs
     assert not aws.keys(aws_batch.bucket, "sigint/out/")
 
@@ -452,8 +507,16 @@ def test_crash_recovery_is_unlock_then_rerun_incomplete(aws_batch: Batch, tmp_pa
 
 
 def repo_copy(path: Path) -> Path:
-    ignore = shutil.ignore_patterns(".git", ".venv", ".snakemake", "results", "__pycache__",
-                                    "*.egg-info", ".pytest_cache", ".ruff_cache")
+    ignore = shutil.ignore_patterns(
+        ".git",
+        ".venv",
+        ".snakemake",
+        "results",
+        "__pycache__",
+        "*.egg-info",
+        ".pytest_cache",
+        ".ruff_cache",
+    )
     shutil.copytree(REPO, path, ignore=ignore)
     git_snapshot(path)
     return path
@@ -474,8 +537,9 @@ def real_workdir(aws_batch: Batch, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_dry_run_lists_the_shards_from_s3(aws_batch: Batch, real_workdir: Path) -> None:
-    run = run_snakemake(aws_batch, real_workdir, "wf", "-n", "--config", "input_dir=scans",
-                        "shard_size=2")
+    run = run_snakemake(
+        aws_batch, real_workdir, "wf", "-n", "--config", "input_dir=scans", "shard_size=2"
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert re.search(rf"\b{len(SAMPLES)} images\b", run.output)  # listed under the prefix
     assert re.search(r"ocr_shard_[0-9a-f]{8}\s+\d", run.output)
@@ -487,9 +551,16 @@ def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:
     aws = aws_batch.aws
     since = len(aws.registered)
     inbox = f"s3://{aws_batch.bucket}/inbox"
-    run = run_snakemake(aws_batch, real_workdir, "run", "--config", f"input_dir={inbox}",
-                        "shard_size=2", UPSTAGE_API_KEY=UPSTAGE_SENTINEL,
-                        AWS_SECRET_ACCESS_KEY=AWS_SECRET_SENTINEL)
+    run = run_snakemake(
+        aws_batch,
+        real_workdir,
+        "run",
+        "--config",
+        f"input_dir={inbox}",
+        "shard_size=2",
+        UPSTAGE_API_KEY=UPSTAGE_SENTINEL,
+        AWS_SECRET_ACCESS_KEY=AWS_SECRET_SENTINEL,
+    )
     assert run.returncode == 0, run.output[-5000:]
 
     keys = set(aws.keys(aws_batch.bucket, "run/"))
@@ -499,8 +570,9 @@ def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:
     assert {"run/results/summary.json", "run/results/failures.csv"} <= keys
     assert any(k.startswith("run/results/cache/ocr/") for k in keys)  # the S3 content cache
     s3 = aws.client("s3")
-    record = json.loads(s3.get_object(Bucket=aws_batch.bucket,
-                                      Key=f"run/results/ocr/{ids[0]}.json")["Body"].read())
+    record = json.loads(
+        s3.get_object(Bucket=aws_batch.bucket, Key=f"run/results/ocr/{ids[0]}.json")["Body"].read()
+    )
     assert record["status"] == "ok" and record["lines"], record
 
     defs = aws.registered[since:]
@@ -509,17 +581,27 @@ def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:
     kie = [d for d, r in zip(defs, rules, strict=True) if r.startswith("kie_shard_")]
     assert ocr and len(ocr) == len(kie) == len(defs) / 2  # summary is a local rule
     resources = load_workflow_config()["resources"]
-    assert all(requirements(d) == {"VCPU": str(resources["ocr"]["threads"]),
-                                   "MEMORY": str(resources["ocr"]["mem_mb"]), "GPU": "1"}
-               for d in ocr)
-    assert all(requirements(d) == {"VCPU": str(resources["kie"]["threads"]),
-                                   "MEMORY": str(resources["kie"]["mem_mb"])} for d in kie)
+    assert all(
+        requirements(d)
+        == {
+            "VCPU": str(resources["ocr"]["threads"]),
+            "MEMORY": str(resources["ocr"]["mem_mb"]),
+            "GPU": "1",
+        }
+        for d in ocr
+    )
+    assert all(
+        requirements(d)
+        == {"VCPU": str(resources["kie"]["threads"]), "MEMORY": str(resources["kie"]["mem_mb"])}
+        for d in kie
+    )
     assert_no_secrets(aws_batch, run, since)
     assert aws.bucket_exists(aws_batch.bucket)
     assert KEEP_MARKER_KEY in aws.keys(aws_batch.bucket, ".")
 
-    again = run_snakemake(aws_batch, real_workdir, "run", "--config", f"input_dir={inbox}",
-                          "shard_size=2")
+    again = run_snakemake(
+        aws_batch, real_workdir, "run", "--config", f"input_dir={inbox}", "shard_size=2"
+    )
     assert again.returncode == 0 and "Nothing to be done" in again.output, again.output[-3000:]
 
 
@@ -533,22 +615,31 @@ def test_upstage_backends_read_the_key_from_ssm_in_the_job(
     aws = aws_batch.aws
     key = "up_SSM_ONLY_key_5a1b2c3d4e"
     parameter = dockerfile_env()["UPSTAGE_API_KEY_SSM_PARAMETER"]
-    aws.client("ssm").put_parameter(Name=parameter, Value=key, Type="SecureString",
-                                    Overwrite=True)
+    aws.client("ssm").put_parameter(Name=parameter, Value=key, Type="SecureString", Overwrite=True)
     with FakeUpstage(api_key=key, retry_after=0.1) as upstage:
         upstage.register_dir(REPO / "resources" / "samples")
         config = {
-            "input_dir": "scans", "shard_size": 3,
-            "ocr_backend": "upstage", "kie_backend": "upstage",
-            "upstage": {"base_url": upstage.url,
-                        "rate_limits": {"ocr": 50, "information-extract": 50}},
+            "input_dir": "scans",
+            "shard_size": 3,
+            "ocr_backend": "upstage",
+            "kie_backend": "upstage",
+            "upstage": {
+                "base_url": upstage.url,
+                "rate_limits": {"ocr": 50, "information-extract": 50},
+            },
         }
         (real_workdir / "upstage-test.yaml").write_text(yaml.safe_dump(config))
         subprocess.run(["git", "add", "upstage-test.yaml"], cwd=real_workdir, check=True)
         since = len(aws.registered)
-        run = run_snakemake(aws_batch, real_workdir, "wf", "--configfile",
-                            "profiles/aws-batch/workflow-config.yaml", "upstage-test.yaml",
-                            UPSTAGE_API_KEY_SSM_PARAMETER=parameter)
+        run = run_snakemake(
+            aws_batch,
+            real_workdir,
+            "wf",
+            "--configfile",
+            "profiles/aws-batch/workflow-config.yaml",
+            "upstage-test.yaml",
+            UPSTAGE_API_KEY_SSM_PARAMETER=parameter,
+        )
         answered = dict(upstage.answers)
     assert run.returncode == 0, run.output[-5000:]
 

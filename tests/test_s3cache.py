@@ -146,8 +146,12 @@ def test_ids_match_the_local_listing_of_the_same_tree(bucket: str, tmp_path: Pat
     local = find_images(str(tmp_path))
 
     assert [(i.id, i.relpath) for i in listed] == [(i.id, i.relpath) for i in local]
-    assert {i.relpath for i in listed} == {"a.jpg", "Scans/Reçu #3.JPG", "scans/deep/er/b.png",
-                                           "c.tiff"}
+    assert {i.relpath for i in listed} == {
+        "a.jpg",
+        "Scans/Reçu #3.JPG",
+        "scans/deep/er/b.png",
+        "c.tiff",
+    }
     assert all(i.path == f"s3://{bucket}/in/{i.relpath}" for i in listed)
     assert list_s3_images(f"s3://{bucket}/in/", ("png",)) == [
         i for i in listed if i.relpath.endswith(".png")

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,20 @@ def test_lint_passes():
     )
     assert done.returncode == 0, done.stdout
     assert "Congratulations, your workflow is in a good condition!" in done.stdout
+
+
+def test_without_a_gpu_ocr_jobs_share_the_cores_instead_of_queueing(tmp_path: Path):
+    """The profile caps `gpu` at 1; on a machine without a usable GPU, OCR jobs must not
+    request it, or they would run one at a time however many cores there are."""
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:4])
+    (workdir.path / "one-thread.yaml").write_text(
+        "input_dir: scans\nshard_size: 1\nresources: {ocr: {threads: 1}}\n"
+    )
+    workdir.snakemake("--configfile", "one-thread.yaml")
+    spans = []
+    for record in workdir.records("ocr").values():
+        end = datetime.fromisoformat(record["timing"]["finished_at"]).timestamp()
+        spans.append((end - record["timing"]["seconds"], end))
+    spans.sort()
+    assert len(spans) == 4
+    assert any(later[0] < earlier[1] for earlier, later in pairwise(spans))

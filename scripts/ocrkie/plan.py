@@ -69,12 +69,19 @@ def describe(
     )
 
 
+def uses_local_gpu(config: dict[str, Any]) -> bool:
+    """Whether local OCR jobs on this machine will run on a GPU."""
+    if config["ocr_backend"] != "local" or config["local"]["use_gpu"] == "false":
+        return False
+    from .engines.rapid import cuda_available
+
+    return cuda_available()
+
+
 def device_note(config: dict[str, Any]) -> str:
     if config["ocr_backend"] != "local":
         return "OCR runs at Upstage"
-    from .engines.rapid import cuda_available
-
-    if config["local"]["use_gpu"] != "false" and cuda_available():
+    if uses_local_gpu(config):
         return "local OCR on the GPU (onnxruntime CUDA provider)"
     return "no usable GPU (onnxruntime has no CUDA provider): local OCR runs on the CPU"
 

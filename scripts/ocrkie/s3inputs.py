@@ -57,15 +57,13 @@ def list_s3_images(
     client = client if client is not None else s3_client()
     found = []
     for key in _keys(client, bucket, listed):
-        relpath = key[len(listed):]
+        relpath = key[len(listed) :]
         if _is_image_key(relpath, tuple(e.lower() for e in extensions)):
             found.append(InputImage(image_id(relpath), f"s3://{bucket}/{key}", relpath))
     return sorted(found, key=lambda image: image.id)
 
 
-def ensure_keep_marker(
-    uri: str, client: Any = None, env: Mapping[str, str] = os.environ
-) -> bool:
+def ensure_keep_marker(uri: str, client: Any = None, env: Mapping[str, str] = os.environ) -> bool:
     """Put the keep-marker object at the root of the bucket of ``uri`` unless it is there.
 
     Returns True when it had to be created. Needs s3:GetObject/PutObject on that key.

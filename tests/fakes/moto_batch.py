@@ -293,8 +293,8 @@ def _fake_batch(
         **ROLE_CREDENTIALS,  # on Batch: the job role's temporary credentials
     }
     saved = (BatchSimpleBackend._mark_job_as_finished, BatchBackend.register_job_definition)
-    BatchSimpleBackend._mark_job_as_finished = (
-        lambda backend, include_start_attempt, job: aws._start(backend, job)
+    BatchSimpleBackend._mark_job_as_finished = lambda backend, include_start_attempt, job: (
+        aws._start(backend, job)
     )
     BatchBackend.register_job_definition = _recording(saved[1], aws.registered)
     try:

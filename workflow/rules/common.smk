@@ -12,6 +12,7 @@ from ocrkie.plan import (
     discover,
     is_dry_run,
     make_shards,
+    uses_local_gpu,
 )
 from ocrkie.s3inputs import ensure_keep_marker
 
@@ -61,12 +62,16 @@ def record(stage, image):
 
 
 def stage_resources(stage):
-    """Local OCR may use a GPU; API stages take an `upstage_api` slot (the profile caps them)."""
+    """API stages take an `upstage_api` slot (the profile caps them). Local OCR takes a GPU
+    where it will use one: on remote jobs (`_gpus` is what AWS Batch reads) and where
+    onnxruntime has CUDA here. Elsewhere a `gpu` request would only serialise CPU jobs.
+    """
     if stage in API_STAGES:
         return {"upstage_api": 1}
-    if stage == "ocr":
-        return {"gpu": 1, "_gpus": 1, "mem_mb": config["resources"]["ocr"]["mem_mb"]}
-    return {"mem_mb": config["resources"]["kie"]["mem_mb"]}
+    memory = {"mem_mb": config["resources"][stage]["mem_mb"]}
+    if stage == "ocr" and (STORAGE_PREFIX or uses_local_gpu(config)):
+        return {"gpu": 1, "_gpus": 1, **memory}
+    return memory
 
 
 def stage_threads(stage):
