@@ -185,3 +185,56 @@ def test_text_ignores_case_and_spacing_around_punctuation():
     assert normalize_text(" Jalan  Sagu 18 , Taman Daya. ") == normalize_text(
         "JALAN SAGU 18,TAMAN DAYA"
     )
+
+
+def total_of(rows: list[list[str]]) -> dict:
+    """The total of a receipt with a shop header above ``rows``."""
+    header = [["SHOP SDN BHD"], ["1, JALAN SATU"], ["DATE: 01/02/2020"]]
+    extractor = RuleExtractor(load_field_schema(RECEIPT_SCHEMA))
+    return extractor.extract(ocr_record(header + rows))["fields"]["total"]
+
+
+def test_a_rounding_adjustment_after_the_total_is_applied():
+    total = total_of(
+        [
+            ["ITEM", "33.92"],
+            ["TOTAL", "RM 33.92"],
+            ["ROUNDING ADJUSTMENT", "-RM 0.02"],
+            ["CASH", "RM 50.00"],
+        ]
+    )
+    assert total["value"] == "33.92"
+    assert total["normalized"] == "33.90"
+    assert [w["text"] for w in total["source"]["words"]] == ["33.92", "0.02"]
+
+
+def test_the_most_specific_total_label_wins_and_paid_amounts_lose():
+    assert (
+        total_of(
+            [
+                ["TOTAL", "10.00"],
+                ["SERVICE CHARGE", "1.00"],
+                ["GRAND TOTAL", "11.00"],
+                ["PAID AMOUNT", "20.00"],
+            ]
+        )["normalized"]
+        == "11.00"
+    )
+    assert (
+        total_of(
+            [
+                ["Total Amt Incl. GST", "79.50"],
+                ["Paid Amount", "100.00"],
+                ["Total Qty Tender", "101"],
+            ]
+        )["normalized"]
+        == "79.50"
+    )
+
+
+def test_an_impossible_date_does_not_swallow_the_real_one():
+    assert normalize_date("ORD #50 -REG #19- 18/01/2018 10:27:03") == "2018-01-18"
+
+
+def test_a_date_run_into_its_time_is_found():
+    assert normalize_date("14/03/20185:57:07PM") == "2018-03-14"

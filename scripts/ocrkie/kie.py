@@ -5,11 +5,15 @@ same document is sent to Upstage Information Extraction as ``response_format``. 
 may carry local hints under ``x-ocrkie`` (stripped before anything is sent out):
 
 - ``type``: ``text`` (a single row), ``address`` (a block of rows), ``date`` or ``amount``
-- ``keywords``: label phrases; a value follows its label on the same row, or on the next row
+- ``keywords``: label phrases, most specific first; a value follows its label on the same row,
+  or on the next row
 - ``exclude``: regular expressions; a row matching one is never a candidate
 - ``patterns``: regular expressions the value's rows may match instead of a keyword
 - ``region``: ``top``, ``bottom`` or ``any`` (default) part of the page to search
-- ``pick``: ``first`` (default), ``last`` or ``max`` among amount candidates
+- ``pick``: among amount candidates, ``first`` (default: the most specific label, then the
+  first row), ``last`` or ``max``
+- ``adjust``: labels of rows right after an amount that adjust it ("rounding"): the
+  normalised value includes them
 - ``date_order``: ``DMY`` (default) or ``MDY`` for ambiguous numeric dates
 - ``max_lines``: the most rows an address may span (default 4)
 
@@ -44,6 +48,7 @@ class FieldSpec:
     pick: str = "first"
     date_order: str = "DMY"
     max_lines: int = 4
+    adjust: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -115,11 +120,8 @@ def _region(rows: list[Row], region: str) -> list[Row]:
 
 
 def _keyword_match(spec: FieldSpec, text: str) -> re.Match[str] | None:
-    for keyword in spec.keywords:
-        match = re.search(rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])", text, re.I)
-        if match:
-            return match
-    return None
+    label = _label(spec, text)
+    return label[1] if label else None
 
 
 def _excluded(spec: FieldSpec, text: str) -> bool:
@@ -291,20 +293,53 @@ def _find_date(spec: FieldSpec, rows: list[Row]) -> Found | None:
 
 def _find_amount(spec: FieldSpec, rows: list[Row]) -> Found | None:
     region = _region(rows, spec.region)
-    candidates: list[Found] = []
+    candidates: list[tuple[int, int, Found]] = []  # (label rank, row position, amount)
     for position, row in enumerate(region):
-        match = _keyword_match(spec, row.text)
-        if not match or _excluded(spec, row.text):
+        label = _label(spec, row.text)
+        if label is None or _excluded(spec, row.text):
             continue
+        rank, match = label
         found = _amounts_in(row, match.end())
         if not found and position + 1 < len(region):
             found = _amounts_in(region[position + 1], 0)[:1]
-        candidates.extend(found)
+        candidates.extend((rank, position, amount) for amount in found)
     if not candidates:
         return None
     if spec.pick == "max":
-        return max(candidates, key=lambda f: Decimal(f.normalized or "0"))
-    return candidates[-1] if spec.pick == "last" else candidates[0]
+        chosen = max(candidates, key=lambda c: Decimal(c[2].normalized or "0"))
+    elif spec.pick == "last":
+        chosen = candidates[-1]
+    else:  # the most specific label ("grand total" before "total"), then the first such row
+        chosen = min(candidates, key=lambda c: (c[0], c[1]))
+    return _adjusted(spec, region, chosen[1], chosen[2])
+
+
+def _label(spec: FieldSpec, text: str) -> tuple[int, re.Match[str]] | None:
+    """The first of the field's keywords (they are in priority order) found in ``text``."""
+    for rank, keyword in enumerate(spec.keywords):
+        match = re.search(rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])", text, re.I)
+        if match:
+            return rank, match
+    return None
+
+
+def _adjusted(spec: FieldSpec, region: list[Row], position: int, found: Found) -> Found:
+    """Apply the amounts of ``adjust`` rows (a rounding adjustment) printed right after."""
+    total = Decimal(found.normalized or "0")
+    pieces = list(found.pieces)
+    for row in region[position + 1 : position + 3]:
+        if not any(_label(FieldSpec(spec.name, keywords=[k]), row.text) for k in spec.adjust):
+            continue
+        for amount in _amounts_in(row, 0)[:1]:
+            value = Decimal(amount.normalized or "0")
+            start = amount.pieces[0][1]
+            if value > 0 and re.search(r"-\s*[A-Z$€£¥]{0,3}\s*$", row.text[:start], re.I):
+                value = -value  # "-RM 0.02": the sign stands before the currency
+            total += value
+            pieces.extend(amount.pieces)
+    if pieces == found.pieces:
+        return found
+    return Found(found.value, str(total.quantize(Decimal("0.01"))), pieces, found.certainty)
 
 
 def _amounts_in(row: Row, start: int) -> list[Found]:

@@ -34,9 +34,14 @@ MONTHS = {
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 
 # Numeric dates: 25/12/2018, 25-12-18, 25.12.2018, 2018-12-25; and 25 Dec 2018, Dec 25, 2018.
+# A four-digit year may run straight into the time ("14/03/20185:57PM"): OCR often drops
+# the space between them.
 DATE_PATTERNS = [
     re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)"),
-    re.compile(r"(?<!\d)(\d{1,2})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{4}|\d{2})(?!\d)"),
+    re.compile(
+        r"(?<!\d)(\d{1,2})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*"
+        r"(\d{4}(?=\d{1,2}:\d{2})|\d{4}(?!\d)|\d{2}(?!\d))"
+    ),
     re.compile(rf"(?<!\d)(\d{{1,2}})[\s-]*({_MONTH})\.?[\s,-]*(\d{{4}}|\d{{2}})(?!\d)", re.I),
     re.compile(rf"\b({_MONTH})\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I),
 ]
@@ -66,10 +71,14 @@ def find_dates(text: str, order: str = "DMY") -> list[tuple[str, str]]:
     """
     found: list[tuple[int, str, str]] = []
     for index, pattern in enumerate(DATE_PATTERNS):
-        for match in pattern.finditer(text):
+        position = 0
+        while match := pattern.search(text, position):
             iso = _match_to_iso(index, match.groups(), order)
             if iso:
                 found.append((match.start(), match.group(0), iso))
+            # "#19- 18/01/2018" first matches "19- 18/01" (no such date): retry just after
+            # its start, so that an impossible match does not swallow the real date.
+            position = match.end() if iso else match.start() + 1
     found.sort()
     return [(raw, iso) for _, raw, iso in found]
 
