@@ -8,7 +8,7 @@ from typing import Any
 from .cache import LmdbCache, cache_key
 from .formats import read_json
 from .images import sha256_of
-from .inputs import InputImage, Shard, find_images, make_shards, read_image_list
+from .inputs import InputImage, Shard, find_images, read_image_list
 from .stages import kie_cache_key
 
 
@@ -157,6 +157,3 @@ def check_upstage_key(config: dict[str, Any]) -> None:
     from .jobs import upstage_client
 
     upstage_client(config).check_key()
-
-
-__all__ = ["api_forecast", "cache_location", "describe", "discover", "make_shards"]

@@ -11,9 +11,9 @@ from ocrkie.plan import (
     describe,
     discover,
     is_dry_run,
-    make_shards,
     uses_local_gpu,
 )
+from ocrkie.inputs import make_shards
 from ocrkie.s3inputs import ensure_keep_marker
 
 validate(config, schema="../schemas/config.schema.yaml")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..formats import Line, Word
-from ..images import PageImage
+from ..images import PageImage, decode_page
 from ..kie import FieldSchema, locate, rows_of
 from ..normalize import normalize
 from ..upstage import UpstageClient, extracted_fields
@@ -132,8 +132,6 @@ class UpstageExtractor:
 
 
 def _ie_document(image: str) -> tuple[bytes, str]:
-    from ..images import decode_page
-
     data = Path(image).read_bytes()
     if Path(image).suffix.lower() in IE_TYPES:
         return data, mimetypes.guess_type(image)[0] or "application/octet-stream"
