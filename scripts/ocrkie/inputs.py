@@ -43,8 +43,13 @@ def image_id(relpath: str) -> str:
     return f"{slug}-{_digest(relpath)[:8]}"
 
 
-def _has_image_extension(name: str, extensions: tuple[str, ...]) -> bool:
-    return name.rsplit(".", 1)[-1].lower() in extensions if "." in name else False
+def is_image_path(relpath: str, extensions: tuple[str, ...]) -> bool:
+    """An image by its extension, and not hidden (no part of the path starts with a dot)."""
+    parts = relpath.split("/")
+    if not parts[-1] or any(part.startswith(".") for part in parts):
+        return False
+    name = parts[-1]
+    return "." in name and name.rsplit(".", 1)[-1].lower() in extensions
 
 
 def find_images(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[InputImage]:
@@ -54,11 +59,11 @@ def find_images(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) 
         raise FileNotFoundError(f"input_dir {input_dir!r} is not a folder")
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # not walked at all
         for name in filenames:
-            if _has_image_extension(name, extensions) and not name.startswith("."):
-                path = Path(dirpath) / name
-                relpath = path.relative_to(root).as_posix()
+            path = Path(dirpath) / name
+            relpath = path.relative_to(root).as_posix()
+            if is_image_path(relpath, extensions):
                 found.append(InputImage(image_id(relpath), str(path), relpath))
     return _unique_sorted(found)
 

@@ -42,10 +42,14 @@ def _list_s3(
     return [InputImage(i.id, f"{folder}/{i.relpath}", i.relpath) for i in listed]
 
 
-def cache_location(config: dict[str, Any]) -> str:
-    if config["cache"] == "auto":
-        return str(Path(config["results_dir"]) / "cache")
-    return config["cache"]
+def cache_location(config: dict[str, Any], storage_prefix: str | None = None) -> str:
+    """Where the content cache is: ``auto`` means beside the results, which with S3 default
+    storage (jobs that share no disk) is ``<prefix>/<results_dir>/cache`` in S3."""
+    if config["cache"] != "auto":
+        return config["cache"]
+    if storage_prefix:
+        return f"{storage_prefix}/{config['results_dir']}/cache"
+    return str(Path(config["results_dir"]) / "cache")
 
 
 def api_stages(config: dict[str, Any]) -> list[str]:

@@ -59,7 +59,8 @@ def s3_client(env: Mapping[str, str] = os.environ) -> Any:
     return boto3.client("s3", endpoint_url=endpoint, region_name=aws_region(env), config=config)
 
 
-def _is_missing(error: ClientError) -> bool:
+def is_missing(error: ClientError) -> bool:
+    """Whether S3 answered that the object does not exist."""
     return error.response.get("Error", {}).get("Code") in _MISSING
 
 
@@ -77,7 +78,7 @@ class S3Cache:
         try:
             reply = self._client.get_object(Bucket=self.bucket, Key=self._object_key(key))
         except ClientError as error:
-            if _is_missing(error):
+            if is_missing(error):
                 return None
             raise  # a missing bucket or a denied read is a misconfiguration: say so
         return decode(reply["Body"].read())

@@ -11,8 +11,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .inputs import IMAGE_EXTENSIONS, InputImage, image_id
-from .s3cache import s3_client, split_s3_uri
+from .inputs import IMAGE_EXTENSIONS, InputImage, image_id, is_image_path
+from .s3cache import is_missing, s3_client, split_s3_uri
 
 # Snakemake's S3 storage plugin deletes a bucket as soon as a removal leaves it empty
 # (e.g. the source archive at the end of a run). This object keeps it non-empty.
@@ -22,15 +22,6 @@ KEEP_MARKER_BODY = (
     b"Keeps this bucket non-empty: Snakemake's S3 storage plugin deletes buckets it empties.\n"
     b"Do not delete.\n"
 )
-
-
-def _is_image_key(relpath: str, extensions: tuple[str, ...]) -> bool:
-    if not relpath or relpath.endswith("/"):
-        return False  # a "folder" placeholder object
-    if any(part.startswith(".") for part in relpath.split("/")):
-        return False  # hidden files and folders, as find_images skips them
-    name = relpath.rsplit("/", 1)[-1]
-    return "." in name and name.rsplit(".", 1)[-1].lower() in extensions
 
 
 def _keys(client: Any, bucket: str, prefix: str) -> Iterable[str]:
@@ -58,7 +49,7 @@ def list_s3_images(
     found = []
     for key in _keys(client, bucket, listed):
         relpath = key[len(listed) :]
-        if _is_image_key(relpath, tuple(e.lower() for e in extensions)):
+        if is_image_path(relpath, tuple(e.lower() for e in extensions)):
             found.append(InputImage(image_id(relpath), f"s3://{bucket}/{key}", relpath))
     return sorted(found, key=lambda image: image.id)
 
@@ -74,7 +65,7 @@ def ensure_keep_marker(uri: str, client: Any = None, env: Mapping[str, str] = os
         client.head_object(Bucket=bucket, Key=KEEP_MARKER_KEY)
         return False
     except client.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
+        if not is_missing(error):
             raise
     client.put_object(Bucket=bucket, Key=KEEP_MARKER_KEY, Body=KEEP_MARKER_BODY)
     return True

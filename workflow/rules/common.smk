@@ -1,4 +1,3 @@
-import hashlib
 import sys
 from pathlib import Path
 
@@ -7,12 +6,14 @@ from snakemake.utils import validate
 from ocrkie.plan import (
     api_forecast,
     api_stages,
+    cache_location,
     check_upstage_key,
     describe,
     discover,
     is_dry_run,
     uses_local_gpu,
 )
+from ocrkie.images import sha256_of
 from ocrkie.inputs import make_shards
 from ocrkie.s3inputs import ensure_keep_marker
 
@@ -29,9 +30,8 @@ def s3_storage_prefix():
 
 STORAGE_PREFIX = s3_storage_prefix()
 RESULTS = config["results_dir"]
-if STORAGE_PREFIX and config["cache"] == "auto":
-    # Batch jobs share no disk: the cache goes beside the results, in S3.
-    config["cache"] = f"{STORAGE_PREFIX}/{RESULTS}/cache"
+# Resolved here, where the storage is known, so that jobs read an explicit location.
+config["cache"] = cache_location(config, STORAGE_PREFIX)
 IMAGES = discover(config, STORAGE_PREFIX)
 SHARDS = make_shards(IMAGES, config["shard_size"])
 API_STAGES = api_stages(config)
@@ -54,7 +54,7 @@ def image_input(image):
 
 
 def file_digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return sha256_of(Path(path).read_bytes())[:16]
 
 
 def record(stage, image):
