@@ -30,7 +30,7 @@ from fakes.moto_batch import FakeAws, fake_aws, wheel_from_installed
 from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
 
 from ocrkie.inputs import image_id
-from ocrkie.s3inputs import KEEP_MARKER_KEY, ensure_keep_marker
+from ocrkie.s3 import KEEP_MARKER_KEY, ensure_keep_marker
 
 pytestmark = pytest.mark.xdist_group("moto")
 
@@ -542,9 +542,11 @@ def test_dry_run_lists_the_shards_from_s3(aws_batch: Batch, real_workdir: Path) 
     )
     assert run.returncode == 0, run.output[-3000:]
     assert re.search(rf"\b{len(SAMPLES)} images\b", run.output)  # listed under the prefix
-    assert re.search(r"ocr_shard_[0-9a-f]{8}\s+\d", run.output)
+    assert "32 job slots" in run.output  # the profile's `jobs`: one machine per job
+    assert re.search(r"^ocr\s+3$", run.output, re.M)  # so 3 shards of one image
     assert "summary" in run.output
-    assert not aws_batch.aws.keys(aws_batch.bucket, "wf/results")  # nothing ran
+    # nothing ran: only the plan was written, where the jobs will read it
+    assert aws_batch.aws.keys(aws_batch.bucket, "wf/results") == ["wf/results/plan/plan.json.gz"]
 
 
 def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:
@@ -577,8 +579,8 @@ def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:
 
     defs = aws.registered[since:]
     rules = [rule_of(d) for d in defs]
-    ocr = [d for d, r in zip(defs, rules, strict=True) if r.startswith("ocr_shard_")]
-    kie = [d for d, r in zip(defs, rules, strict=True) if r.startswith("kie_shard_")]
+    ocr = [d for d, r in zip(defs, rules, strict=True) if r == "ocr"]
+    kie = [d for d, r in zip(defs, rules, strict=True) if r == "kie"]
     assert ocr and len(ocr) == len(kie) == len(defs) / 2  # summary is a local rule
     resources = load_workflow_config()["resources"]
     assert all(

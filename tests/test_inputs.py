@@ -1,12 +1,11 @@
-"""Image discovery, ids and shard membership."""
+"""Image discovery and ids."""
 
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 
-from ocrkie.inputs import InputImage, find_images, image_id, make_shards, read_image_list
+from ocrkie.inputs import find_images, image_id, read_image_list
 
 SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -67,37 +66,3 @@ def test_list_file_paths_are_relative_to_the_list(tmp_path: Path):
         str(tmp_path / "lists" / "scan1.jpg"),
         "/data/abs/scan2.png",
     }
-
-
-def _images(names):
-    return [InputImage(image_id(n), n, n) for n in names]
-
-
-def _membership(shards):
-    return {s.name: frozenset(i.id for i in s.images) for s in shards}
-
-
-def test_shards_cover_every_image_once_with_bounded_size():
-    images = _images(f"scan_{n:05d}.jpg" for n in range(2000))
-    shards = make_shards(images, 16)
-    members = [i.id for s in shards for i in s.images]
-    assert sorted(members) == sorted(i.id for i in images)
-    assert max(len(s.images) for s in shards) <= 32
-    assert 1000 / 16 < len(shards) < 4000 / 16  # about 2000/16 shards
-    assert make_shards(list(reversed(images)), 16) == shards  # order of discovery is irrelevant
-
-
-def test_adding_images_leaves_shards_without_them_untouched():
-    rng = random.Random(7)
-    names = [f"batch/{rng.getrandbits(40):x}.jpg" for _ in range(500)]
-    before = _membership(make_shards(_images(names), 16))
-    for trial in range(50):
-        new = f"new/{trial}.jpg"
-        after = _membership(make_shards(_images([*names, new]), 16))
-        changed = {name for name, ids in after.items() if before.get(name) != ids}
-        holder = next(name for name, ids in after.items() if image_id(new) in ids)
-        assert holder in changed
-        # besides the holder, only a shard it split off from, or capped shards in its run
-        assert len(changed) <= 3, (trial, changed)
-        unchanged = set(after) - changed
-        assert len(unchanged) >= len(before) - 3

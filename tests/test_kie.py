@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ocrkie.engines import Document
+from ocrkie.engines.rules import RuleExtractor
+from ocrkie.fields import load_field_schema
 from ocrkie.formats import Line, Word, ocr_lines_payload
-from ocrkie.kie import RuleExtractor, load_field_schema
 from ocrkie.normalize import normalize_amount, normalize_date, normalize_text
 
 RECEIPT_SCHEMA = Path(__file__).parents[1] / "config" / "fields" / "receipt.json"
@@ -66,7 +68,7 @@ RECEIPT = [
 @pytest.fixture(scope="module")
 def fields() -> dict:
     extractor = RuleExtractor(load_field_schema(RECEIPT_SCHEMA))
-    return extractor.extract(ocr_record(RECEIPT))["fields"]
+    return extractor.extract(Document(ocr_record(RECEIPT), "")).fields
 
 
 def test_company_is_the_labelled_name_without_its_registration_number(fields):
@@ -98,7 +100,7 @@ def test_total_skips_subtotal_and_quantities_and_points_at_its_words(fields):
 
 def test_a_missing_field_is_null_with_zero_confidence():
     extractor = RuleExtractor(load_field_schema(RECEIPT_SCHEMA))
-    fields = extractor.extract(ocr_record([["HELLO WORLD"]]))["fields"]
+    fields = extractor.extract(Document(ocr_record([["HELLO WORLD"]]), "")).fields
     assert fields["total"] == {
         "type": "amount",
         "value": None,
@@ -121,9 +123,8 @@ def test_a_field_without_hints_reads_the_value_after_its_label(tmp_path: Path):
             }
         )
     )
-    fields = RuleExtractor(load_field_schema(schema)).extract(
-        ocr_record([["ACME"], ["Invoice No: INV-2231"], ["Amount due", "1,250.00"]])
-    )["fields"]
+    ocr = ocr_record([["ACME"], ["Invoice No: INV-2231"], ["Amount due", "1,250.00"]])
+    fields = RuleExtractor(load_field_schema(schema)).extract(Document(ocr, "")).fields
     assert fields["invoice_no"]["value"] == "INV-2231"
     assert fields["amount_due"]["normalized"] == "1250.00"
 
@@ -191,7 +192,7 @@ def total_of(rows: list[list[str]]) -> dict:
     """The total of a receipt with a shop header above ``rows``."""
     header = [["SHOP SDN BHD"], ["1, JALAN SATU"], ["DATE: 01/02/2020"]]
     extractor = RuleExtractor(load_field_schema(RECEIPT_SCHEMA))
-    return extractor.extract(ocr_record(header + rows))["fields"]["total"]
+    return extractor.extract(Document(ocr_record(header + rows), "")).fields["total"]
 
 
 def test_a_rounding_adjustment_after_the_total_is_applied():

@@ -1,4 +1,5 @@
-"""The S3 content cache and the S3 input listing, against a moto server on 127.0.0.1."""
+"""S3: the content cache, the results folder and the input listing, against a moto server
+on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 from fakes.moto_batch import aws_test_env, moto_server
 
-from ocrkie import s3inputs
-from ocrkie.cache import cache_key, decode
-from ocrkie.inputs import find_images
-from ocrkie.s3cache import S3Cache, aws_region, s3_client, split_s3_uri
-from ocrkie.s3inputs import KEEP_MARKER_KEY, ensure_keep_marker, list_s3_images
+from ocrkie import s3
+from ocrkie.cache import S3Cache, cache_key, decode
+from ocrkie.inputs import find_images, list_s3_images
+from ocrkie.s3 import KEEP_MARKER_KEY, aws_region, ensure_keep_marker, s3_client, split_s3_uri
+from ocrkie.storage import S3Folder
 
 pytestmark = pytest.mark.xdist_group("moto")
 
@@ -145,7 +146,7 @@ def test_ids_match_the_local_listing_of_the_same_tree(bucket: str, tmp_path: Pat
     listed = list_s3_images(f"s3://{bucket}/in")
     local = find_images(str(tmp_path))
 
-    assert [(i.id, i.relpath) for i in listed] == [(i.id, i.relpath) for i in local]
+    assert [(i.id, i.relpath, i.size) for i in listed] == [(i.id, i.relpath, i.size) for i in local]
     assert {i.relpath for i in listed} == {
         "a.jpg",
         "Scans/Reçu #3.JPG",
@@ -159,7 +160,7 @@ def test_ids_match_the_local_listing_of_the_same_tree(bucket: str, tmp_path: Pat
 
 
 def test_listing_follows_pagination(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(s3inputs, "_PAGE_SIZE", 2)
+    monkeypatch.setattr(s3, "PAGE_SIZE", 2)
     for n in range(7):
         _put(bucket, f"p/{n}.png")
     assert len(list_s3_images(f"s3://{bucket}/p")) == 7
@@ -176,3 +177,21 @@ def test_keep_marker_is_created_once(bucket: str) -> None:
     assert ensure_keep_marker(f"s3://{bucket}") is False
     assert boto3.client("s3").head_object(Bucket=bucket, Key=KEEP_MARKER_KEY)
     assert s3_client() is not None
+
+
+# -- S3Folder: where shard jobs write their records on AWS Batch ------------------------------
+
+
+def test_a_results_folder_in_s3_writes_lists_reads_and_deletes(bucket: str) -> None:
+    folder = S3Folder(f"s3://{bucket}/run/results")
+    folder.write_bytes("ocr/a.json", b"{}")
+    folder.write_bytes("ocr/b.json", b"[]")
+    folder.write_bytes("ocr/deeper/c.json", b"x")
+    _put(bucket, "run/results/ocr2/d.json")  # shares the prefix text, not the folder
+    assert folder.names("ocr") == {"a.json", "b.json"}
+    assert folder.read_bytes("ocr/b.json") == b"[]"
+    folder.delete("ocr/a.json")
+    assert folder.names("ocr") == {"b.json"}
+    assert folder.names("nothing-here") == set()
+    with pytest.raises(FileNotFoundError):
+        folder.read_bytes("ocr/a.json")

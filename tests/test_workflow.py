@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir, without_timing
-from ocrkie.inputs import find_images, make_shards
+from ocrkie.inputs import find_images
 from ocrkie.normalize import normalize
 
 pytestmark = pytest.mark.xdist_group("sample_run")
@@ -71,17 +71,21 @@ def test_a_second_run_does_nothing(sample_run: Workdir):
     assert "Nothing to be done" in done.stdout
 
 
-def test_dry_run_shows_images_jobs_and_engine(tmp_path: Path):
+def test_dry_run_shows_the_plan_first_and_writes_only_the_plan(tmp_path: Path):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES)
     done = workdir.snakemake("-n", "--config", "input_dir=scans", "shard_size=2")
-    shards = make_shards(find_images(str(workdir.scans)), 2)
-    assert f"ocrkie: {len(SAMPLE_IMAGES)} images" in done.stdout
-    assert f"{len(shards)} OCR jobs [local]" in done.stdout
-    assert "local OCR runs on the CPU" in done.stdout
-    jobs = planned_jobs(done.stdout)
-    assert {name for name in jobs if name.startswith("ocr_")} == {f"ocr_{s.name}" for s in shards}
-    assert jobs["summary"] == 1
-    assert not workdir.results.exists()
+    ours = [n for n, line in enumerate(done.stdout.splitlines()) if line.startswith("ocrkie: ")]
+    assert ours == [2]  # after Snakemake's two lines on the profile and the config
+    first = done.stdout.splitlines()[2]
+    assert first.startswith(f"ocrkie: {len(SAMPLE_IMAGES)} images from scans in 3 shards")
+    assert "OCR (rapidocr on cpu): 3 of 3 jobs to run (6 new images" in done.stdout
+    assert planned_jobs(done.stdout) == {"ocr": 3, "kie": 3, "summary": 1, "all": 1}
+    assert sorted(
+        p.relative_to(workdir.results).as_posix() for p in workdir.results.rglob("*")
+    ) == [
+        "plan",
+        "plan/plan.json.gz",
+    ]
 
 
 @pytest.mark.parametrize("flag", ["--dag", "--rulegraph"])
@@ -89,7 +93,7 @@ def test_dag_and_rulegraph_print_clean_dot(tmp_path: Path, flag: str):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
     dot = workdir.snakemake(flag, "--config", "input_dir=scans", merge=False).stdout
     assert dot.startswith("digraph") and dot.rstrip().endswith("}")  # pipeable into `dot`
-    assert "summary" in dot and "ocr_shard_" in dot
+    assert all(rule in dot for rule in ("summary", "ocr", "kie"))
 
 
 def test_kill_9_then_rerun_incomplete_gives_the_uninterrupted_results(
@@ -136,51 +140,46 @@ def test_a_corrupt_image_gets_one_error_record_and_the_rest_complete(tmp_path: P
     assert summary["ocr"]["status"] == {"ok": 2, "error": 1}
 
 
-def _name_joining_a_shard(existing: list[str], shard_size: int) -> str:
-    """A new file name that joins an existing shard rather than starting one."""
-    for n in range(1000):
-        name = f"zz_new_{n}.jpg"
-        before = make_shards(_images(existing), shard_size)
-        after = make_shards(_images([*existing, name]), shard_size)
-        if len(after) == len(before):
-            return name
-    raise AssertionError("no such name")
-
-
-def _images(names: list[str]):
-    from ocrkie.inputs import InputImage, image_id
-
-    return [InputImage(image_id(n), n, n) for n in names]
-
-
-def test_adding_an_image_reruns_only_the_shard_that_holds_it(tmp_path: Path):
+def test_adding_images_runs_only_new_shards(tmp_path: Path):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
     workdir.snakemake("--config", "input_dir=scans", "shard_size=2")
     before = {p.name: p.stat().st_mtime_ns for p in (workdir.results / "ocr").iterdir()}
 
-    name = _name_joining_a_shard([p.name for p in SAMPLE_IMAGES[:3]], 2)
-    shutil.copy(SAMPLE_IMAGES[3], workdir.scans / name)
+    for image in SAMPLE_IMAGES[3:5]:
+        shutil.copy(image, workdir.scans / f"new_{image.name}")
     plan = workdir.snakemake("-n", "--config", "input_dir=scans", "shard_size=2")
-    jobs = planned_jobs(plan.stdout)
-    holder = next(
-        s
-        for s in make_shards(find_images(str(workdir.scans)), 2)
-        if any(i.relpath == name for i in s.images)
+    assert (
+        "OCR (rapidocr on cpu): 2 of 4 jobs to run (2 new images; 3 records up to date)"
+        in plan.stdout
     )
-    assert {j for j in jobs if j.startswith(("ocr_", "kie_"))} == {
-        f"ocr_{holder.name}",
-        f"kie_{holder.name}",
-    }
+    workdir.snakemake("--config", "input_dir=scans", "shard_size=2")
 
-    done = workdir.snakemake("--config", "input_dir=scans", "shard_size=2")
-    assert done.returncode == 0
     after = {p.name: p.stat().st_mtime_ns for p in (workdir.results / "ocr").iterdir()}
-    untouched = {i.id for i in find_images(str(workdir.scans))} - {i.id for i in holder.images}
-    assert untouched and all(after[f"{i}.json"] == before[f"{i}.json"] for i in untouched)
-    # the holder's old members were served from the content cache, not recomputed
-    for image in holder.images:
-        record = workdir.records("ocr")[image.id]
-        assert record["timing"]["cached"] is (image.relpath != name)
+    assert len(after) == 5 and all(after[name] == mtime for name, mtime in before.items())
+
+
+def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
+    workdir.snakemake("--config", "input_dir=scans", "shard_size=1")
+    victim = next(iter(workdir.records("ocr")))
+    untouched = {p.name: p.stat().st_mtime_ns for p in (workdir.results / "kie").iterdir()}
+    (workdir.results / "ocr" / f"{victim}.json").unlink()
+
+    plan = workdir.snakemake("-n", "--config", "input_dir=scans", "shard_size=1").stdout
+    assert (
+        "OCR (rapidocr on cpu): 1 of 3 jobs to run (1 records in shards where some were deleted"
+        in plan
+    )
+    done = workdir.snakemake("--config", "input_dir=scans", "shard_size=1")
+    assert done.returncode == 0
+    rewritten = workdir.records("ocr")[victim]
+    assert rewritten["status"] == "ok" and rewritten["timing"]["cached"] is True  # no engine call
+    assert (
+        "Nothing to be done"
+        in workdir.snakemake("--config", "input_dir=scans", "shard_size=1").stdout
+    )
+    kie = {p.name: p.stat().st_mtime_ns for p in (workdir.results / "kie").iterdir()}
+    assert [n for n in kie if kie[n] != untouched[n]] == [f"{victim}.json"]  # its KIE, from cache
 
 
 @pytest.mark.parametrize(
@@ -188,7 +187,7 @@ def test_adding_an_image_reruns_only_the_shard_that_holds_it(tmp_path: Path):
     [
         ("shard_size=0", "0 is less than the minimum of 1"),
         ("shardsize=3", "'shardsize' was unexpected"),
-        ("ocr_backend=tesseract", "'tesseract' is not one of"),
+        ("ocr_backend=tesseract", "ocr_backend: 'tesseract' is not one of local, upstage"),
     ],
 )
 def test_bad_config_is_refused_with_a_clear_message(tmp_path: Path, override: str, message: str):
@@ -242,3 +241,70 @@ def test_without_a_gpu_ocr_jobs_share_the_cores_instead_of_queueing(tmp_path: Pa
     spans.sort()
     assert len(spans) == 4
     assert any(later[0] < earlier[1] for earlier, later in pairwise(spans))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Workdir:
+    """A finished run on two images (two shards: one per core), for dry runs with changed
+    settings."""
+    workdir = make_workdir(tmp_path_factory.mktemp("finished"), SAMPLE_IMAGES[:2])
+    workdir.snakemake("--config", "input_dir=scans", "shard_size=2")
+    schema = json.loads((REPO / "config" / "fields" / "receipt.json").read_text())
+    schema["properties"]["total"]["description"] += " Includes tax."
+    (workdir.path / "receipt-v2.json").write_text(json.dumps(schema, indent=4))
+    return workdir
+
+
+def stage_line(output: str, label: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(f"{label} ("))
+
+
+@pytest.mark.parametrize(
+    ("setting", "ocr", "kie"),
+    [
+        ("local: {text_score: 0.6}", "text_score 0.5, now 0.6", "made from other OCR records"),
+        ("images: {max_side: 2048}", "max_side 4096, now 2048", "made from other OCR records"),
+        ("images: {max_pixels: 1000000}", "max_pixels 178956970, now 1000000", "from other OCR"),
+        ("kie_schema: receipt-v2.json", None, "made with schema "),
+        ("kie_backend: upstage", None, "made with ocrkie-rules, now upstage-information-extract"),
+        ("ocr_backend: upstage", "made with rapidocr, now upstage-ocr", "from other OCR records"),
+    ],
+)
+def test_a_setting_that_changes_records_reruns_exactly_its_stages(finished, setting, ocr, kie):
+    (finished.path / "change.yaml").write_text(f"input_dir: scans\nshard_size: 2\n{setting}\n")
+    plan = finished.snakemake("-n", "--configfile", "config/config.yaml", "change.yaml").stdout
+    for label, reason in (("OCR", ocr), ("KIE", kie)):
+        line = stage_line(plan, label)
+        if reason is None:
+            assert ": 0 of 2 jobs to run (2 records up to date)" in line, line
+        else:
+            assert ": 2 of 2 jobs to run (2 records " in line and reason in line, line
+    jobs = planned_jobs(plan)
+    assert jobs.get("ocr", 0) == (2 if ocr else 0) and jobs["kie"] == 2
+
+
+@pytest.mark.parametrize("arguments", [("--cores", "1"), ("--set-threads", "ocr=2")])
+@pytest.mark.parametrize("shard_size", ["1", "50"])
+def test_a_setting_that_changes_no_record_reruns_nothing(finished, arguments, shard_size):
+    done = finished.snakemake("--config", "input_dir=scans", f"shard_size={shard_size}", *arguments)
+    assert "Nothing to be done" in done.stdout
+
+
+def test_after_a_settings_change_the_records_are_remade_and_then_current(tmp_path: Path):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
+    workdir.snakemake("--config", "input_dir=scans")
+    (workdir.path / "small.yaml").write_text("input_dir: scans\nimages: {max_side: 400}\n")
+    arguments = ("--configfile", "config/config.yaml", "small.yaml")
+    workdir.snakemake(*arguments)
+    for record in workdir.records("ocr").values():
+        assert any(step.startswith("downscaled:") for step in record["image"]["normalization"])
+        assert record["timing"]["cached"] is False
+    assert "Nothing to be done" in workdir.snakemake(*arguments).stdout
+    back = workdir.snakemake("--config", "input_dir=scans")  # the old setting: from the cache
+    assert back.returncode == 0
+    assert all(r["timing"]["cached"] for r in workdir.records("ocr").values())
+    assert not any(
+        step.startswith("downscaled:")
+        for record in workdir.records("ocr").values()
+        for step in record["image"]["normalization"]
+    )

@@ -1,17 +1,18 @@
 """The content cache: results keyed by image content and engine identity, never by name.
 
-A shard job that reruns (after a crash, or because a new image joined it) and a duplicate
-file under another name both find their results here instead of recomputing or paying an
-API again. Snakemake deletes a job's outputs before rerunning it; this cache is not a
-Snakemake output, so it survives.
+A shard job that reruns (after a crash, a settings change that affects only some images, or
+a deleted record) and a duplicate file under another name find their results here instead
+of recomputing them or paying an API again. Snakemake deletes a job's outputs before
+rerunning it; this cache is not a Snakemake output, so it survives.
 
-Locally the cache is one LMDB environment (safe for many processes on one machine, not on
-NFS). Values are zlib-compressed JSON.
+This module alone decides where the cache lives (``cache_location``): locally one LMDB
+environment (safe for many processes on one machine, not on NFS); with S3 storage (jobs that
+share no disk) one S3 object per key, written idempotently, so no locking is needed. Values
+are zlib-compressed JSON in both.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from pathlib import Path
@@ -19,13 +20,15 @@ from typing import Any, Protocol
 
 import lmdb
 
+from .formats import digest
+from .storage import S3Folder
+
 _MAP_SIZE = 1 << 40  # address space only; the file grows with use
 
 
 def cache_key(stage: str, sha256: str, identity: dict[str, Any]) -> str:
     """``stage/<image sha256>/<hash of the engine identity and parameters>``."""
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-    return f"{stage}/{sha256}/{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+    return f"{stage}/{sha256}/{digest(identity)}"
 
 
 class ContentCache(Protocol):
@@ -68,12 +71,46 @@ class LmdbCache:
         self._env.close()
 
 
+class S3Cache:
+    """``ContentCache`` backed by one S3 object per key under ``location`` (``s3://b/prefix``)."""
+
+    def __init__(self, location: str, client: Any = None):
+        self._folder = S3Folder(location, client)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            return decode(self._folder.read_bytes(key))
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._folder.write_bytes(key, encode(value))
+
+    def __repr__(self) -> str:
+        return f"S3Cache({self._folder.location!r})"
+
+
+def cache_location(config: dict[str, Any], storage_prefix: str | None = None) -> str:
+    """Where the content cache is: ``auto`` means beside the results, which with S3 default
+    storage (jobs that share no disk) is ``<prefix>/<results_dir>/cache`` in S3; ``""`` is off."""
+    if config["cache"] != "auto":
+        return config["cache"]
+    if storage_prefix:
+        return f"{storage_prefix}/{config['results_dir']}/cache"
+    return str(Path(config["results_dir"]) / "cache")
+
+
 def open_cache(location: str | None) -> ContentCache:
     """An LMDB cache at ``location``, an S3 one at ``s3://...``; none when it is empty."""
     if not location:
         return NoCache()
     if location.startswith("s3://"):
-        from .s3cache import S3Cache  # boto3 only where it is used
-
         return S3Cache(location)
     return LmdbCache(location)
+
+
+def open_existing_cache(location: str) -> ContentCache:
+    """The cache for reading only: no LMDB environment is created where there is none."""
+    if location and not location.startswith("s3://") and not Path(location, "data.mdb").exists():
+        return NoCache()
+    return open_cache(location)

@@ -6,6 +6,7 @@ records, and writes them atomically so that a killed job never leaves half a fil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -105,27 +106,41 @@ def error_info(exc: BaseException) -> dict[str, str]:
     return {"class": kind, "message": str(exc) or kind}
 
 
+def digest(value: Any, length: int = 16) -> str:
+    """A short hash of a JSON-able value, independent of key order."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def dump_json(record: dict[str, Any]) -> bytes:
+    """A record as the files hold it: UTF-8 JSON, one member per line, a final newline."""
+    return (json.dumps(record, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
 def write_json_atomic(path: str | Path, record: dict[str, Any]) -> None:
-    """Write JSON to a temporary file in the same folder, fsync it, then rename it."""
+    write_atomic(path, dump_json(record))
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync it, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, ensure_ascii=False, indent=1)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def read_json(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)

@@ -11,11 +11,14 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DecompressionBomb, UnreadableImage, UnsupportedImage
+
+_ORIENTATION = 0x0112  # the EXIF orientation tag
 
 
 @dataclass
@@ -24,6 +27,7 @@ class PageImage:
 
     data: bytes  # the original file, for engines (APIs) that take files
     sha256: str
+    name: str  # the file name, for engines that upload files
     image: Image.Image  # oriented, RGB, possibly downscaled
     width: int  # oriented page size before downscaling
     height: int
@@ -39,24 +43,25 @@ def load_page(path: str, max_pixels: int, max_side: int) -> PageImage:
     """Read and normalise one image; raise an ``ImageError`` subclass if it cannot be used."""
     with open(path, "rb") as handle:
         data = handle.read()
-    return decode_page(data, max_pixels=max_pixels, max_side=max_side)
+    return decode_page(data, max_pixels=max_pixels, max_side=max_side, name=Path(path).name)
 
 
-def decode_page(data: bytes, max_pixels: int, max_side: int) -> PageImage:
+def decode_page(data: bytes, max_pixels: int, max_side: int, name: str = "page") -> PageImage:
     if not data:
         raise UnreadableImage("the file is empty (0 bytes)")
     image = _open(data, max_pixels)
     steps: list[str] = []
-    oriented = ImageOps.exif_transpose(image)
-    if oriented is not image:
-        steps.append(f"exif-orientation:{image.getexif().get(0x0112)}")
-    rgb = _to_rgb(oriented, steps)
+    orientation = image.getexif().get(_ORIENTATION, 1)
+    if orientation in range(2, 9):  # 1 is upright; other values are not orientations
+        image = ImageOps.exif_transpose(image)
+        steps.append(f"exif-orientation:{orientation}")
+    rgb = _to_rgb(image, steps)
     width, height = rgb.size
     scale = min(1.0, max_side / max(width, height))
     if scale < 1.0:
         rgb = rgb.resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
         steps.append(f"downscaled:{scale:.4f}")
-    return PageImage(data, sha256_of(data), rgb, width, height, scale, steps)
+    return PageImage(data, sha256_of(data), name, rgb, width, height, scale, steps)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -100,3 +105,12 @@ def _rescale_to_8bit(image: Image.Image) -> Image.Image:
     low, high = float(pixels.min()), float(pixels.max())
     span = high - low or 1.0
     return Image.fromarray(((pixels - low) * (255.0 / span)).astype(np.uint8), mode="L")
+
+
+def longest_side(data: bytes) -> int | None:
+    """The longer side in pixels, read from the header alone (None if it cannot be read)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return max(image.size)
+    except Exception:  # the full decode reports what is wrong
+        return None

@@ -1,13 +1,12 @@
-"""Finding input images, naming them, and grouping them into shards.
+"""Finding the input images and naming them.
 
 An image id is derived from the image's path relative to the input folder (or, for a list
-file, relative to the list's folder): readable, filesystem-safe and collision-free, because
-a short hash of the exact relative path is appended to a slug of it.
+file, relative to the list's folder; for S3, relative to the listed prefix): readable,
+filesystem-safe and collision-free, because a short hash of the exact relative path is
+appended to a slug of it. The same folder tree gives the same ids on disk and in S3.
 
-Shards use content-defined chunking over the sorted ids: an image starts a new shard when
-a hash of its id falls in a 1-in-``shard_size`` bucket (or the shard reached twice the
-size). Membership therefore depends only on an image's neighbours, never on the total
-count, so adding images changes only the shards they land in.
+Each image also carries its size and modification time: the plan fingerprints shards with
+them, so an image replaced under the same name reruns its shard.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -26,8 +26,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 @dataclass(frozen=True)
 class InputImage:
     id: str
-    path: str  # as given to Snakemake (absolute, or relative to the working directory)
+    path: str  # what jobs read: a local path (absolute or relative to the workdir) or s3:// URI
     relpath: str  # what the id was derived from; recorded in the outputs
+    size: int = -1  # bytes; -1 when unknown
+    mtime: int = 0  # modification time in ns (S3: LastModified)
+
+    def fingerprint(self) -> list[Any]:
+        return [self.id, self.size, self.mtime]
 
 
 def _digest(text: str) -> str:
@@ -52,6 +57,27 @@ def is_image_path(relpath: str, extensions: tuple[str, ...]) -> bool:
     return "." in name and name.rsplit(".", 1)[-1].lower() in extensions
 
 
+def discover(config: dict[str, Any], storage_prefix: str | None = None) -> list[InputImage]:
+    """The input images the config names, sorted by id. An ``s3://`` input_dir is listed in
+    S3; with S3 default storage (AWS Batch) a relative input_dir is listed under the prefix."""
+    extensions = tuple(e.lower() for e in config["extensions"])
+    input_dir = config["input_dir"]
+    if config["input_list"]:
+        return read_image_list(config["input_list"])
+    if input_dir.startswith("s3://"):
+        return list_s3_images(input_dir, extensions)
+    if storage_prefix:
+        if Path(input_dir).is_absolute():
+            raise ValueError(
+                f"input_dir {input_dir!r}: with S3 as the default storage (AWS Batch) use an "
+                "s3:// URI or a folder relative to the default storage prefix"
+            )
+        return list_s3_images(
+            f"{storage_prefix}/{Path(input_dir).as_posix().strip('/')}", extensions
+        )
+    return find_images(input_dir, extensions)
+
+
 def find_images(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[InputImage]:
     """All images under ``input_dir`` (recursively), sorted by id."""
     root = Path(input_dir)
@@ -64,8 +90,17 @@ def find_images(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) 
             path = Path(dirpath) / name
             relpath = path.relative_to(root).as_posix()
             if is_image_path(relpath, extensions):
-                found.append(InputImage(image_id(relpath), str(path), relpath))
+                found.append(_local_image(path, relpath))
     return _unique_sorted(found)
+
+
+def _local_image(path: Path, relpath: str) -> InputImage:
+    try:
+        stat = path.stat()
+        size, mtime = stat.st_size, stat.st_mtime_ns
+    except OSError:  # dangling link, no permission: the job records why it cannot be read
+        size, mtime = -1, 0
+    return InputImage(image_id(relpath), str(path), relpath, size, mtime)
 
 
 def read_image_list(list_file: str) -> list[InputImage]:
@@ -84,7 +119,30 @@ def read_image_list(list_file: str) -> list[InputImage]:
             relpath = path.relative_to(base).as_posix()
         except ValueError:
             relpath = path.as_posix().lstrip("/")
-        found.append(InputImage(image_id(relpath), str(path), relpath))
+        found.append(_local_image(path, relpath))
+    return _unique_sorted(found)
+
+
+def list_s3_images(
+    uri: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, client: Any = None
+) -> list[InputImage]:
+    """All images under ``s3://bucket/prefix`` (recursively), sorted by id.
+
+    ``path`` is the object's ``s3://`` URI; ``relpath`` is its key relative to the prefix.
+    """
+    from .s3 import list_objects, s3_client, split_s3_uri  # boto3 only where S3 is used
+
+    bucket, prefix = split_s3_uri(uri)
+    listed = f"{prefix}/" if prefix else ""  # "scans/" must not match "scans2/..."
+    client = client if client is not None else s3_client()
+    extensions = tuple(e.lower() for e in extensions)
+    found = []
+    for item in list_objects(client, bucket, listed):
+        relpath = item["Key"][len(listed) :]
+        if is_image_path(relpath, extensions):
+            mtime = int(item["LastModified"].timestamp() * 1e9)
+            path = f"s3://{bucket}/{item['Key']}"
+            found.append(InputImage(image_id(relpath), path, relpath, item["Size"], mtime))
     return _unique_sorted(found)
 
 
@@ -93,20 +151,3 @@ def _unique_sorted(images: list[InputImage]) -> list[InputImage]:
     for image in images:
         by_id.setdefault(image.id, image)  # a list may name one file twice
     return [by_id[k] for k in sorted(by_id)]
-
-
-@dataclass(frozen=True)
-class Shard:
-    name: str
-    images: tuple[InputImage, ...]
-
-
-def make_shards(images: list[InputImage], shard_size: int) -> list[Shard]:
-    """Group images sorted by id into shards of about ``shard_size`` (at most twice that)."""
-    groups: list[list[InputImage]] = []
-    for image in sorted(images, key=lambda i: i.id):
-        starts_shard = int(_digest(image.id), 16) % shard_size == 0
-        if not groups or starts_shard or len(groups[-1]) >= 2 * shard_size:
-            groups.append([])
-        groups[-1].append(image)
-    return [Shard(f"shard_{_digest(g[0].id)[:8]}", tuple(g)) for g in groups]

@@ -1,163 +1,296 @@
-"""What the workflow will do, computed when the Snakefile is parsed."""
+"""The plan: which images a run holds, in which shards, and what each stage must (re)do.
+
+It is made once per run, when the submitting Snakemake parses the workflow, and written to
+``<results>/plan/plan.json.gz``; the shard jobs (on AWS Batch too) read their images from it
+and discover nothing themselves.
+
+Shards are sticky: a shard that has a manifest keeps its images, so adding images forms new
+shards of the new images only, and changing ``cores`` or ``shard_size`` reruns nothing. New
+images are split evenly into shards of at most ``shard_size``, at least one per job slot,
+so that no core idles at the end of a small batch.
+
+Each stage's manifest is named by a digest of everything its records depend on: the shard's
+images (path, size, mtime), the engine's identity and parameters, the image limits, and for
+KIE the OCR manifest it read. Change any of them and the expected name changes, so Snakemake
+sees a missing output and reruns exactly those jobs, in a dry run too. A manifest whose
+records were deleted since is superseded the same way (its ``generation`` goes up).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import gzip
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
-from .cache import LmdbCache, cache_key
-from .formats import read_json
-from .images import sha256_of
-from .inputs import InputImage, Shard, find_images, read_image_list
-from .stages import kie_cache_key
+from .formats import digest
+from .inputs import InputImage
+from .results import Results
+
+PLAN_FORMAT = "ocrkie.plan/1"
+PLAN_FILE = "plan/plan.json.gz"
+SHARD_PATTERN = r"shard_[0-9a-f]{8}"
+DIGEST_PATTERN = r"[0-9a-f]{8}"
 
 
-def discover(config: dict[str, Any], storage_prefix: str | None = None) -> list[InputImage]:
-    """The input images. An ``s3://`` input_dir is listed in S3 (paths are ``s3://`` URIs).
-    ``storage_prefix``: the default storage prefix when that is S3 (AWS Batch); a relative
-    input_dir is then listed under it, and its paths stay relative for the storage to map."""
-    extensions = tuple(e.lower() for e in config["extensions"])
-    if config["input_list"]:
-        return read_image_list(config["input_list"])
-    input_dir = config["input_dir"]
-    if input_dir.startswith("s3://") or storage_prefix:
-        return _list_s3(input_dir, storage_prefix, extensions)
-    return find_images(input_dir, extensions)
+@dataclass(frozen=True)
+class Shard:
+    name: str
+    images: tuple[InputImage, ...]
+    generation: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+
+    def fingerprint(self) -> str:
+        return digest([image.fingerprint() for image in self.images])
 
 
-def _list_s3(
-    input_dir: str, storage_prefix: str | None, extensions: tuple[str, ...]
-) -> list[InputImage]:
-    from .s3inputs import list_s3_images
-
-    if input_dir.startswith("s3://"):
-        return list_s3_images(input_dir, extensions)
-    if Path(input_dir).is_absolute():
-        raise ValueError(
-            f"input_dir {input_dir!r}: with S3 as the default storage (AWS Batch) use an "
-            "s3:// URI or a folder relative to the default storage prefix"
-        )
-    folder = Path(input_dir).as_posix().strip("/")
-    listed = list_s3_images(f"{storage_prefix}/{folder}", extensions)
-    return [InputImage(i.id, f"{folder}/{i.relpath}", i.relpath) for i in listed]
+# -- forming shards ---------------------------------------------------------------------------
 
 
-def cache_location(config: dict[str, Any], storage_prefix: str | None = None) -> str:
-    """Where the content cache is: ``auto`` means beside the results, which with S3 default
-    storage (jobs that share no disk) is ``<prefix>/<results_dir>/cache`` in S3."""
-    if config["cache"] != "auto":
-        return config["cache"]
-    if storage_prefix:
-        return f"{storage_prefix}/{config['results_dir']}/cache"
-    return str(Path(config["results_dir"]) / "cache")
+def form_shards(
+    images: Sequence[InputImage],
+    previous: Sequence[Shard],
+    started: set[str],
+    shard_size: int,
+    slots: int,
+) -> list[Shard]:
+    """Keep the ``started`` shards of the previous plan (those with a manifest) with the
+    images still present; split the other images into new shards."""
+    by_id = {image.id: image for image in images}
+    kept = []
+    for shard in previous:
+        members = tuple(by_id[i.id] for i in shard.images if i.id in by_id)
+        if shard.name in started and members:
+            kept.append(Shard(shard.name, members, dict(shard.generation)))
+    taken = {image.id for shard in kept for image in shard.images}
+    pool = sorted((i for i in images if i.id not in taken), key=lambda i: i.id)
+    shards = kept + [_new_shard(group) for group in split_evenly(pool, shard_size, slots)]
+    return sorted(shards, key=lambda s: s.images[0].id)
 
 
-def api_stages(config: dict[str, Any]) -> list[str]:
-    """The stages that call Upstage, by result folder."""
-    stages = [stage for stage in ("ocr", "kie") if config[f"{stage}_backend"] == "upstage"]
-    return stages + (["layout"] if config["document_parse"]["enabled"] else [])
+def split_evenly(items: Sequence[Any], shard_size: int, slots: int) -> list[Sequence[Any]]:
+    """Contiguous groups of at most ``shard_size``, at least ``slots`` of them (when there are
+    enough items), sizes differing by one at most."""
+    if not items:
+        return []
+    count = max(math.ceil(len(items) / shard_size), min(slots, len(items)))
+    bounds = [round(k * len(items) / count) for k in range(count + 1)]
+    return [items[a:b] for a, b in pairwise(bounds)]
 
 
-def describe(
-    config: dict[str, Any], images: list[InputImage], shards: list[Shard], remote: bool = False
-) -> str:
-    """The plan in one line. ``remote``: jobs run elsewhere (S3 storage, AWS Batch), so this
-    machine's GPU is beside the point."""
-    source = config["input_list"] or config["input_dir"]
-    layout = f", {len(shards)} layout jobs [upstage]" if "layout" in api_stages(config) else ""
-    return (
-        f"ocrkie: {len(images)} images from {source} in {len(shards)} shards "
-        f"(shard_size {config['shard_size']}): {len(shards)} OCR jobs "
-        f"[{config['ocr_backend']}], {len(shards)} KIE jobs [{config['kie_backend']}]{layout}, "
-        f"1 summary job; {'remote jobs' if remote else device_note(config)}"
-    )
+def _new_shard(images: Sequence[InputImage]) -> Shard:
+    name = f"shard_{digest([image.id for image in images], 8)}"
+    return Shard(name, tuple(images))
 
 
-def uses_local_gpu(config: dict[str, Any]) -> bool:
-    """Whether local OCR jobs on this machine will run on a GPU."""
-    if config["ocr_backend"] != "local" or config["local"]["use_gpu"] == "false":
-        return False
-    from .engines.rapid import cuda_available
-
-    return cuda_available()
-
-
-def device_note(config: dict[str, Any]) -> str:
-    if config["ocr_backend"] != "local":
-        return "OCR runs at Upstage"
-    if uses_local_gpu(config):
-        return "local OCR on the GPU (onnxruntime CUDA provider)"
-    return "no usable GPU (onnxruntime has no CUDA provider): local OCR runs on the CPU"
-
-
-ENDPOINTS = {
-    "ocr": "POST /v1/document-digitization (model ocr)",
-    "kie": "POST /v1/information-extraction",
-    "layout": "POST /v1/document-digitization (model document-parse)",
-}
+def job_slots(
+    threads: int,
+    requests: dict[str, int],
+    limits: dict[str, Any],
+    remote_jobs: int | None,
+) -> int:
+    """How many jobs of a stage can run at once: remote jobs each have a machine; locally the
+    cores and every capped resource the jobs request (a GPU, an API slot) bound it."""
+    if remote_jobs:
+        return remote_jobs
+    cores = limits.get("_cores") or 1
+    slots = [cores // threads] if threads else []  # API jobs take no core
+    for name, amount in requests.items():
+        limit = limits.get(name)
+        if amount and isinstance(limit, int):
+            slots.append(limit // amount)
+    return max(1, min(slots, default=cores))
 
 
-def api_identities(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The cache identity of each API stage, exactly as its engine reports it."""
-    from .engines.upstage import UpstageExtractor, UpstageLayoutParser, UpstageOcrEngine
-    from .kie import load_field_schema
+# -- the plan file ----------------------------------------------------------------------------
 
-    settings = config["upstage"]
-    options = {k: v for k, v in config["document_parse"].items() if k != "enabled"}
-    makers = {
-        "ocr": lambda: UpstageOcrEngine(None, settings["ocr_model"]),
-        "kie": lambda: UpstageExtractor(
-            None, load_field_schema(config["kie_schema"]), settings["kie_model"]
-        ),
-        "layout": lambda: UpstageLayoutParser(None, options),
+
+def encode_plan(shards: Sequence[Shard], source: str) -> bytes:
+    document = {
+        "format": PLAN_FORMAT,
+        "source": source,
+        "images": sum(len(s.images) for s in shards),
+        "shards": [
+            {
+                "name": shard.name,
+                "generation": shard.generation,
+                "images": [[i.id, i.path, i.relpath, i.size, i.mtime] for i in shard.images],
+            }
+            for shard in shards
+        ],
     }
-    return {stage: makers[stage]().identity() for stage in api_stages(config)}
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)  # same plan, same bytes
 
 
-def api_forecast(config: dict[str, Any], images: list[InputImage]) -> list[str]:
-    """Per API stage: how many images have a result already, are in the cache (free), or will
-    be sent. Reads every image without a result (to hash it): meant for dry runs."""
-    identities = api_identities(config)
-    location = cache_location(config)
-    cache = LmdbCache(location) if Path(location, "data.mdb").exists() else None
-    lines = []
-    for stage, identity in identities.items():
-        done = cached = 0
-        for image in images:
-            record = Path(config["results_dir"], stage, f"{image.id}.json")
-            if record.exists() and read_json(record)["status"] == "ok":
-                done += 1
-            elif cache and _in_cache(cache, stage, image, identity):
-                cached += 1
-        send = len(images) - done - cached
-        lines.append(
-            f"Upstage {stage}: {send} images will be sent to {ENDPOINTS[stage]}; "
-            f"{cached} are in the cache (free), {done} already have results"
-        )
-    return lines
+def decode_plan(data: bytes) -> list[Shard]:
+    document = json.loads(gzip.decompress(data))
+    if document.get("format") != PLAN_FORMAT:
+        raise ValueError(f"not an ocrkie plan ({document.get('format')!r})")
+    return [
+        Shard(s["name"], tuple(InputImage(*image) for image in s["images"]), s["generation"])
+        for s in document["shards"]
+    ]
 
 
-def _in_cache(cache: LmdbCache, stage: str, image: InputImage, identity: dict) -> bool:
-    try:
-        sha = sha256_of(Path(image.path).read_bytes())
-    except OSError:
-        return False
-    key = kie_cache_key(sha, identity, None) if stage == "kie" else cache_key(stage, sha, identity)
-    return cache.get(key) is not None
+def read_shard(plan_file: str, name: str) -> Shard:
+    """One shard of a plan file (what a shard job reads)."""
+    with open(plan_file, "rb") as handle:
+        shards = decode_plan(handle.read())
+    for shard in shards:
+        if shard.name == name:
+            return shard
+    raise LookupError(f"{name} is not in the plan {plan_file}: was the plan rewritten meanwhile?")
 
 
-def is_dry_run(argv: list[str]) -> bool:
-    """Whether Snakemake was asked for a dry run. The Snakefile is parsed before Snakemake
-    settles its executor (``workflow.dryrun`` is still False then), so read the arguments."""
-    return any(
-        arg in ("--dry-run", "--dryrun")
-        or (arg.startswith("-") and not arg.startswith("--") and "n" in arg[1:])
-        for arg in argv[1:]
+# -- what each stage must do ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage across the shards: its identity and each shard's expected manifest."""
+
+    stage: str
+    identity: dict[str, Any]
+    manifests: dict[str, str]  # shard name -> expected manifest name
+
+
+def manifest_names(
+    stage: str, identity: dict[str, Any], shards: Sequence[Shard], upstream: StagePlan | None
+) -> StagePlan:
+    """``<shard>-<digest>`` (OCR, layout) or ``<OCR manifest>-<digest>`` (KIE)."""
+    names = {}
+    for shard in shards:
+        generation = shard.generation.get(stage, 0)
+        if upstream is None:
+            names[shard.name] = (
+                f"{shard.name}-{digest([identity, shard.fingerprint(), generation], 8)}"
+            )
+        else:
+            base = upstream.manifests[shard.name]
+            names[shard.name] = f"{base}-{digest([identity, base, generation], 8)}"
+    return StagePlan(stage, identity, names)
+
+
+def manifest_header(stage: str, identity: dict[str, Any], shard: Shard) -> dict[str, Any]:
+    """What a manifest records of how its records were made (to explain a rerun later)."""
+    return {
+        "stage": stage,
+        "shard": shard.name,
+        "identity": identity,
+        "images": len(shard.images),
+        "fingerprint": shard.fingerprint(),
+        "generation": shard.generation.get(stage, 0),
+    }
+
+
+@dataclass
+class Outlook:
+    """What a stage will do in this run: records up to date, and why the others are made."""
+
+    stage: str
+    shards: int = 0
+    up_to_date: int = 0  # images
+    reasons: Counter[str] = field(default_factory=Counter)  # "records made with ..." -> images
+    to_make: list[Shard] = field(default_factory=list)  # the shards whose job runs
+    repair: list[Shard] = field(default_factory=list)  # of those, the ones with records deleted
+
+    def line(self, label: str) -> str:
+        parts = [f"{n} {reason}" for reason, n in self.reasons.most_common()]
+        parts.append(f"{self.up_to_date} records up to date")
+        return f"{label}: {len(self.to_make)} of {self.shards} jobs to run ({'; '.join(parts)})"
+
+
+def survey(
+    results: Results, stage_plan: StagePlan, shards: Sequence[Shard], present: set[str]
+) -> Outlook:
+    """Compare the expected manifests with those present. One that is present but whose
+    records were deleted since goes to ``repair``; a missing one is explained from the shard's
+    previous manifest, if any."""
+    stage = stage_plan.stage
+    outlook = Outlook(stage, shards=len(shards))
+    records = results.record_ids(stage) if present else set()
+    previous: dict[str, list[str]] = {}
+    for name in present:
+        previous.setdefault(name.split("-", 1)[0], []).append(name)
+    stale = []
+    for shard in shards:
+        count = len(shard.images)
+        if stage_plan.manifests[shard.name] not in present:
+            outlook.to_make.append(shard)
+            if shard.name in previous:
+                stale.append((shard, max(previous[shard.name])))
+            else:
+                outlook.reasons["new images"] += count
+        elif any(image.id not in records for image in shard.images):
+            outlook.to_make.append(shard)
+            outlook.repair.append(shard)
+            outlook.reasons["records in shards where some were deleted"] += count
+        else:
+            outlook.up_to_date += count
+    for reason, count in _explain(results, stage_plan, stale):
+        outlook.reasons[reason] += count
+    return outlook
+
+
+def _explain(
+    results: Results, stage_plan: StagePlan, stale: list[tuple[Shard, str]]
+) -> Iterable[tuple[str, int]]:
+    """Why each stale shard reruns, from the manifest it had."""
+
+    def read(item: tuple[Shard, str]) -> tuple[Shard, dict[str, Any] | None]:
+        shard, name = item
+        try:
+            return shard, results.read_manifest(stage_plan.stage, name)
+        except (OSError, ValueError):
+            return shard, None
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for shard, old in pool.map(read, stale):
+            yield _reason(stage_plan.identity, shard, old), len(shard.images)
+
+
+def _reason(identity: dict[str, Any], shard: Shard, old: dict[str, Any] | None) -> str:
+    if old is None:
+        return "records in shards whose manifest cannot be read"
+    changes = describe_changes(old.get("identity", {}), identity)
+    if changes:
+        return f"records made with {changes}"
+    if old.get("fingerprint") != shard.fingerprint():
+        return "records in shards whose images changed"
+    if old.get("generation") != shard.generation.get(old.get("stage", ""), 0):
+        return "records in shards where some were deleted"
+    return "records made from other OCR records"
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``text_score 0.5, now 0.7; max_side 4096, now 2048``: the settings that differ. Another
+    engine altogether reads ``rapidocr, now upstage-ocr``, without its every parameter."""
+    return "; ".join(
+        f"{_show(before)}, now {_show(after)}"
+        if key.endswith("name")
+        else f"{key.rsplit('.', 1)[-1]} {_show(before)}, now {_show(after)}"
+        for key, before, after in _differences(old, new, "")
     )
 
 
-def check_upstage_key(config: dict[str, Any]) -> None:
-    """Stop before the first job when the key is missing or refused (one free GET /models)."""
-    from .jobs import upstage_client
+def _differences(old: Any, new: Any, key: str) -> list[tuple[str, Any, Any]]:
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [(key, old, new)]
+    if old.get("name") != new.get("name"):
+        return [(f"{key}.name", old.get("name"), new.get("name"))]
+    found = []
+    for name in sorted(old.keys() | new.keys(), key=list({**old, **new}).index):
+        found += _differences(old.get(name), new.get(name), f"{key}.{name}" if key else name)
+    return found
 
-    upstage_client(config).check_key()
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    text = str(value)
+    return text if len(text) <= 32 else f"{text[:12]}…"  # a digest: its start tells it apart

@@ -18,7 +18,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import AuthenticationError
-from .s3cache import aws_region
+from .s3 import aws_region
 
 KEY_VAR = "UPSTAGE_API_KEY"
 SSM_VAR = "UPSTAGE_API_KEY_SSM_PARAMETER"

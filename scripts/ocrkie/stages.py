@@ -1,68 +1,49 @@
-"""The per-image stages run over a shard: OCR, then KIE.
+"""Running one stage (OCR, KIE, layout) over one shard: one record per image, always.
 
-Every image gets exactly one record per stage. The failure policy lives here and only here:
-an ``ImageError`` (or a transient fault that outlived its retries, or an unexpected engine
-error on one image) becomes that image's error record and the shard goes on; a
-``FatalError`` stops the job. Finished results come from the content cache when present.
+The failure policy lives here and only here, for every stage and engine: an ``ImageError``
+(or a transient fault that outlived its retries, or an unexpected engine error on one image)
+becomes that image's error record and the shard goes on; a ``FatalError`` stops the job.
+Results come from the content cache when it has them; the others go to the engine in
+batches of its ``batch_size``, up to ``concurrency`` batches at once. A batch call that fails
+is retried image by image, so one bad page costs only its own record.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any
 
 from .cache import ContentCache, cache_key
-from .engines import OcrEngine
+from .engines import Document, Engine, Extractor, LayoutParser, OcrEngine
 from .errors import FatalError, OcrkieError, UnreadableImage
+from .evidence import locate, rows_of
 from .formats import (
     KIE_FORMAT,
     LAYOUT_FORMAT,
     OCR_FORMAT,
+    digest,
     error_info,
     image_info,
     now_iso,
     ocr_lines_payload,
-    read_json,
-    write_json_atomic,
 )
-from .images import PageImage, decode_page, sha256_of
+from .images import decode_page, longest_side, sha256_of
+from .inputs import InputImage
+from .results import Results
+from .storage import read_input
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Task:
-    image_id: str
-    relpath: str
-    image: str  # the image file
-    output: str  # the record to write
-    ocr: str = ""  # for KIE: the OCR record it reads
 
 
 @dataclass(frozen=True)
 class ImageLimits:
     max_pixels: int
     max_side: int
-
-
-class Extractor(Protocol):
-    def identity(self) -> dict[str, Any]: ...
-
-    def extract(self, ocr: dict[str, Any], image: str) -> dict[str, Any]:
-        """Return ``{"fields": {...}}`` and optionally ``raw`` (a service's answer),
-        ``billing`` and ``model_version``."""
-        ...
-
-
-class LayoutParser(Protocol):
-    def identity(self) -> dict[str, Any]: ...
-
-    def parse(self, page: Any, name: str) -> dict[str, Any]: ...
 
 
 class UpstreamFailure(OcrkieError):
@@ -77,50 +58,249 @@ class UpstreamFailure(OcrkieError):
         return self.error["class"]
 
 
-def run_ocr_shard(
-    tasks: list[Task],
-    engine: OcrEngine,
-    cache: ContentCache,
-    limits: ImageLimits,
-    workers: int = 1,
-) -> None:
-    def one(task: Task) -> None:
-        _run_one(task, "ocr", OCR_FORMAT, lambda: _ocr_one(task, engine, cache, limits))
+@dataclass
+class Work:
+    """One image on its way through a stage."""
 
-    _for_each(tasks, one, workers)
-
-
-def run_kie_shard(
-    tasks: list[Task], extractor: Extractor, cache: ContentCache, workers: int = 1
-) -> None:
-    def one(task: Task) -> None:
-        _run_one(task, "kie", KIE_FORMAT, lambda: _kie_one(task, extractor, cache))
-
-    _for_each(tasks, one, workers)
+    image: InputImage
+    sha: str | None = None
+    key: str = ""
+    source: Any = None  # what was read: the image bytes, or for KIE the OCR record
+    payload: dict[str, Any] | None = None  # the result, cached or computed
+    cached: bool = False
+    error: BaseException | None = None
+    seconds: float = 0.0
+    record: dict[str, Any] = field(default_factory=dict)
 
 
-def run_layout_shard(
-    tasks: list[Task],
-    parser: LayoutParser,
-    cache: ContentCache,
-    limits: ImageLimits,
-    workers: int = 1,
-) -> None:
-    def one(task: Task) -> None:
-        _run_one(task, "layout", LAYOUT_FORMAT, lambda: _layout_one(task, parser, cache, limits))
+class Stage(ABC):
+    """What differs between stages: what is read, what the engine is asked, what is kept."""
 
-    _for_each(tasks, one, workers)
+    name: str
+    format: str
+
+    def __init__(self, engine: Engine, cache: ContentCache, results: Results, limits: ImageLimits):
+        self.engine = engine
+        self.cache = cache
+        self.results = results
+        self.limits = limits
+        self.identity = engine.identity()
+
+    @abstractmethod
+    def look_up(self, work: Work) -> None:
+        """Read the input; set ``sha``, ``key`` and ``source``."""
+
+    @abstractmethod
+    def engine_input(self, work: Work) -> Any:
+        """What the engine reads (decoded only on a cache miss)."""
+
+    @abstractmethod
+    def call(self, inputs: list[Any]) -> list[Any]:
+        """The engine's batch call."""
+
+    @abstractmethod
+    def payload(self, work: Work, item: Any, result: Any, seconds: float) -> dict[str, Any]:
+        """What the content cache keeps of a fresh result."""
+
+    @abstractmethod
+    def record(self, work: Work) -> dict[str, Any]:
+        """The ok record, from ``work.payload``."""
+
+    def in_cache(self, work: Work) -> bool:
+        """Whether the cache holds the image's result (for a forecast: nothing is computed)."""
+        try:
+            self.look_up(work)
+        except Exception:
+            return False
+        return self.cache.get(work.key) is not None
 
 
-def _for_each(tasks: list[Task], one: Callable[[Task], None], workers: int) -> None:
-    """Run ``one`` over the tasks; with workers > 1 (API backends: the work is waiting on the
-    network) several at once. A fatal error stops the rest and is raised."""
+class PageStage(Stage):
+    """Stages that read the image itself (OCR, layout)."""
+
+    def look_up(self, work: Work) -> None:
+        try:
+            data = read_input(work.image.path)
+        except OSError as exc:
+            raise UnreadableImage(f"cannot read the file: {exc.strerror or exc}") from exc
+        work.sha, work.source = sha256_of(data), data
+        work.key = cache_key(self.name, work.sha, self.cache_identity(data))
+
+    def cache_identity(self, data: bytes) -> dict[str, Any]:
+        """The engine's identity and, where the page is downscaled, the size it is read at:
+        an image under ``max_side`` keeps its cached result whatever the limit."""
+        side = longest_side(data)
+        downscaled = side is not None and side > self.limits.max_side
+        return {**self.identity, "max_side": self.limits.max_side} if downscaled else self.identity
+
+    def engine_input(self, work: Work) -> Any:
+        limits = self.limits
+        name = work.image.relpath.rsplit("/", 1)[-1]
+        return decode_page(work.source, limits.max_pixels, limits.max_side, name)
+
+    def page_facts(self, page: Any) -> dict[str, Any]:
+        return {"width": page.width, "height": page.height, "normalization": page.steps}
+
+
+class OcrStage(PageStage):
+    name, format = "ocr", OCR_FORMAT
+    engine: OcrEngine
+
+    def call(self, inputs: list[Any]) -> list[Any]:
+        return self.engine.recognize_many(inputs)
+
+    def payload(self, work: Work, item: Any, result: Any, seconds: float) -> dict[str, Any]:
+        return {
+            "page": self.page_facts(item),
+            "engine": {**self.identity, "device": self.engine.device, **result.facts},
+            "billing": result.billing,
+            "compute_seconds": round(seconds, 4),
+            "raw": result.raw,
+            **ocr_lines_payload(result.lines),
+        }
+
+    def record(self, work: Work) -> dict[str, Any]:
+        result = work.payload or {}
+        image = image_info(work.image.id, work.image.relpath, work.sha, **result["page"])
+        return {
+            "format": OCR_FORMAT,
+            "status": "ok",
+            "image": image,
+            "engine": result["engine"],
+            "text": result["text"],
+            "lines": result["lines"],
+            "compute_seconds": result["compute_seconds"],
+        }
+
+
+class LayoutStage(PageStage):
+    name, format = "layout", LAYOUT_FORMAT
+    engine: LayoutParser
+
+    def call(self, inputs: list[Any]) -> list[Any]:
+        return self.engine.parse_many(inputs)
+
+    def payload(self, work: Work, item: Any, result: Any, seconds: float) -> dict[str, Any]:
+        return {
+            "page": self.page_facts(item),
+            "engine": {**self.identity, **result.facts},
+            "billing": result.billing,
+            "raw": result.raw,
+            "elements": result.elements,
+        }
+
+    def record(self, work: Work) -> dict[str, Any]:
+        result = work.payload or {}
+        page = {k: result["page"][k] for k in ("width", "height")}
+        return {
+            "format": LAYOUT_FORMAT,
+            "status": "ok",
+            "image": image_info(work.image.id, work.image.relpath, work.sha, **page),
+            "engine": result["engine"],
+            "elements": result["elements"],
+        }
+
+
+class KieStage(Stage):
+    name, format = "kie", KIE_FORMAT
+    engine: Extractor
+
+    def look_up(self, work: Work) -> None:
+        ocr = self.results.read_record("ocr", work.image.id)
+        if ocr["status"] != "ok":
+            raise UpstreamFailure(ocr["error"])
+        work.sha, work.source = ocr["image"]["sha256"], ocr
+        work.key = kie_cache_key(work.sha, self.identity, ocr if self.engine.reads_ocr else None)
+
+    def engine_input(self, work: Work) -> Any:
+        return Document(work.source, work.image.path)
+
+    def in_cache(self, work: Work) -> bool:
+        if self.engine.reads_ocr:
+            return super().in_cache(work)
+        try:  # the key needs no OCR record, which may not exist yet
+            sha = sha256_of(read_input(work.image.path))
+        except OSError:
+            return False
+        return self.cache.get(kie_cache_key(sha, self.identity, None)) is not None
+
+    def call(self, inputs: list[Any]) -> list[Any]:
+        return self.engine.extract_many(inputs)
+
+    def payload(self, work: Work, item: Any, result: Any, seconds: float) -> dict[str, Any]:
+        return {
+            "engine": {**self.identity, **result.facts},
+            "billing": result.billing,
+            "raw": result.raw,
+            "fields": result.fields,
+        }
+
+    def record(self, work: Work) -> dict[str, Any]:
+        result = work.payload or {}
+        fields = result["fields"]
+        if not self.engine.reads_ocr:  # find the service's values in this OCR record
+            rows = rows_of(work.source)
+            fields = {
+                name: {"type": f["type"], **locate(f["value"], rows), "normalized": f["normalized"]}
+                for name, f in fields.items()
+            }
+        return {
+            "format": KIE_FORMAT,
+            "status": "ok",
+            "image": image_info(work.image.id, work.image.relpath, work.sha),
+            "engine": result["engine"],
+            "fields": fields,
+        }
+
+
+def kie_cache_key(sha: str, identity: dict[str, Any], ocr: dict[str, Any] | None) -> str:
+    """A KIE result depends on the extractor and on what it reads: the OCR record's lines,
+    or (for an extractor that reads the image itself) only the image."""
+    depends_on: dict[str, Any] = {"kie": identity}
+    if ocr is not None:
+        depends_on["ocr"] = digest(ocr["lines"])
+    return cache_key("kie", sha, depends_on)
+
+
+STAGE_CLASSES: dict[str, type[Stage]] = {"ocr": OcrStage, "kie": KieStage, "layout": LayoutStage}
+
+
+def record_identity(stage: str, engine: Engine, limits: ImageLimits) -> dict[str, Any]:
+    """Everything a stage's records depend on besides their input: the engine's identity and,
+    for stages that read the image, the limits it is read with."""
+    identity: dict[str, Any] = {"engine": engine.identity()}
+    if issubclass(STAGE_CLASSES[stage], PageStage):
+        identity["images"] = {"max_side": limits.max_side, "max_pixels": limits.max_pixels}
+    return identity
+
+
+def make_stage(
+    name: str, engine: Engine, cache: ContentCache, results: Results, limits: ImageLimits
+) -> Stage:
+    return STAGE_CLASSES[name](engine, cache, results, limits)
+
+
+# -- the runner --------------------------------------------------------------------------------
+
+
+def run_shard(stage: Stage, images: Sequence[InputImage]) -> list[dict[str, Any]]:
+    """Write one record per image; return the shard's manifest entries, in image order."""
+    works = [Work(image) for image in images]
+    size = max(1, stage.engine.batch_size)
+    batches = [works[i : i + size] for i in range(0, len(works), size)]
+    _for_each(batches, lambda batch: _run_batch(stage, batch), stage.engine.concurrency)
+    return [_entry(work) for work in works]
+
+
+def _for_each(items: list[Any], one: Callable[[Any], None], workers: int) -> None:
+    """Run ``one`` over the items, ``workers`` at once. A fatal error stops the rest and is
+    raised."""
     if workers <= 1:
-        for task in tasks:
-            one(task)
+        for item in items:
+            one(item)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(one, task) for task in tasks]
+        futures = [pool.submit(one, item) for item in items]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
@@ -128,196 +308,122 @@ def _for_each(tasks: list[Task], one: Callable[[Task], None], workers: int) -> N
             future.result()  # re-raises the first fatal error
 
 
-def _run_one(
-    task: Task, stage: str, fmt: str, compute: Callable[[], tuple[dict[str, Any], bool]]
-) -> None:
+def _run_batch(stage: Stage, batch: list[Work]) -> None:
+    for work in batch:
+        _guarded(stage, work, lambda w=work: _from_cache(stage, w))
+    _compute(stage, [w for w in batch if w.error is None and w.payload is None])
+    for work in batch:
+        _finish(stage, work)
+
+
+def _guarded(stage: Stage, work: Work, step: Callable[[], None]) -> None:
+    """Run one image's step; a non-fatal failure becomes the image's error."""
     started = perf_counter()
     try:
-        record, cached = compute()
+        step()
     except FatalError:
         raise
     except OcrkieError as exc:
-        record, cached = _error_record(task, fmt, exc, stage), False
+        work.error = exc
     except Exception as exc:  # an engine bug on one odd image must not sink the shard
-        log.exception("%s failed on %s", stage, task.relpath)
-        record, cached = _error_record(task, fmt, exc, stage), False
-    seconds = perf_counter() - started
-    record["timing"] = {"seconds": round(seconds, 4), "cached": cached, "finished_at": now_iso()}
-    write_json_atomic(task.output, record)
+        log.exception("%s failed on %s", stage.name, work.image.relpath)
+        work.error = exc
+    finally:
+        work.seconds += perf_counter() - started
+
+
+def _from_cache(stage: Stage, work: Work) -> None:
+    stage.look_up(work)
+    work.payload = stage.cache.get(work.key)
+    work.cached = work.payload is not None
+
+
+def _compute(stage: Stage, todo: list[Work]) -> None:
+    """Ask the engine for the works' results: the batch at once, or image by image when the
+    batch call fails (so that the failure lands on the image that caused it)."""
+    ready: list[tuple[Work, Any]] = []
+    for work in todo:
+        _guarded(stage, work, lambda w=work: ready.append((w, stage.engine_input(w))))
+    if not ready:
+        return
+    if len(ready) > 1:
+        try:
+            _call(stage, ready)
+            return
+        except FatalError:
+            raise
+        except Exception:
+            log.warning("%s batch of %d failed: retrying one by one", stage.name, len(ready))
+    for work, item in ready:
+        _guarded(stage, work, lambda w=work, i=item: _call(stage, [(w, i)]))
+
+
+def _call(stage: Stage, ready: list[tuple[Work, Any]]) -> None:
+    started = perf_counter()
+    results = stage.call([item for _, item in ready])
+    if len(results) != len(ready):
+        raise RuntimeError(f"the engine answered {len(results)} results for {len(ready)} inputs")
+    share = (perf_counter() - started) / len(ready)
+    for (work, item), result in zip(ready, results, strict=True):
+        work.payload = stage.payload(work, item, result, share)
+        work.seconds += share
+        stage.cache.put(work.key, work.payload)
+
+
+def _finish(stage: Stage, work: Work) -> None:
+    if work.error is None:
+        _guarded(stage, work, lambda: _ok_record(stage, work))
+    if work.error is not None:
+        work.record = _error_record(stage, work)
+    work.record["timing"] = {
+        "seconds": round(work.seconds, 4),
+        "cached": work.cached,
+        "finished_at": now_iso(),
+    }
+    stage.results.write_record(stage.name, work.image.id, work.record)
+    cached = " (cached)" if work.cached else ""
     log.info(
         "%s %s %s %.2fs%s",
-        stage,
-        record["status"],
-        task.relpath,
-        seconds,
-        " (cached)" if cached else "",
+        stage.name,
+        work.record["status"],
+        work.image.relpath,
+        work.seconds,
+        cached,
     )
 
 
-def _error_record(task: Task, fmt: str, exc: BaseException, stage: str) -> dict[str, Any]:
-    failed_stage = "ocr" if isinstance(exc, UpstreamFailure) else stage
-    sha = _sha_if_readable(task.image)
+def _ok_record(stage: Stage, work: Work) -> None:
+    payload = work.payload or {}
+    record = stage.record(work)
+    if payload.get("billing"):
+        record["billing"] = payload["billing"]
+    if payload.get("raw") is not None:
+        stage.results.write_raw(stage.name, work.image.id, payload["raw"])
+    work.record = record
+
+
+def _error_record(stage: Stage, work: Work) -> dict[str, Any]:
+    error = work.error or RuntimeError("unknown")
+    failed_stage = "ocr" if isinstance(error, UpstreamFailure) else stage.name
     return {
-        "format": fmt,
+        "format": stage.format,
         "status": "error",
-        "image": image_info(task.image_id, task.relpath, sha),
-        "error": {**error_info(exc), "stage": failed_stage},
+        "image": image_info(work.image.id, work.image.relpath, work.sha),
+        "error": {**error_info(error), "stage": failed_stage},
     }
 
 
-def _sha_if_readable(path: str) -> str | None:
-    try:
-        return sha256_of(Path(path).read_bytes())
-    except OSError:
-        return None
-
-
-def _through_cache(
-    cache: ContentCache, key: str, compute: Callable[[], dict[str, Any]]
-) -> tuple[dict[str, Any], bool]:
-    """The cached result for ``key``, or a fresh one, stored; and whether it was cached."""
-    result = cache.get(key)
-    if result is not None:
-        return result, True
-    result = compute()
-    cache.put(key, result)
-    return result, False
-
-
-def _page_result(
-    task: Task,
-    stage: str,
-    identity: dict[str, Any],
-    cache: ContentCache,
-    limits: ImageLimits,
-    compute: Callable[[PageImage], dict[str, Any]],
-) -> tuple[str, dict[str, Any], bool]:
-    """Read the image and return its sha256 and the stage's result for it; the page is only
-    decoded (and the engine only called) when the cache does not have the result."""
-    data = _read(task.image)
-    sha = sha256_of(data)
-
-    def fresh() -> dict[str, Any]:
-        page = decode_page(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
-        return {**compute(page), "size": [page.width, page.height], "normalization": page.steps}
-
-    result, cached = _through_cache(cache, cache_key(stage, sha, identity), fresh)
-    return sha, result, cached
-
-
-def _ocr_one(
-    task: Task, engine: OcrEngine, cache: ContentCache, limits: ImageLimits
-) -> tuple[dict[str, Any], bool]:
-    identity = engine.identity()
-
-    def recognize(page: PageImage) -> dict[str, Any]:
-        started = perf_counter()
-        recognition = engine.recognize(page, Path(task.image).name)
-        device = getattr(engine, "device", None)
-        return {
-            "engine": {**identity, "device": device, **(recognition.engine or {})},
-            "billing": recognition.billing,
-            "compute_seconds": round(perf_counter() - started, 4),
-            "raw": recognition.raw,
-            **ocr_lines_payload(recognition.lines),
-        }
-
-    sha, result, cached = _page_result(task, "ocr", identity, cache, limits, recognize)
-    width, height = result["size"]
-    record = {
-        "format": OCR_FORMAT,
-        "status": "ok",
-        "image": image_info(
-            task.image_id,
-            task.relpath,
-            sha,
-            width=width,
-            height=height,
-            normalization=result["normalization"],
-        ),
-        "engine": result["engine"],
-        "text": result["text"],
-        "lines": result["lines"],
-        "compute_seconds": result["compute_seconds"],
+def _entry(work: Work) -> dict[str, Any]:
+    """What the shard's manifest keeps of a record: enough for the summary."""
+    record = work.record
+    entry = {
+        "id": work.image.id,
+        "path": work.image.relpath,
+        "status": record["status"],
+        "sha256": work.sha,
+        **record["timing"],
     }
-    return _finish(record, result, task), cached
-
-
-def _finish(record: dict[str, Any], result: dict[str, Any], task: Task) -> dict[str, Any]:
-    """Add what the computation cost, and keep a service's raw answer beside the record."""
-    if result.get("billing"):
-        record["billing"] = result["billing"]
-    if result.get("raw") is not None:
-        write_json_atomic(_raw_path(task.output), result["raw"])
-    return record
-
-
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UnreadableImage(f"cannot read the file: {exc.strerror}") from exc
-
-
-def _raw_path(output: str) -> Path:
-    """``results/ocr/x.json`` -> ``results/raw/ocr/x.json``: the service's answer, kept."""
-    out = Path(output)
-    return out.parent.parent / "raw" / out.parent.name / out.name
-
-
-def _kie_one(task: Task, extractor: Extractor, cache: ContentCache) -> tuple[dict[str, Any], bool]:
-    ocr = read_json(task.ocr)
-    if ocr["status"] != "ok":
-        raise UpstreamFailure(ocr["error"])
-    sha = ocr["image"]["sha256"]
-    identity = extractor.identity()
-    ocr_engine = ocr["engine"] if getattr(extractor, "uses_ocr", True) else None
-    key = kie_cache_key(sha, identity, ocr_engine)
-    result, cached = _through_cache(cache, key, lambda: extractor.extract(ocr, task.image))
-    engine = (
-        {**identity, "model_version": result["model_version"]}
-        if result.get("model_version")
-        else identity
-    )
-    record = {
-        "format": KIE_FORMAT,
-        "status": "ok",
-        "image": image_info(task.image_id, task.relpath, sha),
-        "engine": engine,
-        "fields": result["fields"],
-    }
-    return _finish(record, result, task), cached
-
-
-def kie_cache_key(sha: str, identity: dict[str, Any], ocr_engine: dict[str, Any] | None) -> str:
-    """A KIE result depends on the extractor and, unless it reads the image itself, on the
-    OCR engine that produced its input (the device aside)."""
-    depends_on: dict[str, Any] = {"kie": identity}
-    if ocr_engine is not None:
-        depends_on["ocr"] = {
-            k: v for k, v in ocr_engine.items() if k not in ("device", "model_version")
-        }
-    return cache_key("kie", sha, depends_on)
-
-
-def _layout_one(
-    task: Task, parser: LayoutParser, cache: ContentCache, limits: ImageLimits
-) -> tuple[dict[str, Any], bool]:
-    identity = parser.identity()
-    sha, result, cached = _page_result(
-        task,
-        "layout",
-        identity,
-        cache,
-        limits,
-        lambda page: parser.parse(page, Path(task.image).name),
-    )
-    width, height = result["size"]
-    record = {
-        "format": LAYOUT_FORMAT,
-        "status": "ok",
-        "image": image_info(task.image_id, task.relpath, sha, width=width, height=height),
-        "engine": {**identity, "model_version": result.get("model_version")},
-        "elements": result["elements"],
-    }
-    return _finish(record, result, task), cached
+    for optional in ("billing", "error"):
+        if optional in record:
+            entry[optional] = record[optional]
+    return entry

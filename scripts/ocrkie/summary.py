@@ -1,4 +1,5 @@
-"""The end-of-run report: ``summary.json`` (counts, timings, throughput) and ``failures.csv``."""
+"""The end-of-run report: ``summary.json`` (counts, timings, throughput, API costs) and
+``failures.csv``, both from the shard manifests, so that neither reads 100,000 records."""
 
 from __future__ import annotations
 
@@ -15,14 +16,13 @@ from .formats import now_iso, read_json, write_json_atomic
 FAILURE_COLUMNS = ["image", "path", "stage", "class", "message"]
 
 
-def stage_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
-    timings = [r["timing"] for r in records if "timing" in r]
-    computed = [t for t in timings if not t["cached"]]
-    busy = sum(t["seconds"] for t in computed)
+def stage_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    computed = [e for e in entries if not e["cached"]]
+    busy = sum(e["seconds"] for e in computed)
     summary: dict[str, Any] = {
-        "images": len(records),
-        "status": dict(Counter(r["status"] for r in records)),
-        "cached": len(timings) - len(computed),
+        "images": len(entries),
+        "status": dict(Counter(e["status"] for e in entries)),
+        "cached": len(entries) - len(computed),
         "busy_seconds": round(busy, 3),
         "seconds_per_image": round(busy / len(computed), 4) if computed else None,
     }
@@ -33,31 +33,31 @@ def stage_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _wall_span(timings: list[dict[str, Any]]) -> float | None:
-    """First start to last finish of the images computed (not cached) in these records."""
-    if not timings:
+def _wall_span(entries: list[dict[str, Any]]) -> float | None:
+    """First start to last finish of the images computed (not cached)."""
+    if not entries:
         return None
-    ends = [datetime.fromisoformat(t["finished_at"]).timestamp() for t in timings]
-    starts = [end - t["seconds"] for end, t in zip(ends, timings, strict=True)]
+    ends = [datetime.fromisoformat(e["finished_at"]).timestamp() for e in entries]
+    starts = [end - e["seconds"] for end, e in zip(ends, entries, strict=True)]
     return max(ends) - min(starts) or None
 
 
-def api_costs(records: list[dict[str, Any]], logs: Path) -> dict[str, Any]:
+def api_costs(manifests: list[dict[str, Any]]) -> dict[str, Any]:
     """Per endpoint: answered calls and billed pages behind the results, those the cache saved
     (results reused instead of paid again), and the requests and 429s the jobs saw."""
     spent: dict[str, Counter[str]] = {}
     saved: dict[str, Counter[str]] = {}
-    for record in records:
-        billing = record.get("billing")
-        if not billing:
-            continue
-        bucket = saved if record["timing"]["cached"] else spent
-        tally = bucket.setdefault(billing["endpoint"], Counter())
-        tally["calls"] += 1
-        tally["billed_pages"] += billing["billed_pages"]
     traffic: dict[str, Counter[str]] = {}
-    for usage_file in sorted(logs.glob("**/*.api.json")):
-        for endpoint, counts in json.loads(usage_file.read_text()).items():
+    for manifest in manifests:
+        for entry in manifest["entries"]:
+            billing = entry.get("billing")
+            if billing:
+                tally = (saved if entry["cached"] else spent).setdefault(
+                    billing["endpoint"], Counter()
+                )
+                tally["calls"] += 1
+                tally["billed_pages"] += billing["billed_pages"]
+        for endpoint, counts in manifest.get("usage", {}).items():
             traffic.setdefault(endpoint, Counter()).update(counts)
     return {
         "spent": {e: dict(c) for e, c in spent.items()},
@@ -67,15 +67,17 @@ def api_costs(records: list[dict[str, Any]], logs: Path) -> dict[str, Any]:
 
 
 def failures(stages: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
+    """One row per image and stage where it failed (not where an earlier stage's failure
+    was passed on)."""
     rows = []
-    for stage, records in stages.items():
-        for record in records:
-            error = record.get("error")
-            if record["status"] == "error" and error and error.get("stage", stage) == stage:
+    for stage, entries in stages.items():
+        for entry in entries:
+            error = entry.get("error")
+            if entry["status"] == "error" and error and error.get("stage", stage) == stage:
                 rows.append(
                     {
-                        "image": record["image"]["id"],
-                        "path": record["image"]["path"],
+                        "image": entry["id"],
+                        "path": entry["path"],
                         "stage": stage,
                         "class": error["class"],
                         "message": error["message"],
@@ -85,21 +87,26 @@ def failures(stages: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
 
 
 def write_summary(
-    paths: dict[str, list[str]], logs: str, summary_path: str, failures_path: str
+    manifest_paths: dict[str, list[str]], summary_path: str, failures_path: str
 ) -> dict[str, Any]:
-    """``paths``: the record files of each stage (ocr, kie, and optionally layout)."""
-    stages = {stage: [read_json(p) for p in files] for stage, files in paths.items() if files}
-    failed = failures(stages)
+    """``manifest_paths``: the shard manifests of each stage (ocr, kie, and optionally layout)."""
+    manifests = {stage: [read_json(p) for p in paths] for stage, paths in manifest_paths.items()}
+    entries = {
+        stage: [e for m in stage_manifests for e in m["entries"]]
+        for stage, stage_manifests in manifests.items()
+        if stage_manifests
+    }
+    failed = failures(entries)
     summary = {
         "written_at": now_iso(),
-        "images": len(stages.get("ocr", [])),
+        "images": len(entries.get("ocr", [])),
         "failed_images": len({f["image"] for f in failed}),
-        **{stage: stage_summary(records) for stage, records in stages.items()},
-        "api": api_costs([r for records in stages.values() for r in records], Path(logs)),
+        **{stage: stage_summary(stage_entries) for stage, stage_entries in entries.items()},
+        "api": api_costs([m for stage_manifests in manifests.values() for m in stage_manifests]),
     }
     write_json_atomic(summary_path, summary)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FAILURE_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=FAILURE_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(failed)
     Path(failures_path).write_text(buffer.getvalue(), encoding="utf-8")
@@ -108,5 +115,5 @@ def write_summary(
 
 def summary_job(smk: Any) -> None:
     paths = {stage: list(getattr(smk.input, stage)) for stage in ("ocr", "kie", "layout")}
-    summary = write_summary(paths, smk.params.logs, smk.output.summary, smk.output.failures)
+    summary = write_summary(paths, smk.output.summary, smk.output.failures)
     print(json.dumps({k: summary[k] for k in ("images", "failed_images")}))

@@ -1,23 +1,16 @@
 import sys
-from pathlib import Path
 
 from snakemake.utils import validate
 
-from ocrkie.plan import (
-    api_forecast,
-    api_stages,
-    cache_location,
-    check_upstage_key,
-    describe,
-    discover,
-    is_dry_run,
-    uses_local_gpu,
-)
-from ocrkie.images import sha256_of
-from ocrkie.inputs import make_shards
-from ocrkie.s3inputs import ensure_keep_marker
+from ocrkie.cache import cache_location
+from ocrkie.engines.registry import active_stages, build, check_backends
+from ocrkie.plan import DIGEST_PATTERN, PLAN_FILE, SHARD_PATTERN, job_slots
+from ocrkie.planner import api_forecast, prepare_run
+from ocrkie.results import Results, manifest_path
+from ocrkie.s3 import ensure_keep_marker
 
 validate(config, schema="../schemas/config.schema.yaml")
+check_backends(config)
 
 
 def s3_storage_prefix():
@@ -28,52 +21,86 @@ def s3_storage_prefix():
     return settings.default_storage_prefix.rstrip("/")
 
 
+def cli_flag(*names):
+    """Whether Snakemake was given one of these flags. The Snakefile is parsed before
+    Snakemake settles its executor (``workflow.dryrun`` is still False then)."""
+    short = [n[1] for n in names if len(n) == 2]
+    return any(
+        arg in names
+        or (
+            arg.startswith("-")
+            and not arg.startswith("--")
+            and any(s in arg[1:] for s in short)
+        )
+        for arg in sys.argv[1:]
+    )
+
+
 STORAGE_PREFIX = s3_storage_prefix()
 RESULTS = config["results_dir"]
-# Resolved here, where the storage is known, so that jobs read an explicit location.
-config["cache"] = cache_location(config, STORAGE_PREFIX)
-IMAGES = discover(config, STORAGE_PREFIX)
-SHARDS = make_shards(IMAGES, config["shard_size"])
-API_STAGES = api_stages(config)
-
-if workflow.is_main_process:
-    logger.info(describe(config, IMAGES, SHARDS, remote=STORAGE_PREFIX is not None))
-    if API_STAGES and is_dry_run(sys.argv) and STORAGE_PREFIX:
-        logger.info(
-            "(the API cost forecast reads local files: not available with S3 storage)"
-        )
-    elif API_STAGES and is_dry_run(sys.argv):
-        for line in api_forecast(config, IMAGES):
-            logger.info(line)
+# Jobs read images and write records themselves: under the storage prefix, if there is one.
+RESULTS_LOCATION = f"{STORAGE_PREFIX}/{RESULTS}" if STORAGE_PREFIX else RESULTS
+CACHE = cache_location(config, STORAGE_PREFIX)
+PLAN = f"{RESULTS}/{PLAN_FILE}"
+STAGES = active_stages(config)
+ENGINES = {
+    stage: build(stage, config, config["resources"].get(stage, {}).get("threads", 1))
+    for stage in STAGES
+}
 
 
-def image_input(image):
-    """An s3:// image as a storage object; other paths as they are (the default storage, if
-    any, maps relative ones)."""
-    return storage(image.path) if image.path.startswith("s3://") else image.path
-
-
-def file_digest(path):
-    return sha256_of(Path(path).read_bytes())[:16]
-
-
-def record(stage, image):
-    return f"{RESULTS}/{stage}/{image.id}.json"
-
-
-def stage_resources(stage):
-    """API stages take an `upstage_api` slot (the profile caps them). Local OCR takes a GPU
-    where it will use one: on remote jobs (`_gpus` is what AWS Batch reads) and where
-    onnxruntime has CUDA here. Elsewhere a `gpu` request would only serialise CPU jobs.
-    """
-    if stage in API_STAGES:
-        return {"upstage_api": 1}
-    memory = {"mem_mb": config["resources"][stage]["mem_mb"]}
-    if stage == "ocr" and (STORAGE_PREFIX or uses_local_gpu(config)):
-        return {"gpu": 1, "_gpus": 1, **memory}
-    return memory
+def results_location(wildcards):
+    """Where jobs write the per-image records (S3 storage uploads only declared outputs)."""
+    return RESULTS_LOCATION
 
 
 def stage_threads(stage):
-    """API jobs wait on the network: they take an `upstage_api` slot, not a core."""
-    return 0 if stage in API_STAGES else config["resources"][stage]["threads"]
+    """CPU threads per job: API jobs wait on the network and take an `upstage_api` slot."""
+    return ENGINES[stage].threads(config["resources"].get(stage, {}).get("threads", 1))
+
+
+def stage_resources(stage):
+    """What the engine asks for (a GPU, an API slot), and memory for jobs that compute."""
+    wanted = ENGINES[stage].resources(remote=STORAGE_PREFIX is not None)
+    memory = config["resources"].get(stage, {}).get("mem_mb")
+    return {**wanted, "mem_mb": memory} if memory and stage_threads(stage) else wanted
+
+
+def manifests(stage):
+    """The manifests the plan expects of a stage: the targets of its shard jobs."""
+    if stage not in STAGES or PLANNED is None:
+        return []
+    names = PLANNED.stages[stage].manifests.values()
+    return [manifest_path(RESULTS, stage, name) for name in names]
+
+
+def make_plan():
+    """Once per run, in the submitting Snakemake: shard jobs only read the plan file."""
+    if not workflow.is_main_process or cli_flag("--lint"):
+        return None
+    results = Results(RESULTS_LOCATION)
+    remote_jobs = workflow.nodes if STORAGE_PREFIX else None
+    requests = ENGINES["ocr"].resources(remote=STORAGE_PREFIX is not None)
+    limits = {
+        name: workflow.global_resources[name].value
+        for name in workflow.global_resources
+    }
+    slots = job_slots(stage_threads("ocr"), requests, limits, remote_jobs)
+    planned = prepare_run(config, results, ENGINES, slots, STORAGE_PREFIX)
+    location = f"{RESULTS_LOCATION}/{PLAN_FILE}"
+    for line in planned.lines(ENGINES, location, slots, remote=remote_jobs is not None):
+        logger.info(line)
+    if cli_flag("--dry-run", "--dryrun", "-n"):
+        for line in api_forecast(planned, config, ENGINES, results, CACHE):
+            logger.info(line)
+    return planned
+
+
+PLANNED = make_plan()
+
+
+wildcard_constraints:
+    shard=SHARD_PATTERN,
+    ocr=DIGEST_PATTERN,
+    kie=DIGEST_PATTERN,
+    layout=DIGEST_PATTERN,

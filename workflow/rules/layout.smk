@@ -1,23 +1,20 @@
-# Optional (document_parse.enabled): Upstage Document Parse layout elements per image.
-for shard in SHARDS if "layout" in API_STAGES else []:
-
-    rule:
-        name:
-            f"layout_{shard.name}"
-        input:
-            images=[image_input(image) for image in shard.images],
-        output:
-            [record("layout", image) for image in shard.images],
-        log:
-            f"{RESULTS}/logs/layout/{shard.name}.log",
-        conda:
-            "../../envs/ocrkie.yaml"
-        threads: stage_threads("layout")
-        resources:
-            **stage_resources("layout"),
-        params:
-            relpaths=[image.relpath for image in shard.images],
-        message:
-            f"Document Parse of {len(shard.images)} images (upstage)"
-        script:
-            "../../scripts/layout_shard.py"
+# Optional (document_parse.enabled): layout elements per image in results/layout/.
+rule layout:
+    input:
+        plan=ancient(PLAN),
+    output:
+        manifest=f"{RESULTS}/shards/layout/{{shard}}-{{layout}}.json",
+    log:
+        f"{RESULTS}/logs/layout/{{shard}}-{{layout}}.log",
+    conda:
+        "../../envs/ocrkie.yaml"
+    threads: stage_threads("layout") if "layout" in STAGES else 0
+    resources:
+        **(stage_resources("layout") if "layout" in STAGES else {}),
+    params:
+        results=results_location,
+        cache=CACHE,
+    message:
+        "Document Parse of {wildcards.shard}"
+    script:
+        "../../scripts/run_stage.py"

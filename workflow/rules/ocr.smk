@@ -1,23 +1,20 @@
-# One OCR job per shard: the model is loaded once and every image gets its own record.
-for shard in SHARDS:
-
-    rule:
-        name:
-            f"ocr_{shard.name}"
-        input:
-            images=[image_input(image) for image in shard.images],
-        output:
-            [record("ocr", image) for image in shard.images],
-        log:
-            f"{RESULTS}/logs/ocr/{shard.name}.log",
-        conda:
-            "../../envs/ocrkie.yaml"
-        threads: stage_threads("ocr")
-        resources:
-            **stage_resources("ocr"),
-        params:
-            relpaths=[image.relpath for image in shard.images],
-        message:
-            f"OCR of {len(shard.images)} images ({config['ocr_backend']} engine)"
-        script:
-            "../../scripts/ocr_shard.py"
+# One job per shard: the model loads once, every image gets its own record in results/ocr/.
+rule ocr:
+    input:
+        plan=ancient(PLAN),  # the shard's images; a rewritten plan reruns nothing by itself
+    output:
+        manifest=f"{RESULTS}/shards/ocr/{{shard}}-{{ocr}}.json",
+    log:
+        f"{RESULTS}/logs/ocr/{{shard}}-{{ocr}}.log",
+    conda:
+        "../../envs/ocrkie.yaml"
+    threads: stage_threads("ocr")
+    resources:
+        **stage_resources("ocr"),
+    params:
+        results=results_location,
+        cache=CACHE,
+    message:
+        "OCR of {wildcards.shard}"
+    script:
+        "../../scripts/run_stage.py"

@@ -1,12 +1,9 @@
+# Counts, timings and API costs of the whole run, and every failure, from the manifests.
 rule summary:
     input:
-        ocr=[record("ocr", image) for image in IMAGES],
-        kie=[record("kie", image) for image in IMAGES],
-        layout=(
-            [record("layout", image) for image in IMAGES]
-            if "layout" in API_STAGES
-            else []
-        ),
+        ocr=manifests("ocr"),
+        kie=manifests("kie"),
+        layout=manifests("layout"),
     output:
         summary=f"{RESULTS}/summary.json",
         failures=f"{RESULTS}/failures.csv",
@@ -15,10 +12,7 @@ rule summary:
     localrule: True
     conda:
         "../../envs/ocrkie.yaml"
-    params:
-        images=len(IMAGES),
-        logs=f"{RESULTS}/logs",
     message:
-        "Summarising {params.images} images"
+        "Summarising the run"
     script:
         "../../scripts/summarize.py"

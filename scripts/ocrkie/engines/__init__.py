@@ -1,9 +1,22 @@
-"""OCR engines: each turns a ``PageImage`` into ``Line`` objects in page pixels."""
+"""The engine contract: what every OCR, KIE and layout engine declares and returns.
+
+An engine is built from the config alone (``from_config``) without loading a model or
+touching the network: the plan asks engines for their identity and resources when the
+workflow is parsed, and a shard served from the cache never loads a model at all. The batch
+calls (``recognize_many`` ...) take the pages of up to ``batch_size`` images at once; their
+defaults loop. Failures follow ``errors``: raise an ``ImageError`` for a page the engine
+cannot use, a ``FatalError`` when no page can succeed; the stage runner does the rest.
+
+Adding an engine: a module here with a subclass of one of the stage interfaces below, one
+line in ``registry.BACKENDS``, and its settings block in the config schema.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
 
 from ..formats import Line
 from ..images import PageImage
@@ -11,17 +24,106 @@ from ..images import PageImage
 
 @dataclass
 class Recognition:
+    """OCR of one page: lines in page pixels."""
+
     lines: list[Line]
     raw: dict[str, Any] | None = None  # a service's answer, kept so results can be re-derived
     billing: dict[str, Any] | None = None  # what the answer cost: endpoint, billed_pages
-    engine: dict[str, Any] | None = None  # facts learnt from the answer (a model snapshot)
+    facts: dict[str, Any] = field(default_factory=dict)  # learnt from the answer (model_version)
 
 
-class OcrEngine(Protocol):
+@dataclass
+class Extraction:
+    """The fields of one document, each ``{type, value, normalized, confidence, source}``."""
+
+    fields: dict[str, dict[str, Any]]
+    raw: dict[str, Any] | None = None
+    billing: dict[str, Any] | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Layout:
+    """Layout elements of one page (category, content, box)."""
+
+    elements: list[dict[str, Any]]
+    raw: dict[str, Any] | None = None
+    billing: dict[str, Any] | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Document:
+    """What an extractor reads: the page's OCR record and where its image is."""
+
+    ocr: dict[str, Any]
+    image: str  # a local path or an s3:// URI
+
+
+class Engine(ABC):
+    """What every engine declares, whatever its stage."""
+
+    device: str = "cpu"  # where it computes: cpu, cuda:N, or the name of a service
+    concurrency: int = 1  # batches in flight at once (API engines wait on the network)
+    batch_size: int = 1  # images per batch call
+    paid: bool = False  # each result costs money (the dry run forecasts what it would send)
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        """Cheap: no model is loaded and no connection made until the first page."""
+
+    @abstractmethod
     def identity(self) -> dict[str, Any]:
-        """Name, version, model and every parameter that changes the output (the cache key)."""
-        ...
+        """Name, version, model and every parameter that changes the output. It keys the
+        content cache and names the shard manifests, so a change reruns what it affects."""
 
-    def recognize(self, page: PageImage, name: str) -> Recognition:
-        """``name`` is the image's file name, for engines that upload files."""
-        ...
+    def threads(self, configured: int) -> int:
+        """CPU threads a job of this engine takes."""
+        return configured
+
+    def resources(self, remote: bool) -> dict[str, int]:
+        """Snakemake resources a job requests besides memory; ``remote``: jobs run on
+        machines of their own (AWS Batch)."""
+        return {}
+
+    def preflight(self) -> None:  # noqa: B027 (optional: most engines need no check)
+        """Checks before the first job (credentials); raise a ``FatalError`` to stop the run."""
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        """Requests sent so far, per endpoint (``requests``, ``http_429``), for the summary."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 (optional)
+        """Release the model or the connections."""
+
+
+class OcrEngine(Engine):
+    stage: ClassVar[str] = "ocr"
+
+    @abstractmethod
+    def recognize(self, page: PageImage) -> Recognition: ...
+
+    def recognize_many(self, pages: Sequence[PageImage]) -> list[Recognition]:
+        return [self.recognize(page) for page in pages]
+
+
+class Extractor(Engine):
+    stage: ClassVar[str] = "kie"
+    reads_ocr: bool = True  # False: it reads the image; the stage finds its values in the OCR
+
+    @abstractmethod
+    def extract(self, document: Document) -> Extraction: ...
+
+    def extract_many(self, documents: Sequence[Document]) -> list[Extraction]:
+        return [self.extract(document) for document in documents]
+
+
+class LayoutParser(Engine):
+    stage: ClassVar[str] = "layout"
+
+    @abstractmethod
+    def parse(self, page: PageImage) -> Layout: ...
+
+    def parse_many(self, pages: Sequence[PageImage]) -> list[Layout]:
+        return [self.parse(page) for page in pages]

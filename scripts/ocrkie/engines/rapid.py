@@ -1,16 +1,17 @@
-"""The bundled local engine: rapidocr 3.10 on onnxruntime with the models in its wheel."""
+"""The bundled local OCR engine: rapidocr 3.10 on onnxruntime with the models in its wheel."""
 
 from __future__ import annotations
 
 import logging
-from importlib.metadata import version
-from typing import Any
+from functools import cached_property
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Self
 
 from ..errors import ModelLoadError
 from ..formats import Line, Word
 from ..gpu import acquire_gpu
 from ..images import PageImage
-from . import Recognition
+from . import OcrEngine, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +19,14 @@ log = logging.getLogger(__name__)
 MODELS = "PP-OCRv6_det_small+PP-OCRv6_rec_small+ch_ppocr_mobile_v2.0_cls"
 
 
-def _onnxruntime_version() -> str:
-    # Not importlib.metadata: in the GPU image the distribution is "onnxruntime-gpu".
-    import onnxruntime
-
-    return onnxruntime.__version__
+def onnxruntime_version() -> str:
+    # In the GPU image the distribution is "onnxruntime-gpu"; the module is the same.
+    for distribution in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    raise ModelLoadError("onnxruntime is not installed")
 
 
 def cuda_available() -> bool:
@@ -31,7 +35,7 @@ def cuda_available() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
-class RapidOcrEngine:
+class RapidOcrEngine(OcrEngine):
     def __init__(
         self,
         threads: int = 1,
@@ -40,21 +44,52 @@ class RapidOcrEngine:
         gpu_lock_dir: str = "/tmp/ocrkie-gpu-locks",
     ):
         self.text_score = text_score
-        self.threads = threads
+        self.threads_per_job = threads
+        self.use_gpu = use_gpu
         self.gpu_lock_dir = gpu_lock_dir
-        self.device = "cuda" if use_gpu != "false" and cuda_available() else "cpu"
-        if use_gpu == "true" and self.device == "cpu":
-            raise ModelLoadError("use_gpu is true but onnxruntime has no CUDA provider")
         self._engine: Any = None  # loaded on the first image that is not in the cache
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        local = config["local"]
+        return cls(threads=threads, use_gpu=local["use_gpu"], text_score=local["text_score"])
+
+    @cached_property
+    def device(self) -> str:  # type: ignore[override]
+        """``cuda`` where onnxruntime has CUDA (and use_gpu allows it), else ``cpu``; the
+        device index is settled when the model loads."""
+        if self.use_gpu == "false":
+            return "cpu"
+        if cuda_available():
+            return "cuda"
+        if self.use_gpu == "true":
+            raise ModelLoadError("use_gpu is true but onnxruntime has no CUDA provider")
+        return "cpu"
+
+    def resources(self, remote: bool) -> dict[str, int]:
+        # `_gpus` is what AWS Batch reads; `gpu` is what the local profile caps. Without a
+        # GPU a `gpu` request would only make CPU jobs queue behind each other.
+        return {"gpu": 1, "_gpus": 1} if remote or self.device != "cpu" else {}
+
+    def identity(self) -> dict[str, Any]:
+        # The device is left out on purpose: CPU and GPU runs of these models are
+        # interchangeable, so a cache filled on one serves the other.
+        return {
+            "name": "rapidocr",
+            "version": version("rapidocr"),
+            "onnxruntime": onnxruntime_version(),
+            "model": MODELS,
+            "params": {"text_score": self.text_score},
+        }
 
     def _load(self) -> Any:
         params = {
             "Global.return_word_box": True,
             "Global.log_level": "warning",
             "Global.text_score": self.text_score,
-            "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
+            "EngineConfig.onnxruntime.intra_op_num_threads": self.threads_per_job,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            "EngineConfig.onnxruntime.use_cuda": self.device == "cuda",
+            "EngineConfig.onnxruntime.use_cuda": self.device != "cpu",
         }
         if self.device == "cuda":
             device_id = acquire_gpu(self.gpu_lock_dir) or 0
@@ -63,23 +98,12 @@ class RapidOcrEngine:
         try:
             from rapidocr import RapidOCR
 
-            log.info("loading rapidocr on %s with %d thread(s)", self.device, self.threads)
+            log.info("loading rapidocr on %s with %d thread(s)", self.device, self.threads_per_job)
             return RapidOCR(params=params)
         except Exception as exc:  # any failure here means no image of the run can succeed
             raise ModelLoadError(f"cannot load the rapidocr models: {exc}") from exc
 
-    def identity(self) -> dict[str, Any]:
-        # The device is left out on purpose: CPU and GPU runs of these models are
-        # interchangeable, so a cache filled on one serves the other.
-        return {
-            "name": "rapidocr",
-            "version": version("rapidocr"),
-            "onnxruntime": _onnxruntime_version(),
-            "model": MODELS,
-            "params": {"text_score": self.text_score},
-        }
-
-    def recognize(self, page: PageImage, name: str = "") -> Recognition:
+    def recognize(self, page: PageImage) -> Recognition:
         if self._engine is None:
             self._engine = self._load()
         result = self._engine(page.image)
@@ -100,6 +124,9 @@ class RapidOcrEngine:
                 )
             ]
         )
+
+    def close(self) -> None:
+        self._engine = None
 
 
 def _scaled(points: Any, factor: float) -> list[list[float]]:

@@ -1,9 +1,13 @@
 """Upstage Document AI as a backend: OCR, Information Extraction and Document Parse.
 
-Each adapter turns the service's answer into the canonical records and keeps the answer
+Each adapter turns the service's answer into the canonical results and keeps the answer
 itself (``raw``), so results can be re-derived later without paying again. The image sent is
-the original file when normalisation changed nothing, else the normalised page as PNG (the
-service then sees the page upright, and its pixel coordinates map back through ``scale``).
+the original file unless normalisation changed its geometry (EXIF rotation, downscaling):
+then the normalised page goes as PNG, so that the service sees the page upright and its pixel
+coordinates map back through ``scale``.
+
+The client (and with it the key) is created on the first request, so an engine built only
+for its identity or resources (when the workflow is parsed) needs no key.
 """
 
 from __future__ import annotations
@@ -12,27 +16,93 @@ import hashlib
 import io
 import json
 import mimetypes
+import os
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+from ..fields import FieldSchema, load_field_schema
 from ..formats import Line, Word
 from ..images import PageImage, decode_page
-from ..kie import FieldSchema, locate, rows_of
 from ..normalize import normalize
+from ..storage import read_input
 from ..upstage import UpstageClient, extracted_fields
-from . import Recognition
+from . import (
+    Document,
+    Engine,
+    Extraction,
+    Extractor,
+    Layout,
+    LayoutParser,
+    OcrEngine,
+    Recognition,
+)
 
 # What Information Extraction accepts as an image (notes: JPEG, PNG, BMP, TIFF, HEIC, ...).
 IE_TYPES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+# Normalisation steps that change what the service would see (others it undoes itself).
+_GEOMETRY_STEPS = ("exif-orientation", "downscaled")
 
 
-def upload(page: PageImage, name: str) -> tuple[bytes, str]:
+def upload(page: PageImage) -> tuple[bytes, str]:
     """The bytes and file name to send for ``page``."""
-    if not page.steps:
-        return page.data, name
+    if not any(step.startswith(_GEOMETRY_STEPS) for step in page.steps):
+        return page.data, page.name
     buffer = io.BytesIO()
     page.image.save(buffer, "PNG")
-    return buffer.getvalue(), f"{Path(name).stem}.png"
+    return buffer.getvalue(), f"{Path(page.name).stem}.png"
+
+
+_checked: set[str] = set()  # services whose key this process has checked
+
+
+class UpstageEngine(Engine):
+    """What the three Upstage adapters share: the client, its usage, and the job's slot."""
+
+    device = "upstage"
+    paid = True
+
+    def __init__(self, settings: dict[str, Any]):
+        self.settings = settings
+        self.concurrency = settings["concurrency"]
+        self._client: UpstageClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> UpstageClient:
+        with self._lock:
+            if self._client is None:
+                from ..secrets import resolve_upstage_key  # boto3 only where a key is needed
+
+                self._client = UpstageClient(
+                    resolve_upstage_key(os.environ),
+                    base_url=self.settings["base_url"],
+                    timeout=(10.0, float(self.settings["timeout_s"])),
+                    max_attempts=self.settings["max_attempts"],
+                    rate_limits=self.settings["rate_limits"],
+                )
+            return self._client
+
+    def threads(self, configured: int) -> int:
+        return 0  # the job waits on the network: it takes an `upstage_api` slot, not a core
+
+    def resources(self, remote: bool) -> dict[str, int]:
+        return {"upstage_api": 1}
+
+    def preflight(self) -> None:
+        """A free GET /models: a missing or refused key stops the run (once per service)."""
+        if self.settings["base_url"] not in _checked:
+            self.client.check_key()
+            _checked.add(self.settings["base_url"])
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        if self._client is None:
+            return {}
+        return {e: c for e, c in self._client.stats.items() if c["requests"]}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 def _polygon(vertices: list[dict[str, float]], factor: float) -> list[list[float]]:
@@ -74,65 +144,66 @@ def lines_from_ocr(raw: dict[str, Any], scale: float = 1.0) -> list[Line]:
     return lines
 
 
-class UpstageOcrEngine:
-    device = "upstage"
-
-    def __init__(self, client: UpstageClient, model: str = "ocr"):
-        self.client = client
-        self.model = model
+class UpstageOcrEngine(UpstageEngine, OcrEngine):
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        return cls(config["upstage"])
 
     def identity(self) -> dict[str, Any]:
-        return {"name": "upstage-ocr", "model": self.model}
+        return {"name": "upstage-ocr", "model": self.settings["ocr_model"]}
 
-    def recognize(self, page: PageImage, name: str = "page.png") -> Recognition:
-        document, filename = upload(page, name)
-        raw = self.client.ocr(document, filename, model=self.model)
+    def recognize(self, page: PageImage) -> Recognition:
+        document, filename = upload(page)
+        raw = self.client.ocr(document, filename, model=self.settings["ocr_model"])
         billing = {"endpoint": "ocr", "billed_pages": int(raw.get("numBilledPages", 1) or 1)}
-        engine = {"model_version": raw.get("modelVersion")}
-        return Recognition(lines_from_ocr(raw, page.scale), raw, billing, engine)
+        facts = {"model_version": raw.get("modelVersion")}
+        return Recognition(lines_from_ocr(raw, page.scale), raw, billing, facts)
 
 
-class UpstageExtractor:
-    """Universal Information Extraction with the field schema as ``response_format``."""
+class UpstageExtractor(UpstageEngine, Extractor):
+    """Universal Information Extraction with the field schema as ``response_format``. The
+    service reads the image itself; the stage finds each value in the OCR afterwards."""
 
-    uses_ocr = False  # the service reads the image itself; the OCR only locates the values
+    reads_ocr = False
 
-    def __init__(
-        self, client: UpstageClient, schema: FieldSchema, model: str = "information-extract"
-    ):
-        self.client = client
+    def __init__(self, settings: dict[str, Any], schema: FieldSchema):
+        super().__init__(settings)
         self.schema = schema
-        self.model = model
         api_schema = json.dumps(schema.for_api(), sort_keys=True)
         self.schema_sha256 = hashlib.sha256(api_schema.encode()).hexdigest()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        return cls(config["upstage"], load_field_schema(config["kie_schema"]))
 
     def identity(self) -> dict[str, Any]:
         return {
             "name": "upstage-information-extract",
-            "model": self.model,
+            "model": self.settings["kie_model"],
             "schema": self.schema_sha256,
         }
 
-    def extract(self, ocr: dict[str, Any], image: str) -> dict[str, Any]:
-        document, mime = _ie_document(image)
-        raw = self.client.extract(document, mime, self.schema.for_api(), model=self.model)
+    def extract(self, document: Document) -> Extraction:
+        data, mime = _ie_document(document.image)
+        raw = self.client.extract(
+            data, mime, self.schema.for_api(), model=self.settings["kie_model"]
+        )
         values = extracted_fields(raw)
-        rows = rows_of(ocr)
         fields = {}
         for spec in self.schema.fields:
             value = values.get(spec.name)
             value = None if value in (None, "") else str(value)
             fields[spec.name] = {
                 "type": spec.type,
-                **locate(value, rows),
+                "value": value,
                 "normalized": normalize(spec.type, value, spec.date_order),
             }
         billing = {"endpoint": "information-extract", "billed_pages": 1}
-        return {"fields": fields, "raw": raw, "billing": billing, "model_version": raw.get("model")}
+        return Extraction(fields, raw, billing, {"model_version": raw.get("model")})
 
 
 def _ie_document(image: str) -> tuple[bytes, str]:
-    data = Path(image).read_bytes()
+    data = read_input(image)
     if Path(image).suffix.lower() in IE_TYPES:
         return data, mimetypes.guess_type(image)[0] or "application/octet-stream"
     page = decode_page(data, max_pixels=200_000_000, max_side=10_000)
@@ -141,28 +212,28 @@ def _ie_document(image: str) -> tuple[bytes, str]:
     return buffer.getvalue(), "image/png"
 
 
-class UpstageLayoutParser:
+class UpstageLayoutParser(UpstageEngine, LayoutParser):
     """Document Parse: layout elements (category, content, box) as an extra per-image record."""
 
-    def __init__(self, client: UpstageClient, options: dict[str, Any]):
-        self.client = client
-        self.options = options
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        return cls(config["upstage"] | {"document_parse": config["document_parse"]})
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.settings["document_parse"].items() if k != "enabled"}
 
     def identity(self) -> dict[str, Any]:
         return {"name": "upstage-document-parse", **self.options}
 
-    def parse(self, page: PageImage, name: str) -> dict[str, Any]:
-        document, filename = upload(page, name)
+    def parse(self, page: PageImage) -> Layout:
+        document, filename = upload(page)
         options = {**self.options, "output_formats": tuple(self.options["output_formats"])}
         raw = self.client.document_parse(document, filename, **options)
         elements = [_element(e, page) for e in raw.get("elements", [])]
         pages = int((raw.get("usage") or {}).get("pages", 1) or 1)
-        return {
-            "elements": elements,
-            "raw": raw,
-            "model_version": raw.get("model"),
-            "billing": {"endpoint": "document-parse", "billed_pages": pages},
-        }
+        billing = {"endpoint": "document-parse", "billed_pages": pages}
+        return Layout(elements, raw, billing, {"model_version": raw.get("model")})
 
 
 def _element(element: dict[str, Any], page: PageImage) -> dict[str, Any]:

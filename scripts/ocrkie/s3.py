@@ -1,19 +1,16 @@
-"""The content cache on S3, for runs where jobs share no filesystem (AWS Batch).
-
-One object per key under the cache prefix: ``s3://bucket/prefix/ocr/<sha256>/<16 hex>``, whose
-body is the same zlib-compressed JSON as the local LMDB cache (``cache.encode``/``decode``).
-Writes are idempotent (same key, same content), so concurrent jobs need no locking.
+"""S3 access shared by the storage, the content cache and the input listing.
 
 The endpoint and region follow the AWS SDK's own settings (``AWS_ENDPOINT_URL_S3``,
 ``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION``), falling back to the settings that
 Snakemake's S3 storage plugin passes to every Batch job (``SNAKEMAKE_STORAGE_S3_ENDPOINT_URL``,
-``SNAKEMAKE_STORAGE_S3_REGION``), so the cache talks to the same store as the job's files.
+``SNAKEMAKE_STORAGE_S3_REGION``), so that our own reads and writes reach the same store as the
+job's declared files.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,9 +18,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .cache import decode, encode
-
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+PAGE_SIZE = 1000  # the most S3 returns per ListObjectsV2 call
+
+# Snakemake's S3 storage plugin deletes a bucket as soon as a removal leaves it empty
+# (e.g. the source archive at the end of a run). This object keeps it non-empty.
+KEEP_MARKER_KEY = ".ocrkie-keep-bucket"
+KEEP_MARKER_BODY = (
+    b"Keeps this bucket non-empty: Snakemake's S3 storage plugin deletes buckets it empties.\n"
+    b"Do not delete.\n"
+)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -52,6 +56,7 @@ def s3_client(env: Mapping[str, str] = os.environ) -> Any:
     )
     config = Config(
         retries={"max_attempts": 5, "mode": "standard"},
+        max_pool_connections=32,
         # Non-AWS stores (moto, MinIO) choke on the default checksums; S3 needs none here.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -64,32 +69,28 @@ def is_missing(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in _MISSING
 
 
-class S3Cache:
-    """``ContentCache`` backed by one S3 object per key under ``location`` (``s3://b/prefix``)."""
+def list_objects(client: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    """Every object under ``prefix`` (``Key``, ``Size``, ``LastModified``), page by page."""
+    paginator = client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": PAGE_SIZE}
+    )
+    for page in pages:
+        yield from page.get("Contents", [])
 
-    def __init__(self, location: str, client: Any = None):
-        self.bucket, self.prefix = split_s3_uri(location)
-        self._client = client if client is not None else s3_client()
 
-    def _object_key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
+def ensure_keep_marker(uri: str, client: Any = None, env: Mapping[str, str] = os.environ) -> bool:
+    """Put the keep-marker object at the root of the bucket of ``uri`` unless it is there.
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        try:
-            reply = self._client.get_object(Bucket=self.bucket, Key=self._object_key(key))
-        except ClientError as error:
-            if is_missing(error):
-                return None
-            raise  # a missing bucket or a denied read is a misconfiguration: say so
-        return decode(reply["Body"].read())
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self._client.put_object(
-            Bucket=self.bucket,
-            Key=self._object_key(key),
-            Body=encode(value),
-            ContentType="application/octet-stream",
-        )
-
-    def __repr__(self) -> str:
-        return f"S3Cache('s3://{self.bucket}/{self.prefix}')"
+    Returns True when it had to be created. Needs s3:GetObject/PutObject on that key.
+    """
+    bucket, _ = split_s3_uri(uri)
+    client = client if client is not None else s3_client(env)
+    try:
+        client.head_object(Bucket=bucket, Key=KEEP_MARKER_KEY)
+        return False
+    except client.exceptions.ClientError as error:
+        if not is_missing(error):
+            raise
+    client.put_object(Bucket=bucket, Key=KEEP_MARKER_KEY, Body=KEEP_MARKER_BODY)
+    return True

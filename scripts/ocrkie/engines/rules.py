@@ -1,114 +1,21 @@
-"""Key-information extraction driven by a field schema.
+"""The bundled local KIE engine: labels, patterns and layout over the OCR record's rows.
 
-The field schema is a JSON Schema (one property per field, each with a ``description``): the
-same document is sent to Upstage Information Extraction as ``response_format``. Each property
-may carry local hints under ``x-ocrkie`` (stripped before anything is sent out):
-
-- ``type``: ``text`` (a single row), ``address`` (a block of rows), ``date`` or ``amount``
-- ``keywords``: label phrases, most specific first; a value follows its label on the same row,
-  or on the next row
-- ``exclude``: regular expressions; a row matching one is never a candidate
-- ``patterns``: regular expressions the value's rows may match instead of a keyword
-- ``region``: ``top``, ``bottom`` or ``any`` (default) part of the page to search
-- ``pick``: among amount candidates, ``first`` (default: the most specific label, then the
-  first row), ``last`` or ``max``
-- ``adjust``: labels of rows right after an amount that adjust it ("rounding"): the
-  normalised value includes them
-- ``date_order``: ``DMY`` (default) or ``MDY`` for ambiguous numeric dates
-- ``max_lines``: the most rows an address may span (default 4)
-
-The local extractor works over the OCR record's lines (grouped into rows) and word boxes.
+It follows the hints of the field schema (see ``fields``) and reports, for every value, the
+OCR lines and words it came from.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from importlib.metadata import version
-from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from .normalize import AMOUNT_PATTERN, amount_value, find_dates, normalize
-
-HINTS = "x-ocrkie"
-
-
-@dataclass
-class FieldSpec:
-    name: str
-    type: str = "text"
-    keywords: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    patterns: list[str] = field(default_factory=list)
-    region: str = "any"
-    pick: str = "first"
-    date_order: str = "DMY"
-    max_lines: int = 4
-    adjust: list[str] = field(default_factory=list)
-
-
-@dataclass
-class FieldSchema:
-    document: dict[str, Any]
-    fields: list[FieldSpec]
-    sha256: str
-
-    def for_api(self) -> dict[str, Any]:
-        """The schema without local hints, as sent to a service."""
-        doc = copy.deepcopy(self.document)
-        doc.pop("$schema", None)
-        for prop in doc.get("properties", {}).values():
-            prop.pop(HINTS, None)
-        return doc
-
-
-def load_field_schema(path: str | Path) -> FieldSchema:
-    text = Path(path).read_text(encoding="utf-8")
-    document = json.loads(text)
-    properties = document.get("properties")
-    if document.get("type") != "object" or not isinstance(properties, dict) or not properties:
-        raise ValueError(f"{path}: a field schema is a JSON Schema object with properties")
-    fields = [_field_spec(name, prop) for name, prop in properties.items()]
-    return FieldSchema(document, fields, hashlib.sha256(text.encode()).hexdigest())
-
-
-def _field_spec(name: str, prop: dict[str, Any]) -> FieldSpec:
-    hints = dict(prop.get(HINTS, {}))
-    if "type" not in hints:
-        hints["type"] = "amount" if prop.get("type") in ("number", "integer") else "text"
-    hints.setdefault("keywords", [name.replace("_", " ")])
-    return FieldSpec(name=name, **hints)
-
-
-# --- rows ------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    index: int
-    text: str
-    lines: list[dict[str, Any]]
-    spans: list[tuple[int, int]]  # each line's character span in ``text``
-
-
-def rows_of(ocr: dict[str, Any]) -> list[Row]:
-    grouped: dict[int, list[dict[str, Any]]] = {}
-    for line in ocr["lines"]:
-        grouped.setdefault(line["row"], []).append(line)
-    rows = []
-    for index, key in enumerate(sorted(grouped)):
-        text, spans = "", []
-        for line in grouped[key]:
-            if text:
-                text += " "
-            spans.append((len(text), len(text) + len(line["text"])))
-            text += line["text"]
-        rows.append(Row(index, text, grouped[key], spans))
-    return rows
+from ..evidence import Row, rows_of, source_of
+from ..fields import FieldSchema, FieldSpec, load_field_schema
+from ..normalize import AMOUNT_PATTERN, amount_value, find_dates, normalize
+from . import Document, Extraction, Extractor
 
 
 def _region(rows: list[Row], region: str) -> list[Row]:
@@ -132,9 +39,6 @@ def _matches_pattern(spec: FieldSpec, text: str) -> bool:
     return any(re.search(pattern, text, re.I) for pattern in spec.patterns)
 
 
-# --- evidence --------------------------------------------------------------------------
-
-
 @dataclass
 class Found:
     value: str
@@ -143,41 +47,10 @@ class Found:
     certainty: float  # 1.0 when a label or pattern confirmed it, lower for fallbacks
 
 
-def _source(pieces: list[tuple[Row, int, int]]) -> tuple[dict[str, Any], list[float]]:
-    line_ids, words, confidences = [], [], []
-    for row, start, end in pieces:
-        for line, (lo, hi) in zip(row.lines, row.spans, strict=True):
-            if lo < end and start < hi:
-                line_ids.append(line["id"])
-                chosen = _words_in(line, start - lo, end - lo)
-                words.extend({"text": w["text"], "polygon": w["polygon"]} for w in chosen)
-                confidences.extend(w["confidence"] for w in chosen)
-    points = [p for w in words for p in w["polygon"]]
-    polygon = None
-    if points:
-        x0, y0 = min(p[0] for p in points), min(p[1] for p in points)
-        x1, y1 = max(p[0] for p in points), max(p[1] for p in points)
-        polygon = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
-    return {"lines": line_ids, "words": words, "polygon": polygon}, confidences
-
-
-def _words_in(line: dict[str, Any], start: int, end: int) -> list[dict[str, Any]]:
-    """The words of ``line`` overlapping the character span (words joined by single spaces)."""
-    chosen, offset = [], 0
-    for word in line["words"]:
-        lo = line["text"].find(word["text"], offset)
-        lo = offset if lo < 0 else lo
-        hi = lo + len(word["text"])
-        if lo < end and start < hi:
-            chosen.append(word)
-        offset = hi
-    return chosen or line["words"]
-
-
 def _field_value(found: Found | None) -> dict[str, Any]:
     if found is None:
         return {"value": None, "normalized": None, "confidence": 0.0, "source": None}
-    source, confidences = _source(found.pieces)
+    source, confidences = source_of(found.pieces)
     mean = sum(confidences) / len(confidences) if confidences else 0.0
     return {
         "value": found.value,
@@ -185,38 +58,6 @@ def _field_value(found: Found | None) -> dict[str, Any]:
         "confidence": round(mean * found.certainty, 4),
         "source": source,
     }
-
-
-def locate(value: str | None, rows: list[Row]) -> dict[str, Any]:
-    """Where a value found by other means (a service) sits in the OCR: its words and box,
-    with their mean OCR confidence; ``source`` is None when the OCR does not contain it."""
-    found = _span_in_rows(value, rows) if value else None
-    if found is None:
-        return {"value": value, "confidence": None, "source": None}
-    source, confidences = _source(found)
-    confidence = round(sum(confidences) / len(confidences), 4) if confidences else None
-    return {"value": value, "confidence": confidence, "source": source}
-
-
-def _span_in_rows(value: str, rows: list[Row]) -> list[tuple[Row, int, int]] | None:
-    """The value in one row, or across up to five consecutive rows (case-insensitive)."""
-    needle = " ".join(value.split()).lower()
-    for first in range(len(rows)):
-        joined, offsets = "", []
-        for row in rows[first : first + 5]:
-            if joined:
-                joined += " "
-            offsets.append((row, len(joined)))
-            joined += row.text.lower()
-            start = joined.find(needle)
-            if start >= 0:
-                end = start + len(needle)
-                return [
-                    (r, max(0, start - at), min(len(r.text), end - at))
-                    for r, at in offsets
-                    if at < end and start < at + len(r.text)
-                ]
-    return None
 
 
 # --- strategies ------------------------------------------------------------------------
@@ -357,17 +198,21 @@ def _found(
     return Found(value, normalize(spec.type, value, spec.date_order), pieces, certainty)
 
 
-class RuleExtractor:
-    """The bundled local KIE engine: labels, patterns and layout over OCR rows."""
+class RuleExtractor(Extractor):
+    """Labels, patterns and layout over OCR rows: fast, offline, no model."""
 
     def __init__(self, schema: FieldSchema):
         self.schema = schema
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        return cls(load_field_schema(config["kie_schema"]))
+
     def identity(self) -> dict[str, Any]:
         return {"name": "ocrkie-rules", "version": version("ocrkie"), "schema": self.schema.sha256}
 
-    def extract(self, ocr: dict[str, Any], image: str = "") -> dict[str, Any]:
-        rows = rows_of(ocr)
+    def extract(self, document: Document) -> Extraction:
+        rows = rows_of(document.ocr)
         fields: dict[str, Any] = {}
         text_rows: dict[str, int] = {}
         for spec in self.schema.fields:
@@ -383,4 +228,4 @@ class RuleExtractor:
                 if found:
                     text_rows[spec.name] = found.pieces[-1][0].index
             fields[spec.name] = {"type": spec.type, **_field_value(found)}
-        return {"fields": fields}
+        return Extraction(fields)

@@ -1,0 +1,50 @@
+"""Every engine, by stage and backend: the one place that builds them.
+
+The workflow (planning, resources, the key check) and the shard jobs both ask here, so an
+engine added to ``BACKENDS`` is known everywhere at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import Engine
+from .rapid import RapidOcrEngine
+from .rules import RuleExtractor
+from .upstage import UpstageExtractor, UpstageLayoutParser, UpstageOcrEngine
+
+BACKENDS: dict[str, dict[str, type[Engine]]] = {
+    "ocr": {"local": RapidOcrEngine, "upstage": UpstageOcrEngine},
+    "kie": {"local": RuleExtractor, "upstage": UpstageExtractor},
+    "layout": {"upstage": UpstageLayoutParser},
+}
+
+STAGES = tuple(BACKENDS)  # in the order they run; KIE reads the OCR records
+
+
+def backend(stage: str, config: dict[str, Any]) -> str | None:
+    """The backend the config names for ``stage``; None for a stage that is switched off."""
+    if stage == "layout":
+        return "upstage" if config["document_parse"]["enabled"] else None
+    return config[f"{stage}_backend"]
+
+
+def check_backends(config: dict[str, Any]) -> None:
+    """A clear error for a backend no engine is registered for."""
+    for stage in ("ocr", "kie"):
+        name = backend(stage, config)
+        if name not in BACKENDS[stage]:
+            choices = ", ".join(sorted(BACKENDS[stage]))
+            raise ValueError(f"{stage}_backend: {name!r} is not one of {choices}")
+
+
+def active_stages(config: dict[str, Any]) -> list[str]:
+    return [stage for stage in STAGES if backend(stage, config)]
+
+
+def build(stage: str, config: dict[str, Any], threads: int = 1) -> Engine:
+    """The configured engine for ``stage``; cheap (no model is loaded yet)."""
+    name = backend(stage, config)
+    if name is None:
+        raise ValueError(f"the {stage} stage is switched off")
+    return BACKENDS[stage][name].from_config(config, threads)

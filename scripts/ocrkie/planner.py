@@ -1,0 +1,130 @@
+"""What the submitting Snakemake does once per run, when it parses the workflow: find the
+images, form the shards, write the plan, and work out which manifests each stage must
+(re)make and why. Shard jobs never come here: they read the plan file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import open_existing_cache
+from .engines import Engine
+from .engines.registry import active_stages, build
+from .inputs import discover
+from .plan import (
+    PLAN_FILE,
+    Outlook,
+    Shard,
+    StagePlan,
+    decode_plan,
+    encode_plan,
+    form_shards,
+    manifest_names,
+    survey,
+)
+from .results import Results
+from .stages import ImageLimits, Work, make_stage, record_identity
+
+LABELS = {"ocr": "OCR", "kie": "KIE", "layout": "Layout"}
+
+
+@dataclass
+class RunPlan:
+    images: int
+    shards: list[Shard]
+    stages: dict[str, StagePlan]
+    outlooks: dict[str, Outlook]
+    source: str
+
+    def lines(
+        self, engines: dict[str, Engine], plan_location: str, slots: int, remote: bool
+    ) -> list[str]:
+        """The plan as the dry run and the run print it, first thing. ``remote``: jobs run
+        on machines of their own, so this machine's device is beside the point."""
+        largest = max((len(s.images) for s in self.shards), default=0)
+        lines = [
+            f"ocrkie: {self.images} images from {self.source} in {len(self.shards)} shards "
+            f"(largest {largest} images; {slots} job slots); plan: {plan_location}"
+        ]
+        for stage, outlook in self.outlooks.items():
+            engine = engines[stage]
+            device = "remote jobs" if remote and engine.device == "cpu" else engine.device
+            label = f"{LABELS[stage]} ({engine.identity()['name']} on {device})"
+            lines.append(outlook.line(label))
+        return lines
+
+
+def prepare_run(
+    config: dict[str, Any],
+    results: Results,
+    engines: dict[str, Engine],
+    slots: int,
+    storage_prefix: str | None = None,
+) -> RunPlan:
+    images = discover(config, storage_prefix)
+    try:
+        previous_bytes: bytes | None = results.folder.read_bytes(PLAN_FILE)
+    except FileNotFoundError:
+        previous_bytes = None
+    previous = decode_plan(previous_bytes) if previous_bytes else []
+    stages = active_stages(config)
+    present = {stage: results.manifest_names(stage) for stage in stages}
+    started = {name.split("-", 1)[0] for names in present.values() for name in names}
+    shards = form_shards(images, previous, started, config["shard_size"], slots)
+
+    limits = image_limits(config)
+    plans: dict[str, StagePlan] = {}
+    outlooks: dict[str, Outlook] = {}
+    for stage in stages:
+        identity = record_identity(stage, engines[stage], limits)
+        upstream = plans.get("ocr") if stage == "kie" else None
+        plans[stage] = manifest_names(stage, identity, shards, upstream)
+        outlooks[stage] = survey(results, plans[stage], shards, present[stage])
+        if outlooks[stage].repair:  # supersede manifests whose records were deleted
+            for shard in outlooks[stage].repair:
+                shard.generation[stage] = shard.generation.get(stage, 0) + 1
+            plans[stage] = manifest_names(stage, identity, shards, upstream)
+
+    source = config["input_list"] or config["input_dir"]
+    plan_bytes = encode_plan(shards, source)
+    if plan_bytes != previous_bytes:
+        results.folder.write_bytes(PLAN_FILE, plan_bytes)
+    return RunPlan(len(images), shards, plans, outlooks, source)
+
+
+def image_limits(config: dict[str, Any]) -> ImageLimits:
+    return ImageLimits(config["images"]["max_pixels"], config["images"]["max_side"])
+
+
+def build_engines(config: dict[str, Any], threads: dict[str, int]) -> dict[str, Engine]:
+    return {stage: build(stage, config, threads.get(stage, 1)) for stage in active_stages(config)}
+
+
+ENDPOINTS = {
+    "ocr": "POST /v1/document-digitization (model ocr)",
+    "kie": "POST /v1/information-extraction",
+    "layout": "POST /v1/document-digitization (model document-parse)",
+}
+
+
+def api_forecast(
+    run: RunPlan, config: dict[str, Any], engines: dict[str, Engine], results: Results, cache: str
+) -> list[str]:
+    """For each stage that pays per image: how many images already have results, how many
+    are in the cache (free), and how many will be sent. Reads the images of the shards to
+    run (to hash them): meant for dry runs."""
+    lines = []
+    store = open_existing_cache(cache)
+    for stage, engine in engines.items():
+        if not engine.paid:
+            continue
+        runner = make_stage(stage, engine, store, results, image_limits(config))
+        outlook = run.outlooks[stage]
+        todo = [image for shard in outlook.to_make for image in shard.images]
+        cached = sum(runner.in_cache(Work(image)) for image in todo)
+        lines.append(
+            f"Upstage {stage}: {len(todo) - cached} images will be sent to {ENDPOINTS[stage]}; "
+            f"{cached} are in the cache (free), {outlook.up_to_date} already have results"
+        )
+    return lines

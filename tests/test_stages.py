@@ -1,0 +1,189 @@
+"""The failure policy and the cache, exercised through small fake engines (as OCRmyPDF tests
+its pipeline with crashing engine plugins): real images, a real LMDB cache, real records."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+
+from conftest import SAMPLE_IMAGES
+from ocrkie.cache import LmdbCache, NoCache
+from ocrkie.engines import Document, Extraction, Extractor, OcrEngine, Recognition
+from ocrkie.errors import ModelLoadError, UnreadableImage
+from ocrkie.formats import Line, Word
+from ocrkie.images import PageImage
+from ocrkie.inputs import InputImage, image_id
+from ocrkie.results import Results
+from ocrkie.stages import ImageLimits, make_stage, run_shard
+
+LIMITS = ImageLimits(max_pixels=10**8, max_side=4096)
+
+
+class FakeOcr(OcrEngine):
+    """Reads every page as one line, ``TOTAL 9.00``; fails as told on pages named ``bad*``."""
+
+    def __init__(self, fail_with: BaseException | None = None, batch_size: int = 1, workers=1):
+        self.fail_with = fail_with
+        self.batch_size = batch_size
+        self.concurrency = workers
+        self.calls: list[list[str]] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        return cls()
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": "fake-ocr", "version": "1"}
+
+    def recognize(self, page: PageImage) -> Recognition:
+        if page.name.startswith("bad") and self.fail_with is not None:
+            raise self.fail_with
+        box = [[10.0, 10.0], [200.0, 10.0], [200.0, 40.0], [10.0, 40.0]]
+        words = [Word("TOTAL", 0.99, box), Word("9.00", 0.98, box)]
+        return Recognition([Line("TOTAL 9.00", 0.985, box, words)])
+
+    def recognize_many(self, pages):
+        with self._lock:
+            self.calls.append([page.name for page in pages])
+        return super().recognize_many(pages)
+
+
+class BatchOnlyOcr(FakeOcr):
+    """A GPU-style engine: one call per batch, which fails as a whole on a bad page."""
+
+    def recognize_many(self, pages):
+        with self._lock:
+            self.calls.append([page.name for page in pages])
+        if any(page.name.startswith("bad") for page in pages):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return [FakeOcr.recognize(self, page) for page in pages]
+
+
+def scans(tmp_path: Path, bad: int = 1, good: int = 3) -> list[InputImage]:
+    folder = tmp_path / "scans"
+    folder.mkdir(exist_ok=True)
+    found = []
+    for n, source in enumerate(SAMPLE_IMAGES[:good]):
+        found.append(_copy(folder, source.read_bytes(), f"good{n}.jpg"))
+    for n in range(bad):
+        found.append(_copy(folder, SAMPLE_IMAGES[n].read_bytes(), f"bad{n}.jpg"))
+    return found
+
+
+def _copy(folder: Path, data: bytes, name: str) -> InputImage:
+    (folder / name).write_bytes(data)
+    return InputImage(image_id(name), str(folder / name), name)
+
+
+def run(stage: str, engine, images, tmp_path: Path, cache=None) -> list[dict]:
+    results = Results(str(tmp_path / "results"))
+    runner = make_stage(stage, engine, cache or NoCache(), results, LIMITS)
+    return run_shard(runner, images)
+
+
+def statuses(entries) -> dict[str, str]:
+    return {e["path"]: e["status"] for e in entries}
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind"),
+    [
+        (RuntimeError("engine bug"), "RuntimeError"),  # a crash on one odd image
+        (UnreadableImage("not a page"), "UnreadableImage"),  # a declared per-image error
+        (MemoryError("cannot allocate"), "MemoryError"),
+    ],
+)
+def test_an_engine_failing_one_image_costs_that_image_only(tmp_path, failure, kind):
+    images = scans(tmp_path)
+    entries = run("ocr", FakeOcr(failure), images, tmp_path)
+    assert statuses(entries) == {
+        "good0.jpg": "ok",
+        "good1.jpg": "ok",
+        "good2.jpg": "ok",
+        "bad0.jpg": "error",
+    }
+    bad = next(e for e in entries if e["status"] == "error")
+    assert bad["error"]["class"] == kind and bad["error"]["stage"] == "ocr"
+    record = Results(str(tmp_path / "results")).read_record("ocr", bad["id"])
+    assert record["status"] == "error" and record["image"]["sha256"] == bad["sha256"]
+
+
+def test_a_fatal_error_stops_the_job(tmp_path):
+    with pytest.raises(ModelLoadError):
+        run("ocr", FakeOcr(ModelLoadError("no model")), scans(tmp_path), tmp_path)
+
+
+def test_a_fatal_error_stops_concurrent_work_too(tmp_path):
+    engine = FakeOcr(ModelLoadError("no model"), workers=4)
+    with pytest.raises(ModelLoadError):
+        run("ocr", engine, scans(tmp_path, bad=2, good=3), tmp_path)
+
+
+def test_a_failed_batch_is_retried_image_by_image(tmp_path):
+    images = scans(tmp_path, bad=1, good=3)
+    engine = BatchOnlyOcr(batch_size=4)
+    entries = run("ocr", engine, images, tmp_path)
+    assert statuses(entries)["bad0.jpg"] == "error"
+    assert [s for p, s in statuses(entries).items() if p != "bad0.jpg"] == ["ok"] * 3
+    assert engine.calls[0] == ["good0.jpg", "good1.jpg", "good2.jpg", "bad0.jpg"]
+    assert sorted(map(tuple, engine.calls[1:])) == [
+        ("bad0.jpg",),
+        ("good0.jpg",),
+        ("good1.jpg",),
+        ("good2.jpg",),
+    ]
+
+
+def test_an_unreadable_file_is_an_error_record_before_the_engine_sees_it(tmp_path):
+    images = scans(tmp_path, bad=0, good=2)
+    missing = InputImage(image_id("gone.jpg"), str(tmp_path / "gone.jpg"), "gone.jpg")
+    engine = FakeOcr()
+    entries = run("ocr", engine, [*images, missing], tmp_path)
+    assert statuses(entries)["gone.jpg"] == "error"
+    assert entries[-1]["error"]["class"] == "UnreadableImage"
+    assert "gone.jpg" not in [name for call in engine.calls for name in call]
+
+
+def test_cached_results_are_not_computed_again(tmp_path):
+    images = scans(tmp_path, bad=0, good=3)
+    cache = LmdbCache(tmp_path / "cache")
+    first = run("ocr", FakeOcr(), images, tmp_path, cache)
+    engine = FakeOcr()
+    second = run("ocr", engine, images, tmp_path, cache)
+    assert engine.calls == []
+    assert all(e["cached"] for e in second) and not any(e["cached"] for e in first)
+
+
+class EchoExtractor(Extractor):
+    """Reads the image, not the OCR (like a service): answers the total it was told."""
+
+    reads_ocr = False
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        return cls()
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": "echo"}
+
+    def extract(self, document: Document) -> Extraction:
+        return Extraction({"total": {"type": "amount", "value": "9.00", "normalized": "9.00"}})
+
+
+def test_kie_passes_ocr_failures_on_and_locates_service_values_in_the_ocr(tmp_path):
+    images = scans(tmp_path, bad=1, good=2)
+    run("ocr", FakeOcr(UnreadableImage("not a page")), images, tmp_path)
+    entries = run("kie", EchoExtractor(), images, tmp_path)
+    assert statuses(entries) == {"good0.jpg": "ok", "good1.jpg": "ok", "bad0.jpg": "error"}
+    failed = next(e for e in entries if e["status"] == "error")
+    assert failed["error"] == {"class": "UnreadableImage", "message": "not a page", "stage": "ocr"}
+    record = Results(str(tmp_path / "results")).read_record("kie", entries[0]["id"])
+    total = record["fields"]["total"]
+    assert total["source"]["words"] == [
+        {"text": "9.00", "polygon": [[10.0, 10.0], [200.0, 10.0], [200.0, 40.0], [10.0, 40.0]]}
+    ]
+    assert total["confidence"] == 0.98
