@@ -36,22 +36,36 @@ def members(shards) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(
-    ("count", "shard_size", "slots"),
-    [(40, 16, 2), (7, 100, 2), (3, 2, 8), (1000, 100, 2), (5, 1, 1)],
+    ("count", "shard_size", "slots", "shards"),
+    [(40, 16, 2, 4), (7, 100, 2, 2), (3, 2, 8, 3), (1000, 100, 2, 10), (5, 1, 1, 5), (9, 4, 2, 4)],
 )
-def test_new_images_are_split_evenly_into_at_least_one_shard_per_slot(count, shard_size, slots):
-    groups = split_evenly(list(range(count)), shard_size, slots)
+def test_new_images_make_a_multiple_of_the_slots_in_shards(count, shard_size, slots, shards):
+    pool = images(f"{n}.jpg" for n in range(count))
+    groups = split_evenly(pool, shard_size, slots)
     sizes = [len(g) for g in groups]
-    assert sum(sizes) == count and [x for g in groups for x in g] == list(range(count))
-    assert max(sizes) <= shard_size and max(sizes) - min(sizes) <= 1
-    assert len(groups) >= min(slots, count)
+    assert len(groups) == shards
+    assert max(sizes) <= shard_size and max(sizes) - min(sizes) <= 1  # equal files: equal counts
+    assert sorted(i.id for g in groups for i in g) == sorted(i.id for i in pool)
 
 
-def test_forty_receipts_on_two_cores_make_two_shards_of_twenty():
-    shards = form_shards(images(f"{n}.jpg" for n in range(40)), [], set(), 16, 2)
-    assert sorted(len(s.images) for s in shards) == [13, 13, 14]  # 16 at most: three shards
-    shards = form_shards(images(f"{n}.jpg" for n in range(40)), [], set(), 100, 2)
-    assert [len(s.images) for s in shards] == [20, 20]
+def test_shards_hold_about_equal_bytes():
+    rng = random.Random(3)
+    pool = [
+        InputImage(
+            image_id(f"{n}.jpg"), f"{n}.jpg", f"{n}.jpg", rng.choice([5, 40, 300]) * 10**4, 1
+        )
+        for n in range(200)
+    ]
+    groups = split_evenly(pool, 100, 2)
+    loads = [sum(i.size for i in g) for g in groups]
+    assert len(groups) == 2 and max(loads) - min(loads) <= 3 * 10**6  # within one large file
+    assert max(len(g) for g in groups) <= 100
+
+
+def test_forty_receipts_on_two_cores_make_one_shard_per_core_per_round():
+    forty = images(f"{n}.jpg" for n in range(40))
+    assert [len(s.images) for s in form_shards(forty, [], set(), 16, 2)] == [10, 10, 10, 10]
+    assert [len(s.images) for s in form_shards(forty, [], set(), 100, 2)] == [20, 20]
 
 
 def test_started_shards_keep_their_images_and_new_images_form_new_shards():
@@ -74,14 +88,15 @@ def test_unstarted_shards_are_formed_again_and_vanished_images_leave_their_shard
     names = [f"{n:03d}.jpg" for n in range(10)]
     first = form_shards(images(names), [], set(), 5, 1)
     kept, dropped = first[0], first[1]
-    again = form_shards(images([*names[1:], "010.jpg"]), first, {kept.name}, 10, 1)
+    gone = kept.images[0].relpath
+    remaining = [n for n in names if n != gone]
+    again = form_shards(images([*remaining, "010.jpg"]), first, {kept.name}, 10, 1)
     shrunk = next(s for s in again if s.name == kept.name)
     assert [i.relpath for i in shrunk.images] == [i.relpath for i in kept.images][1:]
     assert dropped.name not in members(again)  # never started: its images were re-planned
-    assert [i.relpath for i in again[-1].images] == [
-        *(i.relpath for i in dropped.images),
-        "010.jpg",
-    ]
+    (formed,) = (s for s in again if s.name != kept.name)
+    expected = [*(i.relpath for i in dropped.images), "010.jpg"]
+    assert sorted(i.relpath for i in formed.images) == sorted(expected)
 
 
 def test_job_slots_follow_cores_threads_and_capped_resources():

@@ -3,6 +3,7 @@ its pipeline with crashing engine plugins): real images, a real LMDB cache, real
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Self
@@ -187,3 +188,25 @@ def test_kie_passes_ocr_failures_on_and_locates_service_values_in_the_ocr(tmp_pa
         {"text": "9.00", "polygon": [[10.0, 10.0], [200.0, 10.0], [200.0, 40.0], [10.0, 40.0]]}
     ]
     assert total["confidence"] == 0.98
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+
+def test_an_engine_added_to_the_registry_is_built_from_its_config_block(monkeypatch):
+    from ocrkie.engines import registry
+
+    monkeypatch.setitem(registry.BACKENDS["ocr"], "fake", "fake:FakeOcr")
+    monkeypatch.setitem(sys.modules, "ocrkie.engines.fake", sys.modules[__name__])
+    config = {"ocr_backend": "fake", "kie_backend": "local", "document_parse": {"enabled": False}}
+    registry.check_backends(config)
+    engine = registry.build("ocr", config)
+    assert isinstance(engine, FakeOcr) and engine.identity()["name"] == "fake-ocr"
+
+
+def test_an_unknown_backend_is_refused_by_name():
+    from ocrkie.engines import registry
+
+    config = {"ocr_backend": "tesseract", "kie_backend": "local"}
+    with pytest.raises(ValueError, match="ocr_backend: 'tesseract' is not one of local, upstage"):
+        registry.check_backends(config)

@@ -255,3 +255,15 @@ def test_faults_that_outlive_the_retries_are_retried_by_the_readme_recipe(
 
     assert (workdir.results / "failures.csv").read_text().count("\n") == 1  # the header
     assert_every_image_answered_once(fake, SAMPLE_IMAGES[:3], ("ocr", "information-extract"))
+
+
+def test_another_model_reruns_its_stage_and_says_so(tmp_path: Path, fake: FakeUpstage, with_key):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
+    workdir.snakemake(*configure(workdir, fake))
+    plan = workdir.snakemake("-n", *configure(workdir, fake, upstage={"ocr_model": "ocr-2"})).stdout
+    ocr = next(line for line in plan.splitlines() if line.startswith("OCR ("))
+    assert "2 records made with model ocr, now ocr-2" in ocr
+    assert "Upstage ocr: 2 images will be sent" in plan  # a new model: the cache cannot serve
+    kie = next(line for line in plan.splitlines() if line.startswith("KIE ("))
+    assert "records made from other OCR records" in kie
+    assert "Upstage kie: 0 images will be sent" in plan  # extraction reads the image: cached

@@ -77,9 +77,10 @@ def test_dry_run_shows_the_plan_first_and_writes_only_the_plan(tmp_path: Path):
     ours = [n for n, line in enumerate(done.stdout.splitlines()) if line.startswith("ocrkie: ")]
     assert ours == [2]  # after Snakemake's two lines on the profile and the config
     first = done.stdout.splitlines()[2]
-    assert first.startswith(f"ocrkie: {len(SAMPLE_IMAGES)} images from scans in 3 shards")
-    assert "OCR (rapidocr on cpu): 3 of 3 jobs to run (6 new images" in done.stdout
-    assert planned_jobs(done.stdout) == {"ocr": 3, "kie": 3, "summary": 1, "all": 1}
+    # 6 images, shard_size 2, 2 cores: shards of 2, 2, 1, 1 (two rounds, no idle core)
+    assert first.startswith(f"ocrkie: {len(SAMPLE_IMAGES)} images from scans in 4 shards")
+    assert "OCR (rapidocr on cpu): 4 of 4 jobs to run (6 new images" in done.stdout
+    assert planned_jobs(done.stdout) == {"ocr": 4, "kie": 4, "summary": 1, "all": 1}
     assert sorted(
         p.relative_to(workdir.results).as_posix() for p in workdir.results.rglob("*")
     ) == [

@@ -21,6 +21,7 @@ from typing import Any
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NOT_NORMAL = re.compile(r"//|(^|/)\.(/|$)|/$")  # what Path(...).as_posix() would change
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ def _digest(text: str) -> str:
 
 def image_id(relpath: str) -> str:
     """``scans/Reçu #3.JPG`` -> ``scans__Recu_3.JPG-1f0c9a2b``."""
-    relpath = Path(relpath).as_posix()
+    if _NOT_NORMAL.search(relpath):  # (cheap test first: 100,000 ids are made per plan)
+        relpath = Path(relpath).as_posix()
     ascii_text = unicodedata.normalize("NFKD", relpath).encode("ascii", "ignore").decode()
     parts = [_UNSAFE.sub("_", part).strip("._") for part in ascii_text.split("/")]
     slug = "__".join(p for p in parts if p)[:80] or "image"
@@ -79,28 +81,33 @@ def discover(config: dict[str, Any], storage_prefix: str | None = None) -> list[
 
 
 def find_images(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[InputImage]:
-    """All images under ``input_dir`` (recursively), sorted by id."""
-    root = Path(input_dir)
-    if not root.is_dir():
+    """All images under ``input_dir`` (recursively; hidden files and folders left out), sorted
+    by id."""
+    if not os.path.isdir(input_dir):
         raise FileNotFoundError(f"input_dir {input_dir!r} is not a folder")
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # not walked at all
-        for name in filenames:
-            path = Path(dirpath) / name
-            relpath = path.relative_to(root).as_posix()
-            if is_image_path(relpath, extensions):
-                found.append(_local_image(path, relpath))
+    folders = [""]  # relative to input_dir
+    while folders:
+        folder = folders.pop()
+        with os.scandir(os.path.join(input_dir, folder)) as entries:
+            for entry in entries:
+                relpath = f"{folder}/{entry.name}" if folder else entry.name
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(relpath)
+                elif is_image_path(entry.name, extensions):
+                    found.append(_local_image(entry.path, relpath, entry))
     return _unique_sorted(found)
 
 
-def _local_image(path: Path, relpath: str) -> InputImage:
+def _local_image(path: str, relpath: str, entry: os.DirEntry[str] | None = None) -> InputImage:
     try:
-        stat = path.stat()
+        stat = entry.stat() if entry is not None else os.stat(path)
         size, mtime = stat.st_size, stat.st_mtime_ns
     except OSError:  # dangling link, no permission: the job records why it cannot be read
         size, mtime = -1, 0
-    return InputImage(image_id(relpath), str(path), relpath, size, mtime)
+    return InputImage(image_id(relpath), path, relpath, size, mtime)
 
 
 def read_image_list(list_file: str) -> list[InputImage]:
@@ -119,7 +126,7 @@ def read_image_list(list_file: str) -> list[InputImage]:
             relpath = path.relative_to(base).as_posix()
         except ValueError:
             relpath = path.as_posix().lstrip("/")
-        found.append(_local_image(path, relpath))
+        found.append(_local_image(str(path), relpath))
     return _unique_sorted(found)
 
 

@@ -19,13 +19,13 @@ records were deleted since is superseded the same way (its ``generation`` goes u
 from __future__ import annotations
 
 import gzip
+import heapq
 import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 from .formats import digest
@@ -72,14 +72,27 @@ def form_shards(
     return sorted(shards, key=lambda s: s.images[0].id)
 
 
-def split_evenly(items: Sequence[Any], shard_size: int, slots: int) -> list[Sequence[Any]]:
-    """Contiguous groups of at most ``shard_size``, at least ``slots`` of them (when there are
-    enough items), sizes differing by one at most."""
-    if not items:
+def split_evenly(
+    images: Sequence[InputImage], shard_size: int, slots: int
+) -> list[list[InputImage]]:
+    """Shards of at most ``shard_size`` images, as many as a multiple of ``slots`` (so that
+    the last round of jobs leaves no slot idle), holding about equal work: the largest
+    files first, each to the shard with the fewest bytes so far (file size stands in for the
+    engine's time, which is not known before it runs)."""
+    if not images:
         return []
-    count = max(math.ceil(len(items) / shard_size), min(slots, len(items)))
-    bounds = [round(k * len(items) / count) for k in range(count + 1)]
-    return [items[a:b] for a, b in pairwise(bounds)]
+    rounds = math.ceil(math.ceil(len(images) / shard_size) / slots)
+    count = min(len(images), rounds * slots)
+    known = [i.size for i in images if i.size > 0]
+    typical = sum(known) / len(known) if known else 1
+    heap = [(0.0, k) for k in range(count)]  # (bytes so far, shard index)
+    shards: list[list[InputImage]] = [[] for _ in range(count)]
+    for image in sorted(images, key=lambda i: (-(i.size if i.size > 0 else typical), i.id)):
+        load, k = heapq.heappop(heap)
+        shards[k].append(image)
+        if len(shards[k]) < shard_size:
+            heapq.heappush(heap, (load + (image.size if image.size > 0 else typical), k))
+    return [sorted(shard, key=lambda i: i.id) for shard in shards]
 
 
 def _new_shard(images: Sequence[InputImage]) -> Shard:

@@ -316,7 +316,7 @@ def _run_batch(stage: Stage, batch: list[Work]) -> None:
         _finish(stage, work)
 
 
-def _guarded(stage: Stage, work: Work, step: Callable[[], None]) -> None:
+def _guarded(stage: Stage, work: Work, step: Callable[[], None], timed: bool = True) -> None:
     """Run one image's step; a non-fatal failure becomes the image's error."""
     started = perf_counter()
     try:
@@ -329,7 +329,8 @@ def _guarded(stage: Stage, work: Work, step: Callable[[], None]) -> None:
         log.exception("%s failed on %s", stage.name, work.image.relpath)
         work.error = exc
     finally:
-        work.seconds += perf_counter() - started
+        if timed:
+            work.seconds += perf_counter() - started
 
 
 def _from_cache(stage: Stage, work: Work) -> None:
@@ -355,10 +356,11 @@ def _compute(stage: Stage, todo: list[Work]) -> None:
         except Exception:
             log.warning("%s batch of %d failed: retrying one by one", stage.name, len(ready))
     for work, item in ready:
-        _guarded(stage, work, lambda w=work, i=item: _call(stage, [(w, i)]))
+        _guarded(stage, work, lambda w=work, i=item: _call(stage, [(w, i)]), timed=False)
 
 
 def _call(stage: Stage, ready: list[tuple[Work, Any]]) -> None:
+    """One engine call; each work is charged its share of the time."""
     started = perf_counter()
     results = stage.call([item for _, item in ready])
     if len(results) != len(ready):

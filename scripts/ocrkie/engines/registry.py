@@ -6,17 +6,16 @@ engine added to ``BACKENDS`` is known everywhere at once.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from . import Engine
-from .rapid import RapidOcrEngine
-from .rules import RuleExtractor
-from .upstage import UpstageExtractor, UpstageLayoutParser, UpstageOcrEngine
 
-BACKENDS: dict[str, dict[str, type[Engine]]] = {
-    "ocr": {"local": RapidOcrEngine, "upstage": UpstageOcrEngine},
-    "kie": {"local": RuleExtractor, "upstage": UpstageExtractor},
-    "layout": {"upstage": UpstageLayoutParser},
+# stage -> backend -> "module:class" (imported when built, so a job loads only its engine)
+BACKENDS: dict[str, dict[str, str]] = {
+    "ocr": {"local": "rapid:RapidOcrEngine", "upstage": "upstage:UpstageOcrEngine"},
+    "kie": {"local": "rules:RuleExtractor", "upstage": "upstage:UpstageExtractor"},
+    "layout": {"upstage": "upstage:UpstageLayoutParser"},
 }
 
 STAGES = tuple(BACKENDS)  # in the order they run; KIE reads the OCR records
@@ -47,4 +46,6 @@ def build(stage: str, config: dict[str, Any], threads: int = 1) -> Engine:
     name = backend(stage, config)
     if name is None:
         raise ValueError(f"the {stage} stage is switched off")
-    return BACKENDS[stage][name].from_config(config, threads)
+    module, _, cls = BACKENDS[stage][name].partition(":")
+    engine_class: type[Engine] = getattr(import_module(f"{__package__}.{module}"), cls)
+    return engine_class.from_config(config, threads)

@@ -1,0 +1,136 @@
+"""What planning costs at scale: ``snakemake -n`` and a no-op rerun on generated batches.
+
+    python scripts/bench_plan.py [--counts 10000 100000] [--keep DIR]
+
+For each count it generates that many image files (empty: planning reads no pixels) in
+folders of 1,000, then measures with the local profile:
+
+1. ``snakemake -n`` on the fresh batch: wall time, peak RSS (the largest process), bytes
+   printed, and whether the plan line comes first;
+2. a no-op rerun: every record and manifest is put in place (records written as stubs,
+   manifests by ``snakemake --touch``), then a plain run, which must do nothing.
+
+Figures are printed as a table; nothing is asserted (the machine is shared: compare ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from ocrkie.plan import decode_plan  # noqa: E402
+
+
+def generate(root: Path, count: int) -> Path:
+    scans = root / "scans"
+    for n in range(count):
+        folder = scans / f"box{n // 1000:04d}"
+        if n % 1000 == 0:
+            folder.mkdir(parents=True)
+        (folder / f"receipt_{n:07d}.jpg").touch()
+    return scans
+
+
+def snakemake(workdir: Path, *args: str) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in MB (of the largest process) and the output of one run."""
+    command = ["/usr/bin/time", "-f", "%e %M", sys.executable, "-m", "snakemake"]
+    command += ["--profile", "profiles/local-gpu", "--cores", "2", *args]
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"snakemake {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    wall, rss = done.stderr.strip().splitlines()[-1].split()
+    output = done.stdout + done.stderr.rsplit("\n", 2)[0]
+    return float(wall), int(rss) // 1024, output
+
+
+def complete(workdir: Path, dry_run: str, *config: str) -> None:
+    """Put every record and every output the dry run named in place (stubs), then let
+    Snakemake take them as its own (``--touch``): the state after a finished run."""
+    results = workdir / "results"
+    with open(results / "plan" / "plan.json.gz", "rb") as handle:
+        shards = decode_plan(handle.read())
+    for stage in ("ocr", "kie"):
+        (results / stage).mkdir(parents=True, exist_ok=True)
+        for shard in shards:
+            for image in shard.images:
+                (results / stage / f"{image.id}.json").write_text('{"status": "ok"}\n')
+    for listed in re.findall(r"^Reason: Missing output files: ([^;\n]+)", dry_run, re.M):
+        for output in listed.split(", "):
+            (workdir / output).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / output).write_text("{}\n")
+    snakemake(workdir, "--touch", "--quiet", "all", *config)
+
+
+def workdir_for(root: Path) -> Path:
+    for name in ("workflow", "config", "scripts", "profiles", "envs"):
+        (root / name).symlink_to(REPO / name)
+    return root
+
+
+def measure(count: int, root: Path) -> dict[str, object]:
+    workdir = workdir_for(root)
+    started = time.perf_counter()
+    generate(root, count)
+    made = time.perf_counter() - started
+    config = ("--config", "input_dir=scans")
+    wall, rss, output = snakemake(workdir, "-n", *config)
+    lines = [
+        line
+        for line in output.splitlines()
+        if not line.startswith(("Using profile", "Config file"))
+    ]
+    jobs = re.search(r"^total\s+(\d+)$", output, re.M)
+    complete(workdir, output, *config)
+    noop_wall, noop_rss, noop = snakemake(workdir, *config)
+    return {
+        "images": count,
+        "generate_s": round(made, 1),
+        "dry_run_s": wall,
+        "dry_run_peak_rss_mb": rss,
+        "dry_run_output_bytes": len(output.encode()),
+        "jobs": int(jobs[1]) if jobs else None,
+        "plan_line_first": lines[0].startswith("ocrkie: "),
+        "noop_rerun_s": noop_wall,
+        "noop_peak_rss_mb": noop_rss,
+        "noop_did_nothing": "Nothing to be done" in noop,
+        "plan_file_mb": round(os.path.getsize(root / "results/plan/plan.json.gz") / 2**20, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
+    args = parser.parse_args()
+    rows = []
+    for count in args.counts:
+        root = Path(tempfile.mkdtemp(prefix=f"bench-plan-{count}-", dir=args.keep))
+        try:
+            rows.append(measure(count, root))
+        finally:
+            if args.keep is None:
+                shutil.rmtree(root, ignore_errors=True)
+        print(json.dumps(rows[-1]), flush=True)
+    print()
+    print("| images | -n wall s | -n peak RSS MB | -n output bytes | jobs | no-op rerun s |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['images']:,} | {row['dry_run_s']} | {row['dry_run_peak_rss_mb']} | "
+            f"{row['dry_run_output_bytes']:,} | {row['jobs']} | {row['noop_rerun_s']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
