@@ -14,12 +14,20 @@ $(STAMP): envs/requirements.txt envs/requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-demo: $(STAMP)  ## OCR + KIE of the bundled samples with the local engine
-	$(VENV)/bin/snakemake --profile profiles/local-gpu
+DEMO := --profile profiles/local-gpu --configfile config/config.yaml config/demo.yaml
+BROWSER := /usr/bin/chromedriver
+
+demo: $(STAMP)  ## OCR + KIE of the bundled samples with the local engine, every output on
+	$(VENV)/bin/snakemake $(DEMO)
+	$(VENV)/bin/snakemake $(DEMO) --report results/report.html
 	$(PY) scripts/evaluate.py results resources/samples
 
-test: $(STAMP) lint  ## lint, then the whole test suite
+test: $(STAMP) $(BROWSER) lint  ## lint, then the whole test suite
 	$(PY) -m pytest -n 2 --dist loadgroup
+
+# Debian's chromium and its driver, for the test that opens the report in a real browser.
+$(BROWSER):
+	apt-get update -q && apt-get install -y -q chromium chromium-driver
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests

@@ -8,9 +8,9 @@ trap 'rm -rf "$work"' EXIT
 runtime=(
   "snakemake[reports]==9.27.1" snakemake-executor-plugin-aws-batch==0.2.1
   snakemake-storage-plugin-s3==0.3.6 rapidocr==3.10.0 onnxruntime requests tenacity pillow
-  lmdb pyyaml boto3 rapidfuzz
+  lmdb pyyaml boto3 rapidfuzz lxml matplotlib
 )
-dev=(pytest pytest-xdist "moto[server]" snakefmt ruff)
+dev=(pytest pytest-xdist "moto[server]" snakefmt ruff selenium)
 freeze() {  # venv-dir packages...
   python3 -m venv "$1" && "$1/bin/pip" install -q torch==2.13.0 && "$1/bin/pip" install -q "${@:2}"
   "$1/bin/pip" freeze | grep -iv '^torch=='

@@ -570,6 +570,8 @@ def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:
     for stage in ("ocr", "kie"):
         assert {f"run/results/{stage}/{i}.json" for i in ids} <= keys, stage
     assert {"run/results/summary.json", "run/results/failures.csv"} <= keys
+    assert {f"run/results/txt/{i}.txt" for i in ids} <= keys  # exports: from the submitting host
+    assert {"run/results/kie.csv", "run/results/report/samples/page_1.png"} <= keys
     assert any(k.startswith("run/results/cache/ocr/") for k in keys)  # the S3 content cache
     s3 = aws.client("s3")
     record = json.loads(
@@ -605,6 +607,29 @@ def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:
         aws_batch, real_workdir, "run", "--config", f"input_dir={inbox}", "shard_size=2"
     )
     assert again.returncode == 0 and "Nothing to be done" in again.output, again.output[-3000:]
+
+
+def test_the_lmdb_set_is_made_by_a_batch_job_from_s3(aws_batch: Batch, real_workdir: Path) -> None:
+    """The training set from the OCR records in S3 (those of the end-to-end run, if it ran),
+    made in a Batch job that uploads the LMDB files itself."""
+    aws = aws_batch.aws
+    since = len(aws.registered)
+    inbox = f"s3://{aws_batch.bucket}/inbox"
+    run = run_snakemake(
+        aws_batch, real_workdir, "run", "lmdb", "--config", f"input_dir={inbox}", "shard_size=2"
+    )
+    assert run.returncode == 0, run.output[-5000:]
+    rules = [rule_of(d) for d in aws.registered[since:]]
+    assert rules[-1] == "lmdb" and set(rules) <= {"ocr", "lmdb"}, rules
+    keys = set(aws.keys(aws_batch.bucket, "run/results/lmdb/"))
+    assert {f"run/results/lmdb/{s}/data.mdb" for s in ("train", "val")} | {
+        "run/results/lmdb/manifest.json"
+    } <= keys
+    s3 = aws.client("s3")
+    body = s3.get_object(Bucket=aws_batch.bucket, Key="run/results/lmdb/manifest.json")["Body"]
+    manifest = json.loads(body.read())
+    assert manifest["counts"]["images"] == len(SAMPLES)
+    assert manifest["counts"].get("train", 0) + manifest["counts"].get("val", 0) > 20
 
 
 def test_upstage_backends_read_the_key_from_ssm_in_the_job(

@@ -164,22 +164,24 @@ def test_survey_says_what_runs_and_why(tmp_path: Path):
             results.write_record("ocr", image.id, {"status": "ok"})
     present = results.manifest_names("ocr")
 
-    outlook = survey(results, old_plan, shards, present)
+    outlook = survey(results, old_plan, shards, present, results.record_ids("ocr"))
     assert (outlook.up_to_date, outlook.to_make, dict(outlook.reasons)) == (6, [], {})
 
     (tmp_path / "ocr" / f"{shards[0].images[0].id}.json").unlink()
-    outlook = survey(results, old_plan, shards, present)
+    outlook = survey(results, old_plan, shards, present, results.record_ids("ocr"))
     assert outlook.repair == [shards[0]] and outlook.up_to_date == 4
 
     new_identity = {"engine": {"name": "rapidocr", "params": {"text_score": 0.7}}}
-    outlook = survey(results, manifest_names("ocr", new_identity, shards, None), shards, present)
+    new_plan = manifest_names("ocr", new_identity, shards, None)
+    outlook = survey(results, new_plan, shards, present, results.record_ids("ocr"))
     assert len(outlook.to_make) == 3
     assert dict(outlook.reasons) == {"records made with text_score 0.5, now 0.7": 6}
     assert "3 of 3 jobs to run (6 records made with text_score 0.5, now 0.7" in outlook.line("OCR")
     more = form_shards(
         images([f"{n}.jpg" for n in range(8)]), shards, {s.name for s in shards}, 2, 1
     )
-    outlook = survey(results, manifest_names("ocr", IDENTITY, more, None), more, present)
+    more_plan = manifest_names("ocr", IDENTITY, more, None)
+    outlook = survey(results, more_plan, more, present, results.record_ids("ocr"))
     assert dict(outlook.reasons) == {
         "new images": 2,
         "records in shards where some were deleted": 2,

@@ -80,7 +80,10 @@ def test_dry_run_shows_the_plan_first_and_writes_only_the_plan(tmp_path: Path):
     # 6 images, shard_size 2, 2 cores: shards of 2, 2, 1, 1 (two rounds, no idle core)
     assert first.startswith(f"ocrkie: {len(SAMPLE_IMAGES)} images from scans in 4 shards")
     assert "OCR (rapidocr on cpu): 4 of 4 jobs to run (6 new images" in done.stdout
-    assert planned_jobs(done.stdout) == {"ocr": 4, "kie": 4, "summary": 1, "all": 1}
+    assert planned_jobs(done.stdout) == {
+        **{"ocr": 4, "kie": 4, "export": 4},  # export: the default txt
+        **{"summary": 1, "kie_tables": 1, "report_figures": 1, "all": 1},
+    }
     assert sorted(
         p.relative_to(workdir.results).as_posix() for p in workdir.results.rglob("*")
     ) == [

@@ -9,9 +9,12 @@ from typing import Any
 
 from .cache import open_cache
 from .engines.registry import build
-from .formats import now_iso, write_json_atomic
+from .exports import exporter
+from .exports.model import Page
+from .formats import error_info, now_iso, write_json_atomic
+from .inputs import InputImage
 from .plan import manifest_header, read_shard
-from .planner import image_limits
+from .planner import export_identity, image_limits
 from .results import Results
 from .stages import make_stage, record_identity, run_shard
 
@@ -78,6 +81,54 @@ def run_stage(
     }
     write_json_atomic(manifest, document)
     return document
+
+
+def run_export_job(smk: Any) -> None:
+    """Entry point of ``scripts/run_export.py``: one format, one shard."""
+    _setup_logging(smk.log[0] if smk.log else None)
+    run_export(
+        name=smk.wildcards.format,
+        plan_file=smk.input.plan,
+        shard_name=smk.wildcards.shard,
+        manifest=smk.output[0],
+        results_location=smk.params.results,
+    )
+
+
+def run_export(
+    name: str, plan_file: str, shard_name: str, manifest: str, results_location: str
+) -> dict[str, Any]:
+    """Render the shard's OCR records in one format. An image whose OCR failed has no file
+    (its entry says why); a record that cannot be rendered is an error entry, not a failed job."""
+    started = now_iso()
+    shard = read_shard(plan_file, shard_name)
+    results = Results(results_location)
+    withdraw_previous_manifests(results, name, shard_name, Path(manifest).stem)
+    entries = [_export_one(results, name, image) for image in shard.images]
+    document = {
+        "format": MANIFEST_FORMAT,
+        **manifest_header(name, export_identity(name), shard),
+        "started_at": started,
+        "finished_at": now_iso(),
+        "entries": entries,
+    }
+    write_json_atomic(manifest, document)
+    return document
+
+
+def _export_one(results: Results, name: str, image: InputImage) -> dict[str, Any]:
+    entry = {"id": image.id, "path": image.relpath}
+    module = exporter(name)
+    try:
+        record = results.read_record("ocr", image.id)
+        if record["status"] != "ok":
+            return {**entry, "status": "skipped", "reason": f"no OCR: {record['error']['class']}"}
+        data = module.render(Page.from_record(record))
+        results.folder.write_bytes(f"{module.FOLDER}/{image.id}{module.SUFFIX}", data)
+        return {**entry, "status": "ok"}
+    except Exception as exc:
+        log.exception("%s export failed on %s", name, image.relpath)
+        return {**entry, "status": "error", "error": {**error_info(exc), "stage": name}}
 
 
 def withdraw_previous_manifests(results: Results, stage: str, shard: str, current: str) -> None:

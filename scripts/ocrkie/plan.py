@@ -219,14 +219,17 @@ class Outlook:
 
 
 def survey(
-    results: Results, stage_plan: StagePlan, shards: Sequence[Shard], present: set[str]
+    results: Results,
+    stage_plan: StagePlan,
+    shards: Sequence[Shard],
+    present: set[str],
+    records: set[str] | None,
 ) -> Outlook:
     """Compare the expected manifests with those present. One that is present but whose
-    records were deleted since goes to ``repair``; a missing one is explained from the shard's
-    previous manifest, if any."""
+    records (the image ids in ``records``, when given) were deleted since goes to ``repair``;
+    a missing one is explained from the shard's previous manifest, if any."""
     stage = stage_plan.stage
     outlook = Outlook(stage, shards=len(shards))
-    records = results.record_ids(stage) if present else set()
     previous: dict[str, list[str]] = {}
     for name in present:
         previous.setdefault(name.split("-", 1)[0], []).append(name)
@@ -239,7 +242,7 @@ def survey(
                 stale.append((shard, max(previous[shard.name])))
             else:
                 outlook.reasons["new images"] += count
-        elif any(image.id not in records for image in shard.images):
+        elif records is not None and any(image.id not in records for image in shard.images):
             outlook.to_make.append(shard)
             outlook.repair.append(shard)
             outlook.reasons["records in shards where some were deleted"] += count

@@ -11,6 +11,7 @@ from typing import Any
 from .cache import open_existing_cache
 from .engines import Engine
 from .engines.registry import active_stages, build
+from .exports import exporter, requested
 from .inputs import discover
 from .plan import (
     PLAN_FILE,
@@ -27,6 +28,7 @@ from .results import Results
 from .stages import ImageLimits, Work, make_stage, record_identity
 
 LABELS = {"ocr": "OCR", "kie": "KIE", "layout": "Layout"}
+READ_IMAGES = ("ocr", "layout")  # the others read the OCR records: their names carry OCR's
 
 
 @dataclass
@@ -47,10 +49,13 @@ class RunPlan:
             f"ocrkie: {self.images} images from {self.source} in {len(self.shards)} shards "
             f"(largest {largest} images; {slots} job slots); plan: {plan_location}"
         ]
-        for stage, outlook in self.outlooks.items():
-            engine = engines[stage]
-            device = "remote jobs" if remote and engine.device == "cpu" else engine.device
-            label = f"{LABELS[stage]} ({engine.identity()['name']} on {device})"
+        for step, outlook in self.outlooks.items():
+            engine = engines.get(step)
+            if engine is None:
+                label = f"{step.upper()} export"
+            else:
+                device = "remote jobs" if remote and engine.device == "cpu" else engine.device
+                label = f"{LABELS[step]} ({engine.identity()['name']} on {device})"
             lines.append(outlook.line(label))
         return lines
 
@@ -74,23 +79,31 @@ def prepare_run(
     shards = form_shards(images, previous, started, config["shard_size"], slots)
 
     limits = image_limits(config)
+    steps = {stage: record_identity(stage, engines[stage], limits) for stage in stages}
+    steps |= {name: export_identity(name) for name in requested(config["exports"])}
     plans: dict[str, StagePlan] = {}
     outlooks: dict[str, Outlook] = {}
-    for stage in stages:
-        identity = record_identity(stage, engines[stage], limits)
-        upstream = plans.get("ocr") if stage == "kie" else None
-        plans[stage] = manifest_names(stage, identity, shards, upstream)
-        outlooks[stage] = survey(results, plans[stage], shards, present[stage])
-        if outlooks[stage].repair:  # supersede manifests whose records were deleted
-            for shard in outlooks[stage].repair:
-                shard.generation[stage] = shard.generation.get(stage, 0) + 1
-            plans[stage] = manifest_names(stage, identity, shards, upstream)
+    for step, identity in steps.items():
+        upstream = None if step in READ_IMAGES else plans["ocr"]
+        present.setdefault(step, results.manifest_names(step))
+        records = results.record_ids(step) if step in stages and present[step] else None
+        plans[step] = manifest_names(step, identity, shards, upstream)
+        outlooks[step] = survey(results, plans[step], shards, present[step], records)
+        if outlooks[step].repair:  # supersede manifests whose records were deleted
+            for shard in outlooks[step].repair:
+                shard.generation[step] = shard.generation.get(step, 0) + 1
+            plans[step] = manifest_names(step, identity, shards, upstream)
 
     source = config["input_list"] or config["input_dir"]
     plan_bytes = encode_plan(shards, source)
     if plan_bytes != previous_bytes:
         results.folder.write_bytes(PLAN_FILE, plan_bytes)
     return RunPlan(len(images), shards, plans, outlooks, source)
+
+
+def export_identity(name: str) -> dict[str, Any]:
+    """What an export's files depend on besides the OCR records: the format's version."""
+    return {"format": name, "version": exporter(name).VERSION}
 
 
 def image_limits(config: dict[str, Any]) -> ImageLimits:

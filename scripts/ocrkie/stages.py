@@ -106,6 +106,10 @@ class Stage(ABC):
     def record(self, work: Work) -> dict[str, Any]:
         """The ok record, from ``work.payload``."""
 
+    def entry_extras(self, record: dict[str, Any]) -> dict[str, Any]:
+        """What the shard's manifest keeps of an ok record besides status and timing."""
+        return {}
+
     def in_cache(self, work: Work) -> bool:
         """Whether the cache holds the image's result (for a forecast: nothing is computed)."""
         try:
@@ -158,6 +162,13 @@ class OcrStage(PageStage):
             "raw": result.raw,
             **ocr_lines_payload(result.lines),
         }
+
+    def entry_extras(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The line count and a histogram of line confidences (tenths), for the report."""
+        histogram = [0] * 10
+        for line in record["lines"]:
+            histogram[min(9, int(float(line["confidence"]) * 10))] += 1
+        return {"lines": len(record["lines"]), "confidence_histogram": histogram}
 
     def record(self, work: Work) -> dict[str, Any]:
         result = work.payload or {}
@@ -214,6 +225,11 @@ class KieStage(Stage):
 
     def engine_input(self, work: Work) -> Any:
         return Document(work.source, work.image.path)
+
+    def entry_extras(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The values, for the batch tables (kie.csv, kie.jsonl): no need to read records."""
+        keep = ("value", "normalized", "confidence")
+        return {"fields": {n: {k: f.get(k) for k in keep} for n, f in record["fields"].items()}}
 
     def in_cache(self, work: Work) -> bool:
         if self.engine.reads_ocr:
@@ -289,7 +305,7 @@ def run_shard(stage: Stage, images: Sequence[InputImage]) -> list[dict[str, Any]
     size = max(1, stage.engine.batch_size)
     batches = [works[i : i + size] for i in range(0, len(works), size)]
     _for_each(batches, lambda batch: _run_batch(stage, batch), stage.engine.concurrency)
-    return [_entry(work) for work in works]
+    return [_entry(stage, work) for work in works]
 
 
 def _for_each(items: list[Any], one: Callable[[Any], None], workers: int) -> None:
@@ -415,8 +431,8 @@ def _error_record(stage: Stage, work: Work) -> dict[str, Any]:
     }
 
 
-def _entry(work: Work) -> dict[str, Any]:
-    """What the shard's manifest keeps of a record: enough for the summary."""
+def _entry(stage: Stage, work: Work) -> dict[str, Any]:
+    """What the shard's manifest keeps of a record: enough for the summary and the tables."""
     record = work.record
     entry = {
         "id": work.image.id,
@@ -428,4 +444,6 @@ def _entry(work: Work) -> dict[str, Any]:
     for optional in ("billing", "error"):
         if optional in record:
             entry[optional] = record[optional]
+    if record["status"] == "ok":
+        entry.update(stage.entry_extras(record))
     return entry

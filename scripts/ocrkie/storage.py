@@ -9,6 +9,7 @@ Local writes are atomic (temporary file, fsync, rename): a killed job never leav
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,10 @@ class Folder(Protocol):
         ...
 
     def write_bytes(self, relpath: str, data: bytes) -> None: ...
+
+    def put_file(self, relpath: str, local: Path) -> None:
+        """Move a (large) local file into the folder, without reading it into memory."""
+        ...
 
     def delete(self, relpath: str) -> None: ...
 
@@ -43,6 +48,11 @@ class LocalFolder:
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         write_atomic(self._root / relpath, data)
+
+    def put_file(self, relpath: str, local: Path) -> None:
+        target = self._root / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(local, target)
 
     def delete(self, relpath: str) -> None:
         (self._root / relpath).unlink(missing_ok=True)
@@ -82,6 +92,10 @@ class S3Folder:
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         self._client.put_object(Bucket=self.bucket, Key=self.key(relpath), Body=data)
+
+    def put_file(self, relpath: str, local: Path) -> None:
+        self._client.upload_file(str(local), self.bucket, self.key(relpath))  # multipart
+        local.unlink()
 
     def delete(self, relpath: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self.key(relpath))

@@ -14,6 +14,7 @@ from typing import Any
 from .formats import now_iso, read_json, write_json_atomic
 
 FAILURE_COLUMNS = ["image", "path", "stage", "class", "message"]
+STAGES = ("ocr", "kie", "layout")  # the other manifests are exports
 
 
 def stage_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -89,20 +90,25 @@ def failures(stages: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
 def write_summary(
     manifest_paths: dict[str, list[str]], summary_path: str, failures_path: str
 ) -> dict[str, Any]:
-    """``manifest_paths``: the shard manifests of each stage (ocr, kie, and optionally layout)."""
-    manifests = {stage: [read_json(p) for p in paths] for stage, paths in manifest_paths.items()}
+    """``manifest_paths``: the shard manifests of each stage (ocr, kie, layout) and export."""
+    manifests = {step: [read_json(p) for p in paths] for step, paths in manifest_paths.items()}
     entries = {
-        stage: [e for m in stage_manifests for e in m["entries"]]
-        for stage, stage_manifests in manifests.items()
-        if stage_manifests
+        step: [e for m in step_manifests for e in m["entries"]]
+        for step, step_manifests in manifests.items()
+        if step_manifests
     }
     failed = failures(entries)
+    stages = {s: e for s, e in entries.items() if s in STAGES}
+    exports = {
+        s: dict(Counter(x["status"] for x in e)) for s, e in entries.items() if s not in STAGES
+    }
     summary = {
         "written_at": now_iso(),
         "images": len(entries.get("ocr", [])),
         "failed_images": len({f["image"] for f in failed}),
-        **{stage: stage_summary(stage_entries) for stage, stage_entries in entries.items()},
-        "api": api_costs([m for stage_manifests in manifests.values() for m in stage_manifests]),
+        **{stage: stage_summary(stage_entries) for stage, stage_entries in stages.items()},
+        "exports": exports,
+        "api": api_costs([m for step_manifests in manifests.values() for m in step_manifests]),
     }
     write_json_atomic(summary_path, summary)
     buffer = io.StringIO()
@@ -114,6 +120,6 @@ def write_summary(
 
 
 def summary_job(smk: Any) -> None:
-    paths = {stage: list(getattr(smk.input, stage)) for stage in ("ocr", "kie", "layout")}
+    paths = {step: list(files) for step, files in smk.input.items()}
     summary = write_summary(paths, smk.output.summary, smk.output.failures)
     print(json.dumps({k: summary[k] for k in ("images", "failed_images")}))

@@ -4,6 +4,7 @@ from snakemake.utils import validate
 
 from ocrkie.cache import cache_location
 from ocrkie.engines.registry import active_stages, build, check_backends
+from ocrkie.exports import DESCRIBED, FORMATS, exporter, requested
 from ocrkie.plan import DIGEST_PATTERN, PLAN_FILE, SHARD_PATTERN, job_slots
 from ocrkie.planner import api_forecast, prepare_run
 from ocrkie.results import Results, manifest_path
@@ -43,6 +44,7 @@ RESULTS_LOCATION = f"{STORAGE_PREFIX}/{RESULTS}" if STORAGE_PREFIX else RESULTS
 CACHE = cache_location(config, STORAGE_PREFIX)
 PLAN = f"{RESULTS}/{PLAN_FILE}"
 STAGES = active_stages(config)
+EXPORTS = requested(config["exports"])
 ENGINES = {
     stage: build(stage, config, config["resources"].get(stage, {}).get("threads", 1))
     for stage in STAGES
@@ -66,12 +68,12 @@ def stage_resources(stage):
     return {**wanted, "mem_mb": memory} if memory and stage_threads(stage) else wanted
 
 
-def manifests(stage):
-    """The manifests the plan expects of a stage: the targets of its shard jobs."""
-    if stage not in STAGES or PLANNED is None:
+def manifests(step):
+    """The manifests the plan expects of a stage or export: the targets of its shard jobs."""
+    if PLANNED is None or step not in PLANNED.stages:
         return []
-    names = PLANNED.stages[stage].manifests.values()
-    return [manifest_path(RESULTS, stage, name) for name in names]
+    names = PLANNED.stages[step].manifests.values()
+    return [manifest_path(RESULTS, step, name) for name in names]
 
 
 def make_plan():
@@ -99,7 +101,29 @@ def make_plan():
 PLANNED = make_plan()
 
 
+def where_things_are():
+    """What a finished run wrote, and where (printed at the end of every run)."""
+    at = RESULTS_LOCATION
+    lines = [f"ocrkie results in {at}/:"]
+    lines += [f"  {stage}/<id>.json  {stage.upper()} records" for stage in STAGES]
+    lines += [
+        f"  {name}/<id>{exporter(name).SUFFIX}  {DESCRIBED[name]}" for name in EXPORTS
+    ]
+    lines += [
+        "  kie.csv, kie.jsonl  the extracted fields, one row per image",
+        "  summary.json, failures.csv  counts, timings, API costs; every failure",
+        "  report/  figures for `snakemake --report report.html`",
+    ]
+    if config["lmdb"]["enabled"]:
+        lines.append(
+            "  lmdb/train, lmdb/val, lmdb/manifest.json  the line-image training set"
+        )
+    return lines
+
+
 wildcard_constraints:
+    format="|".join(FORMATS),
+    export=DIGEST_PATTERN,
     shard=SHARD_PATTERN,
     ocr=DIGEST_PATTERN,
     kie=DIGEST_PATTERN,

@@ -1,0 +1,239 @@
+"""A text-recognition training set in LMDB, in the layout of deep-text-recognition-benchmark:
+one line image per sample under ``image-%09d`` (encoded PNG), its text under ``label-%09d``
+(both 1-based) and the count under ``num-samples``; one environment for training and one for
+validation, split by image (never by line) from a hash of the image's content.
+
+Lines and their text come from the OCR records, or from ground truth in the SROIE layout
+(``box/<stem>.csv``) when a truth folder is given. Each line is cut along its polygon, turned
+upright and padded a little. Images are read one at a time and samples committed in batches:
+memory stays flat however many images there are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+from PIL import Image
+
+from .evaluate import read_box_lines
+from .formats import now_iso, write_json_atomic
+from .images import PageImage, decode_page
+from .inputs import InputImage
+from .results import Results
+from .storage import read_input
+
+LMDB_FORMAT = "ocrkie.lmdb/1"
+SPLITS = ("train", "val")
+_MAP_SIZE = 1 << 40  # address space only
+_COMMIT_EVERY = 1000
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Filters:
+    min_confidence: float = 0.9
+    min_length: int = 1
+    max_length: int = 25
+    charset: str = ""  # allowed characters; empty: any printable text
+    val_fraction: float = 0.1
+    padding: float = 0.1  # of the line height, on every side
+
+    @classmethod
+    def from_config(cls, settings: dict[str, Any]) -> Filters:
+        return cls(**{k: settings[k] for k in cls.__dataclass_fields__ if k in settings})
+
+    def rejects(self, text: str, confidence: float) -> str | None:
+        """Why a line is left out, or None."""
+        if not text.strip() or not text.isprintable():
+            return "empty_or_unprintable"
+        if confidence < self.min_confidence:
+            return "low_confidence"
+        if not self.min_length <= len(text) <= self.max_length:
+            return "length"
+        if self.charset and any(c not in self.charset for c in text):
+            return "charset"
+        return None
+
+
+def split_of(sha256: str, val_fraction: float) -> str:
+    """``val`` for a fixed, content-determined share of images; the rest ``train``."""
+    bucket = int(hashlib.sha256(f"ocrkie-split:{sha256}".encode()).hexdigest()[:8], 16)
+    return "val" if bucket / 0xFFFFFFFF < val_fraction else "train"
+
+
+def crop_line(page: PageImage, polygon: list[list[float]], padding: float) -> Image.Image:
+    """The quadrilateral ``polygon`` (page pixels, clockwise from the top left) cut out and
+    mapped onto an upright rectangle, widened by ``padding`` line heights on every side."""
+    points = [(x * page.scale, y * page.scale) for x, y in polygon]
+    (tlx, tly), (trx, try_), (brx, bry), (blx, bly) = points
+    width = (math.dist((tlx, tly), (trx, try_)) + math.dist((blx, bly), (brx, bry))) / 2
+    height = (math.dist((tlx, tly), (blx, bly)) + math.dist((trx, try_), (brx, bry))) / 2
+    if width < 1 or height < 1:
+        raise ValueError("a degenerate line box")
+    pad = padding * height
+    ux, uy = (trx - tlx) / width, (try_ - tly) / width  # along the line
+    vx, vy = (blx - tlx) / height, (bly - tly) / height  # down the line
+
+    def moved(x: float, y: float, along: float, down: float) -> tuple[float, float]:
+        return x + along * ux + down * vx, y + along * uy + down * vy
+
+    quad = (
+        *moved(tlx, tly, -pad, -pad),
+        *moved(blx, bly, -pad, pad),
+        *moved(brx, bry, pad, pad),
+        *moved(trx, try_, pad, -pad),
+    )
+    size = (max(1, round(width + 2 * pad)), max(1, round(height + 2 * pad)))
+    return page.image.transform(size, Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
+
+
+@dataclass
+class Tally:
+    samples: Counter[str] = field(default_factory=Counter)  # per split
+    dropped: Counter[str] = field(default_factory=Counter)  # per reason
+    characters: set[str] = field(default_factory=set)
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+
+def lines_of(
+    image: InputImage, record: dict[str, Any], truth_dir: Path | None
+) -> list[tuple[str, float, list[list[float]]]]:
+    """(text, confidence, polygon) of the image's lines: from ground truth, or the OCR."""
+    if truth_dir is not None:
+        truth = truth_dir / "box" / f"{Path(image.relpath).stem}.csv"
+        return (
+            [(line.text, 1.0, line.polygon) for line in read_box_lines(truth)]
+            if truth.exists()
+            else []
+        )
+    return [(line["text"], float(line["confidence"]), line["polygon"]) for line in record["lines"]]
+
+
+def build(
+    images: list[InputImage],
+    results: Results,
+    filters: Filters,
+    max_pixels: int,
+    truth_dir: Path | None,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Write ``out_dir/train`` and ``out_dir/val``; return the manifest."""
+    tally = Tally()
+    engines: set[str] = set()
+    envs = {s: lmdb.open(str(out_dir / s), map_size=_MAP_SIZE, subdir=True) for s in SPLITS}
+    try:
+        writers = {s: _Writer(envs[s]) for s in SPLITS}
+        for image in images:
+            record = results.read_record("ocr", image.id)
+            if record["status"] != "ok":
+                tally.dropped["image_without_ocr"] += 1
+                continue
+            engines.add(record["engine"].get("name", "?"))
+            sha = record["image"]["sha256"]
+            split = split_of(sha, filters.val_fraction)
+            page = decode_page(read_input(image.path), max_pixels, 10**9, Path(image.relpath).name)
+            kept = 0
+            for text, confidence, polygon in lines_of(image, record, truth_dir):
+                reason = filters.rejects(text, confidence)
+                if reason is None:
+                    try:
+                        crop = crop_line(page, polygon, filters.padding)
+                    except ValueError:
+                        reason = "degenerate_box"
+                if reason is not None:
+                    tally.dropped[reason] += 1
+                    continue
+                writers[split].add(_png(crop), text)
+                tally.characters.update(text)
+                kept += 1
+            tally.samples[split] += kept
+            tally.images.append(
+                {
+                    "id": image.id,
+                    "path": image.relpath,
+                    "sha256": sha,
+                    "split": split,
+                    "lines": kept,
+                }
+            )
+        for writer in writers.values():
+            writer.close()
+    finally:
+        for env in envs.values():
+            env.close()
+    return {
+        "format": LMDB_FORMAT,
+        "written_at": now_iso(),
+        "source": "ground truth" if truth_dir else "ocr",
+        "ocr_engines": sorted(engines),
+        "filters": filters.__dict__,
+        "counts": {
+            "images": len(tally.images),
+            **dict(tally.samples),
+            "dropped": dict(tally.dropped),
+        },
+        "charset": "".join(sorted(tally.characters)),
+        "images": tally.images,
+    }
+
+
+class _Writer:
+    """Samples into one environment, committed every ``_COMMIT_EVERY``."""
+
+    def __init__(self, env: lmdb.Environment):
+        self.env = env
+        self.count = 0
+        self.txn = env.begin(write=True)
+
+    def add(self, image: bytes, label: str) -> None:
+        self.count += 1
+        self.txn.put(b"image-%09d" % self.count, image)
+        self.txn.put(b"label-%09d" % self.count, label.encode("utf-8"))
+        if self.count % _COMMIT_EVERY == 0:
+            self.txn.commit()
+            self.txn = self.env.begin(write=True)
+
+    def close(self) -> None:
+        self.txn.put(b"num-samples", str(self.count).encode())
+        self.txn.commit()
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def lmdb_job(smk: Any) -> None:
+    """Entry point of ``scripts/make_lmdb.py``: every image of the plan, in plan order."""
+    from .plan import decode_plan
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = smk.config["lmdb"]
+    with open(smk.input.plan, "rb") as handle:
+        images = [image for shard in decode_plan(handle.read()) for image in shard.images]
+    results = Results(smk.params.results)
+    truth = Path(settings["truth_dir"]) if settings["truth_dir"] else None
+    local = not results.location.startswith("s3://")
+    with tempfile.TemporaryDirectory(dir=results.location if local else None) as scratch:
+        manifest = build(
+            images,
+            results,
+            Filters.from_config(settings),
+            smk.config["images"]["max_pixels"],
+            truth,
+            Path(scratch),
+        )
+        for split in SPLITS:  # replace the previous set, file by file
+            results.folder.put_file(f"lmdb/{split}/data.mdb", Path(scratch, split, "data.mdb"))
+    write_json_atomic(smk.output.manifest, manifest)
+    log.info("LMDB: %s", manifest["counts"])

@@ -1,0 +1,300 @@
+"""The outputs people use, from one real run over the samples with every export switched on:
+ALTO and PAGE valid against the official schemas, hOCR well-formed and structured, every
+format's boxes back to the record's word boxes, the KIE tables, the LMDB training set read as
+deep-text-recognition-benchmark reads it, and the report in a real headless browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import lmdb
+import pytest
+from lxml import etree
+from PIL import Image
+
+from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
+
+pytestmark = pytest.mark.xdist_group("outputs")
+
+SCHEMAS = REPO.parent / "shared" / "data" / "schemas"
+ALTO_NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
+PAGE_NS = {"p": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
+XHTML = {"h": "http://www.w3.org/1999/xhtml"}
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> Workdir:
+    workdir = make_workdir(tmp_path_factory.mktemp("outputs"), SAMPLE_IMAGES)
+    (workdir.path / "all.yaml").write_text(
+        "input_dir: scans\nshard_size: 2\nexports: [json, txt, hocr, alto, page]\n"
+        "lmdb: {enabled: true, min_confidence: 0.0, max_length: 1000, val_fraction: 0.5}\n"
+    )
+    workdir.snakemake("--configfile", "config/config.yaml", "all.yaml")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def alto_schema() -> etree.XMLSchema:
+    """ALTO 4.4 with its XLink import pointed at the local copy (no network here)."""
+    document = etree.parse(str(SCHEMAS / "alto-4-4.xsd"))
+    for imported in document.iter("{http://www.w3.org/2001/XMLSchema}import"):
+        if "xlink" in imported.get("schemaLocation", ""):
+            imported.set("schemaLocation", str(SCHEMAS / "xlink.xsd"))
+    return etree.XMLSchema(document)
+
+
+def word_boxes(record: dict) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """(text, (x0, y0, x1, y1)) of every word of a record, in reading order."""
+    boxes = []
+    for line in record["lines"]:
+        for word in line["words"]:
+            xs = [p[0] for p in word["polygon"]]
+            ys = [p[1] for p in word["polygon"]]
+            boxes.append((word["text"], (min(xs), min(ys), max(xs), max(ys))))
+    return boxes
+
+
+def assert_same_box(found: tuple[float, ...], expected: tuple[float, ...]) -> None:
+    assert all(abs(a - b) <= 1.0 for a, b in zip(found, expected, strict=True)), (found, expected)
+
+
+def test_every_image_gets_every_export(full_run: Workdir):
+    ids = set(full_run.records("ocr"))
+    for folder, suffix in (("txt", ".txt"), ("hocr", ".hocr"), ("alto", ".xml"), ("page", ".xml")):
+        assert {p.name.removesuffix(suffix) for p in (full_run.results / folder).iterdir()} == ids
+    for image_id, record in full_run.records("ocr").items():
+        text = (full_run.results / "txt" / f"{image_id}.txt").read_text(encoding="utf-8")
+        assert text == record["text"] + "\n"
+
+
+def test_alto_files_are_valid_and_carry_the_words_boxes_and_provenance(full_run, alto_schema):
+    for image_id, record in full_run.records("ocr").items():
+        document = etree.parse(str(full_run.results / "alto" / f"{image_id}.xml"))
+        assert alto_schema.validate(document), alto_schema.error_log
+        strings = document.findall(".//a:String", ALTO_NS)
+        expected = word_boxes(record)
+        assert [s.get("CONTENT") for s in strings] == [text for text, _ in expected]
+        for string, (_, box) in zip(strings, expected, strict=True):
+            x, y, w, h = (float(string.get(k)) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+            assert_same_box((x, y, x + w, y + h), box)
+            assert 0 <= float(string.get("WC")) <= 1
+        processing = document.find(".//a:Processing", ALTO_NS)
+        software = processing.find(".//a:softwareName", ALTO_NS).text
+        assert software == record["engine"]["name"]
+        assert processing.find(".//a:softwareVersion", ALTO_NS).text == record["engine"]["version"]
+        settings = json.loads(processing.find(".//a:processingStepSettings", ALTO_NS).text)
+        assert settings["params"] == record["engine"]["params"]
+        sha = document.find(".//a:fileIdentifier", ALTO_NS).text
+        assert sha == record["image"]["sha256"]
+        lines = document.findall(".//a:TextLine", ALTO_NS)
+        assert all(
+            line.findall("a:SP", ALTO_NS) or len(line.findall("a:String", ALTO_NS)) == 1
+            for line in lines
+        )
+
+
+def test_page_files_are_valid_and_carry_the_words_boxes(full_run):
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "page-2019-07-15.xsd")))
+    for image_id, record in full_run.records("ocr").items():
+        document = etree.parse(str(full_run.results / "page" / f"{image_id}.xml"))
+        assert schema.validate(document), schema.error_log
+        words = document.findall(".//p:Word", PAGE_NS)
+        expected = word_boxes(record)
+        assert len(words) == len(expected)
+        for word, (text, box) in zip(words, expected, strict=True):
+            assert word.find("p:TextEquiv/p:Unicode", PAGE_NS).text == text
+            points = [
+                tuple(map(int, p.split(",")))
+                for p in word.find("p:Coords", PAGE_NS).get("points").split()
+            ]
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            assert_same_box((min(xs), min(ys), max(xs), max(ys)), box)
+        item = document.find(".//p:MetadataItem[@type='processingStep']", PAGE_NS)
+        assert item.get("value") == record["engine"]["name"]
+
+
+def test_hocr_files_parse_with_the_hocr_structure(full_run):
+    for image_id, record in full_run.records("ocr").items():
+        html = etree.parse(str(full_run.results / "hocr" / f"{image_id}.hocr"))
+        meta = {m.get("name"): m.get("content") for m in html.findall(".//h:meta", XHTML)}
+        assert meta["ocr-system"].startswith("ocrkie ") and "ocrx_word" in meta["ocr-capabilities"]
+        (page,) = html.findall(".//h:div[@class='ocr_page']", XHTML)
+        assert f"bbox 0 0 {record['image']['width']} {record['image']['height']}" in page.get(
+            "title"
+        )
+        for area in page.findall("h:div", XHTML):
+            assert area.get("class") == "ocr_carea"
+            for par in area.findall("h:p", XHTML):
+                assert par.get("class") == "ocr_par"
+                assert {s.get("class") for s in par.findall("h:span", XHTML)} == {"ocr_line"}
+        words = html.findall(".//h:span[@class='ocrx_word']", XHTML)
+        for word, (text, box) in zip(words, word_boxes(record), strict=True):
+            title = word.get("title")
+            assert word.text == text
+            bbox = tuple(map(float, re.search(r"bbox (\d+) (\d+) (\d+) (\d+)", title).groups()))
+            assert_same_box(bbox, box)
+            assert 0 <= int(re.search(r"x_wconf (\d+)", title)[1]) <= 100
+
+
+def test_the_kie_tables_hold_one_row_per_image_with_the_records_values(full_run):
+    kie = full_run.records("kie")
+    rows = list(csv.DictReader((full_run.results / "kie.csv").open(encoding="utf-8")))
+    assert {row["id"] for row in rows} == set(kie) and len(rows) == len(kie)
+    fields = ["company", "date", "address", "total"]
+    assert list(rows[0]) == [
+        "id",
+        "path",
+        "status",
+        *[c for f in fields for c in (f, f"{f}_confidence")],
+        "error",
+    ]
+    for row in rows:
+        record = kie[row["id"]]
+        for name in fields:
+            assert row[name] == (record["fields"][name]["normalized"] or "")
+            assert float(row[f"{name}_confidence"]) == record["fields"][name]["confidence"]
+    lines = (full_run.results / "kie.jsonl").read_text(encoding="utf-8").splitlines()
+    assert {json.loads(line)["id"] for line in lines} == set(kie)
+
+
+class LmdbDataset:
+    """Read as deep-text-recognition-benchmark's ``dataset.LmdbDataset`` does."""
+
+    def __init__(self, root: Path):
+        self.env = lmdb.open(
+            str(root), max_readers=32, readonly=True, lock=False, readahead=False, meminit=False
+        )
+        with self.env.begin(write=False) as txn:
+            self.count = int(txn.get(b"num-samples"))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, str]:
+        index += 1  # lmdb starts with 1
+        with self.env.begin(write=False) as txn:
+            label = txn.get(b"label-%09d" % index).decode("utf-8")
+            buffer = io.BytesIO(txn.get(b"image-%09d" % index))
+            return Image.open(buffer).convert("RGB"), label
+
+
+def expected_size(polygon: list[list[float]], padding: float = 0.1) -> tuple[int, int]:
+    (tl, tr, br, bl) = polygon
+    width = (math.dist(tl, tr) + math.dist(bl, br)) / 2
+    height = (math.dist(tl, bl) + math.dist(tr, br)) / 2
+    pad = padding * height
+    return round(width + 2 * pad), round(height + 2 * pad)
+
+
+def test_the_lmdb_set_reads_back_crop_by_crop_split_by_image(full_run):
+    manifest = json.loads((full_run.results / "lmdb" / "manifest.json").read_text())
+    ocr = full_run.records("ocr")
+    by_split = {"train": [], "val": []}
+    for image in manifest["images"]:
+        assert image["sha256"] == ocr[image["id"]]["image"]["sha256"]
+        by_split[image["split"]].extend(ocr[image["id"]]["lines"])
+    assert by_split["train"] and by_split["val"]  # val_fraction 0.5 on 6 images
+    for split, lines in by_split.items():
+        dataset = LmdbDataset(full_run.results / "lmdb" / split)
+        assert len(dataset) == len(lines) == manifest["counts"][split]
+        for index, line in enumerate(lines):
+            crop, label = dataset[index]
+            assert label == line["text"]
+            width, height = expected_size(line["polygon"])
+            assert abs(crop.width - width) <= 1 and abs(crop.height - height) <= 1
+    assert set(manifest["charset"]) == {
+        c for lines in by_split.values() for line in lines for c in line["text"]
+    }
+
+
+def test_the_lmdb_set_from_ground_truth_and_filters(tmp_path: Path):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
+    settings = f"{{truth_dir: {SAMPLES}, max_length: 10, charset: '0123456789.'}}"
+    (workdir.path / "truth.yaml").write_text(f"input_dir: scans\nlmdb: {settings}\n")
+    workdir.snakemake("lmdb", "--configfile", "config/config.yaml", "truth.yaml")
+    manifest = json.loads((workdir.results / "lmdb" / "manifest.json").read_text())
+    assert manifest["source"] == "ground truth"
+    truth = [
+        line.split(",", 8)[8].strip()
+        for image in SAMPLE_IMAGES[:2]
+        for line in (SAMPLES / "box" / f"{image.stem}.csv").read_text().splitlines()
+    ]
+    kept = [t for t in truth if len(t) <= 10 and set(t) <= set("0123456789.")]
+    labels = []
+    for split in ("train", "val"):
+        dataset = LmdbDataset(workdir.results / "lmdb" / split)
+        labels += [dataset[i][1] for i in range(len(dataset))]
+    assert sorted(labels) == sorted(kept) and kept
+    assert manifest["counts"]["dropped"]["charset"] + manifest["counts"]["dropped"].get(
+        "length", 0
+    ) == len(truth) - len(kept)
+
+
+SECTIONS = {
+    "Overview": ["status.png", "failures.html", "throughput.png"],
+    "OCR": ["ocr_confidence.png"],
+    "KIE": ["kie_fields.png"],
+    "API costs": ["api_costs.html"],
+    "Sample pages": ["page_1.png", "page_2.png", "page_3.png"],
+}
+
+
+def test_the_report_renders_in_a_headless_browser(full_run, tmp_path: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    full_run.snakemake("--configfile", "config/config.yaml", "all.yaml", "--report", "report.html")
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    shot = tmp_path / "report.png"
+    try:
+        for section, files in SECTIONS.items():
+            browser.get((full_run.path / "report.html").as_uri())
+            _wait_for(browser, By.XPATH, f"//*[text()='{section}']").click()
+            for name in files:
+                row = _wait_for(browser, By.XPATH, f"//tr[td[contains(text(), '/{name}')]]")
+                if name.endswith(".png"):  # shown as a real image, decoded by the browser
+                    row.find_element(By.XPATH, ".//a[@iconname='eye']").click()
+                    image = _wait_for(
+                        browser, By.XPATH, f"//img[contains(@src, 'filename={name}')]"
+                    )
+                    assert int(image.get_attribute("naturalWidth")) >= 300, name
+            if section == "Overview":
+                browser.save_screenshot(str(shot))
+    finally:
+        browser.quit()
+    pixels = Image.open(shot).convert("L")
+    dark = sum(pixels.histogram()[:128])
+    assert pixels.size[0] >= 1000 and dark > 20_000  # the sidebar and a figure, not a blank page
+
+
+def _wait_for(browser, by, value, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = browser.find_elements(by, value)
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{value} never appeared")
+        time.sleep(0.2)
