@@ -78,7 +78,7 @@ def workdir_for(root: Path) -> Path:
     return root
 
 
-def measure(count: int, root: Path) -> dict[str, object]:
+def measure(count: int, root: Path, noop: bool = True) -> dict[str, object]:
     workdir = workdir_for(root)
     started = time.perf_counter()
     generate(root, count)
@@ -91,9 +91,7 @@ def measure(count: int, root: Path) -> dict[str, object]:
         if not line.startswith(("Using profile", "Config file"))
     ]
     jobs = re.search(r"^total\s+(\d+)$", output, re.M)
-    complete(workdir, output, *config)
-    noop_wall, noop_rss, noop = snakemake(workdir, *config)
-    return {
+    row: dict[str, object] = {
         "images": count,
         "generate_s": round(made, 1),
         "dry_run_s": wall,
@@ -101,10 +99,19 @@ def measure(count: int, root: Path) -> dict[str, object]:
         "dry_run_output_bytes": len(output.encode()),
         "jobs": int(jobs[1]) if jobs else None,
         "plan_line_first": lines[0].startswith("ocrkie: "),
+        "plan_file_mb": round(os.path.getsize(root / "results/plan/plan.json.gz") / 2**20, 2),
+    }
+    print(json.dumps(row), flush=True)
+    if not noop:
+        return row
+    complete(workdir, output, *config)
+    noop_wall, noop_rss, rerun = snakemake(workdir, *config)
+    done = "Nothing to be done" in rerun
+    return {
+        **row,
         "noop_rerun_s": noop_wall,
         "noop_peak_rss_mb": noop_rss,
-        "noop_did_nothing": "Nothing to be done" in noop,
-        "plan_file_mb": round(os.path.getsize(root / "results/plan/plan.json.gz") / 2**20, 2),
+        "noop_did_nothing": done,
     }
 
 
@@ -112,23 +119,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
+    parser.add_argument("--no-noop", action="store_true", help="only the dry run")
     args = parser.parse_args()
     rows = []
     for count in args.counts:
         root = Path(tempfile.mkdtemp(prefix=f"bench-plan-{count}-", dir=args.keep))
         try:
-            rows.append(measure(count, root))
+            rows.append(measure(count, root, noop=not args.no_noop))
         finally:
             if args.keep is None:
                 shutil.rmtree(root, ignore_errors=True)
-        print(json.dumps(rows[-1]), flush=True)
     print()
     print("| images | -n wall s | -n peak RSS MB | -n output bytes | jobs | no-op rerun s |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['images']:,} | {row['dry_run_s']} | {row['dry_run_peak_rss_mb']} | "
-            f"{row['dry_run_output_bytes']:,} | {row['jobs']} | {row['noop_rerun_s']} |"
+            f"{row['dry_run_output_bytes']:,} | {row['jobs']} | {row.get('noop_rerun_s', '-')} |"
         )
 
 

@@ -8,7 +8,7 @@ trap 'rm -rf "$work"' EXIT
 runtime=(
   "snakemake[reports]==9.27.1" snakemake-executor-plugin-aws-batch==0.2.1
   snakemake-storage-plugin-s3==0.3.6 rapidocr==3.10.0 onnxruntime requests tenacity pillow
-  lmdb pyyaml boto3 rapidfuzz lxml matplotlib
+  lmdb pyyaml boto3 rapidfuzz lxml matplotlib pypdfium2
 )
 dev=(pytest pytest-xdist "moto[server]" snakefmt ruff selenium)
 freeze() {  # venv-dir packages...

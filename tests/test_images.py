@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from ocrkie.errors import DecompressionBomb, UnreadableImage
-from ocrkie.images import decode_page
+from ocrkie.images import count_pages, decode_page
 
 LIMITS = {"max_pixels": 50_000_000, "max_side": 4096}
 
@@ -77,11 +77,12 @@ def test_large_pages_are_downscaled_and_the_scale_is_kept():
     ("data", "error", "message"),
     [
         (b"", UnreadableImage, "empty"),
-        (b"%PDF-1.4 definitely not an image", UnreadableImage, "not a recognised image"),
+        (b"plain text, definitely not an image", UnreadableImage, "not a recognised image"),
+        (b"%PDF-1.4 a broken PDF", UnreadableImage, "not a readable PDF"),
         (encode(Image.new("RGB", (300, 300), "red"), "JPEG")[:200], UnreadableImage, "corrupt"),
         (encode(Image.new("RGB", (300, 300), "red"), "PNG")[:-30], UnreadableImage, "corrupt"),
     ],
-    ids=["empty", "not-an-image", "truncated-jpeg", "truncated-png"],
+    ids=["empty", "not-an-image", "broken-pdf", "truncated-jpeg", "truncated-png"],
 )
 def test_unusable_files_raise_a_per_image_error(data: bytes, error: type, message: str):
     with pytest.raises(error, match=message):
@@ -94,3 +95,23 @@ def test_decompression_bombs_are_refused():
         decode_page(data, max_pixels=10_000_000, max_side=4096)
     with pytest.raises(DecompressionBomb):  # above twice the limit Pillow raises outright
         decode_page(data, max_pixels=1_000_000, max_side=4096)
+
+
+def test_every_page_of_a_tiff_and_a_pdf_is_read():
+    pages = [Image.new("RGB", (400 + 10 * n, 300), (255, 255 - 40 * n, 255)) for n in range(3)]
+    tiff, pdf = io.BytesIO(), io.BytesIO()
+    pages[0].save(tiff, "TIFF", save_all=True, append_images=pages[1:])
+    pages[0].save(pdf, "PDF", save_all=True, append_images=pages[1:], resolution=100)
+    for data, unit in ((tiff.getvalue(), 1), (pdf.getvalue(), 2)):  # the PDF: rendered at 200 dpi
+        assert count_pages(data, 10**8) == 3
+        for number in (1, 2, 3):
+            page = decode_page(data, **LIMITS, number=number)
+            assert (page.number, page.count) == (number, 3)
+            assert abs(page.width - (400 + 10 * (number - 1)) * unit) <= 1
+
+
+def test_normalisation_records_only_steps_that_happened():
+    plain = decode_page(encode(Image.new("RGB", (300, 200), "white"), "JPEG"), **LIMITS)
+    assert plain.steps == []
+    grey = decode_page(encode(Image.new("L", (300, 200), 255), "PNG"), **LIMITS)
+    assert grey.steps == ["mode:L->RGB"]

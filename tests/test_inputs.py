@@ -49,6 +49,7 @@ def test_find_images_recurses_and_matches_extensions_case_insensitively(tmp_path
     assert sorted(i.relpath for i in found) == [
         "a.jpg",
         "d.webp",
+        "e.pdf",
         "sub/b.PNG",
         "sub/deeper/c.tiff",
         "with space/ü.bmp",
@@ -60,7 +61,7 @@ def test_list_file_paths_are_relative_to_the_list(tmp_path: Path):
     (tmp_path / "lists").mkdir()
     listing = tmp_path / "lists" / "batch.txt"
     listing.write_text("# comment\n\nscan1.jpg\n/data/abs/scan2.png\nscan1.jpg\n")
-    images = read_image_list(str(listing))
+    images = read_image_list(str(listing)).images
     assert sorted(i.relpath for i in images) == ["data/abs/scan2.png", "scan1.jpg"]
     assert {i.path for i in images} == {
         str(tmp_path / "lists" / "scan1.jpg"),

@@ -156,6 +156,11 @@ def test_a_schema_without_properties_is_refused(tmp_path: Path):
         ("05/01/2019", "2019-01-05"),
         ("31/02/2019", None),
         ("no date here", None),
+        ("20180428", "2018-04-28"),  # as Information Extraction may answer
+        (" 20181225 ", "2018-12-25"),
+        ("20181345", None),
+        ("12345678", None),
+        ("2018-04-28T10:15:00", "2018-04-28"),
     ],
 )
 def test_dates(text: str, iso: str | None):

@@ -143,7 +143,8 @@ def test_ids_match_the_local_listing_of_the_same_tree(bucket: str, tmp_path: Pat
     _put(bucket, "in/folder/")  # a console-made "folder" object
     _put(bucket, "in2/e.png")  # shares the prefix text, not the folder
 
-    listed = list_s3_images(f"s3://{bucket}/in")
+    found = list_s3_images(f"s3://{bucket}/in")
+    listed = found.images
     local = find_images(str(tmp_path))
 
     assert [(i.id, i.relpath, i.size) for i in listed] == [(i.id, i.relpath, i.size) for i in local]
@@ -154,7 +155,15 @@ def test_ids_match_the_local_listing_of_the_same_tree(bucket: str, tmp_path: Pat
         "c.tiff",
     }
     assert all(i.path == f"s3://{bucket}/in/{i.relpath}" for i in listed)
-    assert list_s3_images(f"s3://{bucket}/in/", ("png",)) == [
+    assert found.location == f"s3://{bucket}/in/"
+    assert dict(found.skipped) == {
+        "notes.txt": "not an image extension",
+        "noext": "not an image extension",
+        ".hidden.png": "hidden",
+        ".thumbs/d.png": "hidden",
+        "folder/": "a folder marker",
+    }
+    assert list_s3_images(f"s3://{bucket}/in/", ("png",)).images == [
         i for i in listed if i.relpath.endswith(".png")
     ]
 
@@ -163,13 +172,13 @@ def test_listing_follows_pagination(bucket: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(s3, "PAGE_SIZE", 2)
     for n in range(7):
         _put(bucket, f"p/{n}.png")
-    assert len(list_s3_images(f"s3://{bucket}/p")) == 7
+    assert len(list_s3_images(f"s3://{bucket}/p").images) == 7
 
 
 def test_listing_a_whole_bucket(bucket: str) -> None:
     _put(bucket, "x.png")
     _put(bucket, "sub/y.jpg")
-    assert [i.relpath for i in list_s3_images(f"s3://{bucket}")] == ["sub/y.jpg", "x.png"]
+    assert [i.relpath for i in list_s3_images(f"s3://{bucket}").images] == ["sub/y.jpg", "x.png"]
 
 
 def test_keep_marker_is_created_once(bucket: str) -> None:

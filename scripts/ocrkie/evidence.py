@@ -30,15 +30,32 @@ def rows_of(ocr: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def merge_pages(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The OCR records of a document's pages as one record: lines numbered through, rows kept
+    apart, each line marked with its page, texts joined by form feeds. One page: as it is."""
+    if len(pages) == 1:
+        return pages[0]
+    lines, row_base = [], 0
+    for page in pages:
+        number = page["image"].get("page", 1)
+        for line in page["lines"]:
+            lines.append({**line, "id": len(lines), "row": row_base + line["row"], "page": number})
+        row_base += 1 + max((line["row"] for line in page["lines"]), default=-1)
+    return {**pages[0], "text": "\f".join(page["text"] for page in pages), "lines": lines}
+
+
 def source_of(pieces: list[tuple[Row, int, int]]) -> tuple[dict[str, Any], list[float]]:
-    """The OCR lines, words and box under character spans of rows, and the words' confidences."""
-    line_ids, words, confidences = [], [], []
+    """The OCR lines, words and box under character spans of rows, and the words' confidences.
+    The box is drawn on the page of the first line (a value rarely spans pages)."""
+    line_ids, words, confidences, page = [], [], [], None
     for row, start, end in pieces:
         for line, (lo, hi) in zip(row.lines, row.spans, strict=True):
             if lo < end and start < hi:
+                page = page or line.get("page", 1)
                 line_ids.append(line["id"])
                 chosen = _words_in(line, start - lo, end - lo)
-                words.extend({"text": w["text"], "polygon": w["polygon"]} for w in chosen)
+                if line.get("page", 1) == page:
+                    words.extend({"text": w["text"], "polygon": w["polygon"]} for w in chosen)
                 confidences.extend(w["confidence"] for w in chosen)
     points = [p for w in words for p in w["polygon"]]
     polygon = None
@@ -46,7 +63,7 @@ def source_of(pieces: list[tuple[Row, int, int]]) -> tuple[dict[str, Any], list[
         x0, y0 = min(p[0] for p in points), min(p[1] for p in points)
         x1, y1 = max(p[0] for p in points), max(p[1] for p in points)
         polygon = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
-    return {"lines": line_ids, "words": words, "polygon": polygon}, confidences
+    return {"page": page or 1, "lines": line_ids, "words": words, "polygon": polygon}, confidences
 
 
 def _words_in(line: dict[str, Any], start: int, end: int) -> list[dict[str, Any]]:

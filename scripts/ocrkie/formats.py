@@ -103,7 +103,7 @@ def image_info(image_id: str, relpath: str, sha256: str | None, **extra: Any) ->
 
 def error_info(exc: BaseException) -> dict[str, str]:
     kind = getattr(exc, "kind", type(exc).__name__)
-    return {"class": kind, "message": str(exc) or kind}
+    return {"class": kind, "message": str(exc) or f"{kind} (raised without a message)"}
 
 
 def digest(value: Any, length: int = 16) -> str:

@@ -1,8 +1,10 @@
-"""Reading an image file and normalising it for OCR.
+"""Reading an image file, page by page, and normalising each page for OCR.
 
-Normalisation applies the EXIF orientation, converts every pixel mode to 8-bit RGB and
-downscales very large pages. Coordinates reported to users refer to the oriented page at its
-original size, so ``scale`` is kept to map boxes back.
+A file may hold several pages: the frames of a TIFF or an animated GIF, the pages of a PDF
+(rendered at ``pdf_dpi``). Normalisation applies the EXIF orientation, converts every pixel
+mode to 8-bit RGB and downscales very large pages; it records only the steps that happened.
+Coordinates reported to users refer to the oriented page at its original size (for a PDF, at
+``pdf_dpi``), so ``scale`` is kept to map boxes back.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,6 +38,8 @@ class PageImage:
     height: int
     scale: float  # image pixels per page pixel (<= 1)
     steps: list[str] = field(default_factory=list)  # what normalisation did
+    number: int = 1  # 1-based, within its file
+    count: int = 1  # the file's pages
 
 
 def sha256_of(data: bytes) -> str:
@@ -46,10 +53,35 @@ def load_page(path: str, max_pixels: int, max_side: int) -> PageImage:
     return decode_page(data, max_pixels=max_pixels, max_side=max_side, name=Path(path).name)
 
 
-def decode_page(data: bytes, max_pixels: int, max_side: int, name: str = "page") -> PageImage:
+PDF_MAGIC = b"%PDF-"
+
+
+def count_pages(data: bytes, max_pixels: int = Image.MAX_IMAGE_PIXELS or 0) -> int:
+    """How many pages the file holds (frames of a TIFF or GIF, pages of a PDF); raises an
+    ``ImageError`` when it is not a readable image at all."""
     if not data:
         raise UnreadableImage("the file is empty (0 bytes)")
-    image = _open(data, max_pixels)
+    if data.startswith(PDF_MAGIC):
+        return len(_pdf(data))
+    with _opened(data, max_pixels) as image:
+        return getattr(image, "n_frames", 1)
+
+
+def decode_page(
+    data: bytes,
+    max_pixels: int,
+    max_side: int,
+    name: str = "page",
+    number: int = 1,
+    pdf_dpi: int = 200,
+) -> PageImage:
+    """Page ``number`` (1-based) of the file, normalised."""
+    if not data:
+        raise UnreadableImage("the file is empty (0 bytes)")
+    if data.startswith(PDF_MAGIC):
+        image, count = _pdf_page(data, number, pdf_dpi, max_pixels), len(_pdf(data))
+    else:
+        image, count = _frame(data, number, max_pixels)
     steps: list[str] = []
     orientation = image.getexif().get(_ORIENTATION, 1)
     if orientation in range(2, 9):  # 1 is upright; other values are not orientations
@@ -61,18 +93,65 @@ def decode_page(data: bytes, max_pixels: int, max_side: int, name: str = "page")
     if scale < 1.0:
         rgb = rgb.resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
         steps.append(f"downscaled:{scale:.4f}")
-    return PageImage(data, sha256_of(data), name, rgb, width, height, scale, steps)
+    return PageImage(data, sha256_of(data), name, rgb, width, height, scale, steps, number, count)
+
+
+def _frame(data: bytes, number: int, max_pixels: int) -> tuple[Image.Image, int]:
+    image = _open(data, max_pixels)
+    count = getattr(image, "n_frames", 1)
+    if number > 1:
+        try:
+            image.seek(number - 1)
+            image.load()
+        except (EOFError, OSError, ValueError) as exc:
+            raise UnreadableImage(f"cannot read page {number} of {count}: {exc}") from exc
+    return image, count
+
+
+def _pdf(data: bytes) -> Any:
+    import pypdfium2
+
+    try:
+        return pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as exc:
+        raise UnreadableImage(f"not a readable PDF: {exc}") from exc
+
+
+def _pdf_page(data: bytes, number: int, dpi: int, max_pixels: int) -> Image.Image:
+    import pypdfium2
+
+    page = _pdf(data)[number - 1]
+    width, height = (round(side * dpi / 72) for side in page.get_size())
+    if width * height > max_pixels:
+        raise DecompressionBomb(
+            f"page {number} is {width}x{height} pixels at {dpi} dpi, over the limit of {max_pixels}"
+        )
+    try:
+        return page.render(scale=dpi / 72).to_pil()
+    except pypdfium2.PdfiumError as exc:
+        raise UnreadableImage(f"cannot render page {number}: {exc}") from exc
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
+    with _opened(data, max_pixels) as image:
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+            raise UnreadableImage(f"corrupt image data: {exc}") from exc
+        return image
+
+
+@contextmanager
+def _opened(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """The image, header read, pixels not yet; every way of not being an image is mapped to
+    an ``ImageError``."""
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            image.load()
-        return image
+        yield image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecompressionBomb(f"image exceeds the limit of {max_pixels} pixels") from exc
     except UnidentifiedImageError as exc:

@@ -15,11 +15,13 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import Any
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp")
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif", "pdf")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _NOT_NORMAL = re.compile(r"//|(^|/)\.(/|$)|/$")  # what Path(...).as_posix() would change
 
@@ -59,61 +61,147 @@ def is_image_path(relpath: str, extensions: tuple[str, ...]) -> bool:
     return "." in name and name.rsplit(".", 1)[-1].lower() in extensions
 
 
-def discover(config: dict[str, Any], storage_prefix: str | None = None) -> list[InputImage]:
+@dataclass(frozen=True)
+class Discovery:
+    """What a listing found: the images, and every other entry with why it was left out."""
+
+    location: str  # what was listed, in full
+    images: list[InputImage]
+    skipped: list[tuple[str, str]]  # (relative path, reason)
+
+    def skip_counts(self) -> dict[str, int]:
+        return dict(Counter(reason for _, reason in self.skipped).most_common())
+
+
+class NoImages(ValueError):
+    """The input names no image: a mistyped or empty location, most likely."""
+
+
+def discover(config: dict[str, Any], storage_prefix: str | None = None) -> Discovery:
     """The input images the config names, sorted by id. An ``s3://`` input_dir is listed in
-    S3; with S3 default storage (AWS Batch) a relative input_dir is listed under the prefix."""
+    S3; with S3 default storage (AWS Batch) a relative input_dir is listed under the prefix.
+    Finding no image at all is an error that names the location listed."""
     extensions = tuple(e.lower() for e in config["extensions"])
     input_dir = config["input_dir"]
     if config["input_list"]:
-        return read_image_list(config["input_list"])
-    if input_dir.startswith("s3://"):
-        return list_s3_images(input_dir, extensions)
-    if storage_prefix:
+        found = read_image_list(config["input_list"])
+    elif input_dir.startswith("s3://"):
+        found = list_s3_images(input_dir, extensions)
+    elif storage_prefix:
         if Path(input_dir).is_absolute():
             raise ValueError(
                 f"input_dir {input_dir!r}: with S3 as the default storage (AWS Batch) use an "
                 "s3:// URI or a folder relative to the default storage prefix"
             )
-        return list_s3_images(
-            f"{storage_prefix}/{Path(input_dir).as_posix().strip('/')}", extensions
+        folder = Path(input_dir).as_posix().strip("/")
+        found = list_s3_images(f"{storage_prefix}/{folder}", extensions)
+    else:
+        found = scan_folder(input_dir, extensions)
+    if not found.images:
+        skipped = found.skip_counts()
+        also = f" ({', '.join(f'{n} {why}' for why, n in skipped.items())})" if skipped else ""
+        raise NoImages(
+            f"no images in {found.location}{also}: looked for {', '.join(extensions)} "
+            "(the `extensions` setting); check input_dir / input_list"
         )
-    return find_images(input_dir, extensions)
+    return found
 
 
 def find_images(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[InputImage]:
-    """All images under ``input_dir`` (recursively; hidden files and folders left out), sorted
-    by id."""
+    """All images under ``input_dir``, sorted by id."""
+    return scan_folder(input_dir, extensions).images
+
+
+def scan_folder(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> Discovery:
+    """Every image under ``input_dir``, recursively, following links to folders (each folder
+    once: real folders first, then linked ones); hidden files and folders, other extensions,
+    links to nothing and files that are not regular files (FIFOs, devices) are listed as
+    skipped, with the reason."""
     if not os.path.isdir(input_dir):
         raise FileNotFoundError(f"input_dir {input_dir!r} is not a folder")
-    found = []
-    folders = [""]  # relative to input_dir
-    while folders:
-        folder = folders.pop()
+    found: list[InputImage] = []
+    skipped: list[tuple[str, str]] = []
+    seen: set[tuple[int, int]] = set()  # (device, inode) of the folders read
+    folders, linked = [""], []  # relative to input_dir
+    while folders or linked:
+        folder = folders.pop() if folders else linked.pop(0)
+        identity = _identity(os.path.join(input_dir, folder))
+        if identity in seen:
+            skipped.append((folder, "a link to a folder already read"))
+            continue
+        seen.add(identity)
         with os.scandir(os.path.join(input_dir, folder)) as entries:
-            for entry in entries:
+            for entry in sorted(entries, key=lambda e: e.name):
                 relpath = f"{folder}/{entry.name}" if folder else entry.name
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(relpath)
-                elif is_image_path(entry.name, extensions):
-                    found.append(_local_image(entry.path, relpath, entry))
-    return _unique_sorted(found)
+                reason = _skip_reason(entry, extensions)
+                if reason == "folder":
+                    (linked if entry.is_symlink() else folders).append(relpath)
+                    if is_image_path(entry.name, extensions):
+                        skipped.append(
+                            (relpath, "a folder named like an image (its files are read)")
+                        )
+                elif reason:
+                    skipped.append((relpath, reason))
+                else:
+                    stat = entry.stat()
+                    image = InputImage(
+                        image_id(relpath), entry.path, relpath, stat.st_size, stat.st_mtime_ns
+                    )
+                    found.append(image)
+    return Discovery(os.path.abspath(input_dir), _unique_sorted(found), sorted(skipped))
 
 
-def _local_image(path: str, relpath: str, entry: os.DirEntry[str] | None = None) -> InputImage:
+def _identity(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _skip_reason(entry: os.DirEntry[str], extensions: tuple[str, ...]) -> str | None:
+    """Why an entry is not an image to read: None for an image, ``folder`` for a folder to
+    walk, else the reason it is skipped."""
+    if entry.name.startswith("."):
+        return "hidden"
     try:
-        stat = entry.stat() if entry is not None else os.stat(path)
+        stat = entry.stat()  # follows links
+    except FileNotFoundError:
+        return "a link to nothing"
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror or exc})"  # a link loop, say
+    if S_ISDIR(stat.st_mode):
+        return "folder"
+    if not is_image_path(entry.name, extensions):
+        return "not an image extension"
+    if not S_ISREG(stat.st_mode):
+        return f"not a regular file ({_kind(stat.st_mode)})"
+    return None
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (S_ISFIFO, "a FIFO"),
+        (S_ISSOCK, "a socket"),
+        (S_ISCHR, "a character device"),
+        (S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _local_image(path: str, relpath: str) -> InputImage:
+    try:
+        stat = os.stat(path)
         size, mtime = stat.st_size, stat.st_mtime_ns
-    except OSError:  # dangling link, no permission: the job records why it cannot be read
+    except OSError:  # missing, a link to nothing: the job records why it cannot be read
         size, mtime = -1, 0
     return InputImage(image_id(relpath), path, relpath, size, mtime)
 
 
-def read_image_list(list_file: str) -> list[InputImage]:
+def read_image_list(list_file: str) -> Discovery:
     """Images named in a text file, one path per line (``#`` comments and blanks ignored).
 
-    Relative paths are taken relative to the list file's folder.
+    Relative paths are taken relative to the list file's folder. A path that names nothing is
+    kept: its job gives it an error record saying so.
     """
     base = Path(list_file).parent
     found = []
@@ -127,12 +215,12 @@ def read_image_list(list_file: str) -> list[InputImage]:
         except ValueError:
             relpath = path.as_posix().lstrip("/")
         found.append(_local_image(str(path), relpath))
-    return _unique_sorted(found)
+    return Discovery(os.path.abspath(list_file), _unique_sorted(found), [])
 
 
 def list_s3_images(
     uri: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, client: Any = None
-) -> list[InputImage]:
+) -> Discovery:
     """All images under ``s3://bucket/prefix`` (recursively), sorted by id.
 
     ``path`` is the object's ``s3://`` URI; ``relpath`` is its key relative to the prefix.
@@ -143,14 +231,22 @@ def list_s3_images(
     listed = f"{prefix}/" if prefix else ""  # "scans/" must not match "scans2/..."
     client = client if client is not None else s3_client()
     extensions = tuple(e.lower() for e in extensions)
-    found = []
+    found, skipped = [], []
     for item in list_objects(client, bucket, listed):
         relpath = item["Key"][len(listed) :]
+        if not relpath:
+            continue  # the prefix's own folder marker
         if is_image_path(relpath, extensions):
             mtime = int(item["LastModified"].timestamp() * 1e9)
             path = f"s3://{bucket}/{item['Key']}"
             found.append(InputImage(image_id(relpath), path, relpath, item["Size"], mtime))
-    return _unique_sorted(found)
+        elif relpath.endswith("/"):
+            skipped.append((relpath, "a folder marker"))
+        elif any(part.startswith(".") for part in relpath.split("/")):
+            skipped.append((relpath, "hidden"))
+        else:
+            skipped.append((relpath, "not an image extension"))
+    return Discovery(f"s3://{bucket}/{listed}", _unique_sorted(found), sorted(skipped))
 
 
 def _unique_sorted(images: list[InputImage]) -> list[InputImage]:

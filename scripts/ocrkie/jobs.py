@@ -15,7 +15,7 @@ from .formats import error_info, now_iso, write_json_atomic
 from .inputs import InputImage
 from .plan import manifest_header, read_shard
 from .planner import export_identity, image_limits
-from .results import Results
+from .results import Results, record_name
 from .stages import make_stage, record_identity, run_shard
 
 MANIFEST_FORMAT = "ocrkie.shard/1"
@@ -104,7 +104,7 @@ def run_export(
     shard = read_shard(plan_file, shard_name)
     results = Results(results_location)
     withdraw_previous_manifests(results, name, shard_name, Path(manifest).stem)
-    entries = [_export_one(results, name, image) for image in shard.images]
+    entries = [entry for image in shard.images for entry in _export_pages(results, name, image)]
     document = {
         "format": MANIFEST_FORMAT,
         **manifest_header(name, export_identity(name), shard),
@@ -116,19 +116,34 @@ def run_export(
     return document
 
 
-def _export_one(results: Results, name: str, image: InputImage) -> dict[str, Any]:
-    entry = {"id": image.id, "path": image.relpath}
+def _export_pages(results: Results, name: str, image: InputImage) -> list[dict[str, Any]]:
+    """One file per page read (``<id>.<suffix>``, or ``<id>-p0002.<suffix>`` ... for a document
+    of several pages); an entry per page."""
     module = exporter(name)
+    entry: dict[str, Any] = {"id": image.id, "path": image.relpath}
     try:
-        record = results.read_record("ocr", image.id)
-        if record["status"] != "ok":
-            return {**entry, "status": "skipped", "reason": f"no OCR: {record['error']['class']}"}
-        data = module.render(Page.from_record(record))
-        results.folder.write_bytes(f"{module.FOLDER}/{image.id}{module.SUFFIX}", data)
-        return {**entry, "status": "ok"}
+        pages = results.read_pages("ocr", image.id)
     except Exception as exc:
-        log.exception("%s export failed on %s", name, image.relpath)
-        return {**entry, "status": "error", "error": {**error_info(exc), "stage": name}}
+        log.exception("%s export cannot read the OCR of %s", name, image.relpath)
+        return [{**entry, "status": "error", "error": {**error_info(exc), "stage": name}}]
+    entries = []
+    for record in pages:
+        number, count = record["image"].get("page", 1), record["image"].get("pages", 1)
+        page = {**entry, **({"page": number, "pages": count} if count > 1 else {})}
+        if record["status"] != "ok":
+            entries.append(
+                {**page, "status": "skipped", "reason": f"no OCR: {record['error']['class']}"}
+            )
+            continue
+        try:
+            data = module.render(Page.from_record(record))
+            target = f"{module.FOLDER}/{record_name(image.id, number, count)}{module.SUFFIX}"
+            results.folder.write_bytes(target, data)
+            entries.append({**page, "status": "ok"})
+        except Exception as exc:
+            log.exception("%s export failed on %s", name, image.relpath)
+            entries.append({**page, "status": "error", "error": {**error_info(exc), "stage": name}})
+    return entries
 
 
 def withdraw_previous_manifests(results: Results, stage: str, shard: str, current: str) -> None:

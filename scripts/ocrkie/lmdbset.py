@@ -125,6 +125,7 @@ def build(
     max_pixels: int,
     truth_dir: Path | None,
     out_dir: Path,
+    dpi: int = 200,
 ) -> dict[str, Any]:
     """Write ``out_dir/train`` and ``out_dir/val``; return the manifest."""
     tally = Tally()
@@ -133,28 +134,22 @@ def build(
     try:
         writers = {s: _Writer(envs[s]) for s in SPLITS}
         for image in images:
-            record = results.read_record("ocr", image.id)
-            if record["status"] != "ok":
-                tally.dropped["image_without_ocr"] += 1
+            records = results.read_pages("ocr", image.id)
+            read = [record for record in records if record["status"] == "ok"]
+            tally.dropped["page_without_ocr"] += len(records) - len(read)
+            if not read:
                 continue
-            engines.add(record["engine"].get("name", "?"))
-            sha = record["image"]["sha256"]
+            engines.update(record["engine"].get("name", "?") for record in read)
+            sha = read[0]["image"]["sha256"]
             split = split_of(sha, filters.val_fraction)
-            page = decode_page(read_input(image.path), max_pixels, 10**9, Path(image.relpath).name)
+            data = read_input(image.path)
             kept = 0
-            for text, confidence, polygon in lines_of(image, record, truth_dir):
-                reason = filters.rejects(text, confidence)
-                if reason is None:
-                    try:
-                        crop = crop_line(page, polygon, filters.padding)
-                    except ValueError:
-                        reason = "degenerate_box"
-                if reason is not None:
-                    tally.dropped[reason] += 1
-                    continue
-                writers[split].add(_png(crop), text)
-                tally.characters.update(text)
-                kept += 1
+            for record in read:
+                number = record["image"].get("page", 1)
+                page = decode_page(data, max_pixels, 10**9, Path(image.relpath).name, number, dpi)
+                kept += _add_lines(
+                    page, lines_of(image, record, truth_dir), filters, writers[split], tally
+                )
             tally.samples[split] += kept
             tally.images.append(
                 {
@@ -184,6 +179,31 @@ def build(
         "charset": "".join(sorted(tally.characters)),
         "images": tally.images,
     }
+
+
+def _add_lines(
+    page: PageImage,
+    lines: list[tuple[str, float, list[list[float]]]],
+    filters: Filters,
+    writer: _Writer,
+    tally: Tally,
+) -> int:
+    """The page's lines that pass the filters, cut out and written; how many."""
+    kept = 0
+    for text, confidence, polygon in lines:
+        reason = filters.rejects(text, confidence)
+        if reason is None:
+            try:
+                crop = crop_line(page, polygon, filters.padding)
+            except ValueError:
+                reason = "degenerate_box"
+        if reason is not None:
+            tally.dropped[reason] += 1
+            continue
+        writer.add(_png(crop), text)
+        tally.characters.update(text)
+        kept += 1
+    return kept
 
 
 class _Writer:
@@ -232,6 +252,7 @@ def lmdb_job(smk: Any) -> None:
             smk.config["images"]["max_pixels"],
             truth,
             Path(scratch),
+            smk.config["images"]["pdf_dpi"],
         )
         for split in SPLITS:  # replace the previous set, file by file
             results.folder.put_file(f"lmdb/{split}/data.mdb", Path(scratch, split, "data.mdb"))

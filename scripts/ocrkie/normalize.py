@@ -96,9 +96,17 @@ def _match_to_iso(kind: int, groups: tuple[str, ...], order: str) -> str | None:
     return _safe_date(int(groups[2]), MONTHS[groups[0].lower()], int(groups[1]))
 
 
+# 20180428: how services (Information Extraction) often answer; not searched for in OCR
+# rows, where eight digits are more often a receipt or phone number than a date.
+COMPACT_DATE = re.compile(r"^\s*((?:19|20)\d{2})(\d{2})(\d{2})\s*$")
+
+
 def normalize_date(text: str, order: str = "DMY") -> str | None:
     dates = find_dates(text, order)
-    return dates[0][1] if dates else None
+    if dates:
+        return dates[0][1]
+    compact = COMPACT_DATE.match(text)
+    return _safe_date(*map(int, compact.groups())) if compact else None
 
 
 def normalize_amount(text: str) -> str | None:

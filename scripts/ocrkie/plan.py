@@ -122,11 +122,14 @@ def job_slots(
 # -- the plan file ----------------------------------------------------------------------------
 
 
-def encode_plan(shards: Sequence[Shard], source: str) -> bytes:
+def encode_plan(
+    shards: Sequence[Shard], source: str, skipped: Sequence[tuple[str, str]] = ()
+) -> bytes:
     document = {
         "format": PLAN_FORMAT,
         "source": source,
         "images": sum(len(s.images) for s in shards),
+        "skipped": [list(entry) for entry in skipped],  # (path, reason): not images
         "shards": [
             {
                 "name": shard.name,
@@ -148,6 +151,11 @@ def decode_plan(data: bytes) -> list[Shard]:
         Shard(s["name"], tuple(InputImage(*image) for image in s["images"]), s["generation"])
         for s in document["shards"]
     ]
+
+
+def read_skipped(plan_file: str) -> list[tuple[str, str]]:
+    with open(plan_file, "rb") as handle:
+        return [tuple(entry) for entry in json.loads(gzip.decompress(handle.read()))["skipped"]]
 
 
 def read_shard(plan_file: str, name: str) -> Shard:

@@ -38,6 +38,7 @@ class RunPlan:
     stages: dict[str, StagePlan]
     outlooks: dict[str, Outlook]
     source: str
+    skipped: dict[str, int]  # reason -> entries of the input left out
 
     def lines(
         self, engines: dict[str, Engine], plan_location: str, slots: int, remote: bool
@@ -49,6 +50,9 @@ class RunPlan:
             f"ocrkie: {self.images} images from {self.source} in {len(self.shards)} shards "
             f"(largest {largest} images; {slots} job slots); plan: {plan_location}"
         ]
+        if self.skipped:
+            counts = "; ".join(f"{n} {reason}" for reason, n in self.skipped.items())
+            lines.append(f"skipped, not images: {counts} (listed in the plan and in skipped.csv)")
         for step, outlook in self.outlooks.items():
             engine = engines.get(step)
             if engine is None:
@@ -67,7 +71,8 @@ def prepare_run(
     slots: int,
     storage_prefix: str | None = None,
 ) -> RunPlan:
-    images = discover(config, storage_prefix)
+    found = discover(config, storage_prefix)
+    images = found.images
     try:
         previous_bytes: bytes | None = results.folder.read_bytes(PLAN_FILE)
     except FileNotFoundError:
@@ -95,10 +100,10 @@ def prepare_run(
             plans[step] = manifest_names(step, identity, shards, upstream)
 
     source = config["input_list"] or config["input_dir"]
-    plan_bytes = encode_plan(shards, source)
+    plan_bytes = encode_plan(shards, source, found.skipped)
     if plan_bytes != previous_bytes:
         results.folder.write_bytes(PLAN_FILE, plan_bytes)
-    return RunPlan(len(images), shards, plans, outlooks, source)
+    return RunPlan(len(images), shards, plans, outlooks, source, found.skip_counts())
 
 
 def export_identity(name: str) -> dict[str, Any]:
@@ -107,7 +112,10 @@ def export_identity(name: str) -> dict[str, Any]:
 
 
 def image_limits(config: dict[str, Any]) -> ImageLimits:
-    return ImageLimits(config["images"]["max_pixels"], config["images"]["max_side"])
+    images = config["images"]
+    return ImageLimits(
+        images["max_pixels"], images["max_side"], images["max_bytes"], images["pdf_dpi"]
+    )
 
 
 def build_engines(config: dict[str, Any], threads: dict[str, int]) -> dict[str, Engine]:

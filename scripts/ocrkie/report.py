@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from .formats import read_json
 from .images import PageImage, decode_page
-from .results import Results
+from .results import Results, record_name
 from .storage import read_input
 
 COLOURS = {"ok": "#2e7d32", "error": "#c62828", "skipped": "#9e9e9e"}
@@ -156,8 +156,10 @@ def sample_pages(
     folder.mkdir(parents=True, exist_ok=True)
     chosen = [e for e in ocr if e["status"] == "ok"][:SAMPLES]
     for n, entry in enumerate(chosen, start=1):
-        page = decode_page(read_input(paths[entry["id"]]), 10**9, 1600, entry["path"])
-        ocr_record = results.read_record("ocr", entry["id"])
+        data = read_input(paths[entry["id"]])
+        page = decode_page(data, 10**9, 1600, entry["path"], entry.get("page", 1))
+        name = record_name(entry["id"], entry.get("page", 1), entry.get("pages", 1))
+        ocr_record = results.read_record("ocr", name)
         kie_record = results.read_record("kie", entry["id"])
         _drawn(page, ocr_record, kie_record).save(folder / f"page_{n}.png")
 

@@ -9,12 +9,19 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .formats import dump_json
 from .storage import Folder, open_folder
 
 MANIFESTS = "shards"
+PAGE_SUFFIX = re.compile(r"-p\d{4}$")  # <id>-p0002: page 2 of a document of several
+
+
+def record_name(image_id: str, page: int = 1, pages: int = 1) -> str:
+    """A record's file name without suffix: the image id, and the page if there are several."""
+    return image_id if pages == 1 else f"{image_id}-p{page:04d}"
 
 
 class Results:
@@ -28,11 +35,27 @@ class Results:
     def read_record(self, stage: str, image_id: str) -> dict[str, Any]:
         return json.loads(self.folder.read_bytes(f"{stage}/{image_id}.json"))
 
+    def read_pages(self, stage: str, image_id: str) -> list[dict[str, Any]]:
+        """The records of every page of an image (``<id>.json``, or ``<id>-p0001.json`` ...
+        when it has several)."""
+        try:
+            return [self.read_record(stage, image_id)]
+        except FileNotFoundError:
+            first = self.read_record(stage, f"{image_id}-p0001")
+        pages = int(first["image"].get("pages", 1))
+        return [
+            first,
+            *(self.read_record(stage, f"{image_id}-p{n:04d}") for n in range(2, pages + 1)),
+        ]
+
     def write_raw(self, stage: str, image_id: str, raw: dict[str, Any]) -> None:
         self.folder.write_bytes(f"raw/{stage}/{image_id}.json", dump_json(raw))
 
     def record_ids(self, stage: str) -> set[str]:
-        return {name.removesuffix(".json") for name in self.folder.names(stage)}
+        """The images with records of ``stage`` (any page)."""
+        return {
+            PAGE_SUFFIX.sub("", name.removesuffix(".json")) for name in self.folder.names(stage)
+        }
 
     def manifest_names(self, stage: str) -> set[str]:
         """The manifests present, without ``.json``."""

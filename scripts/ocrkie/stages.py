@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
+from itertools import islice
 from time import perf_counter
 from typing import Any
 
 from .cache import ContentCache, cache_key
 from .engines import Document, Engine, Extractor, LayoutParser, OcrEngine
 from .errors import FatalError, OcrkieError, UnreadableImage
-from .evidence import locate, rows_of
+from .evidence import locate, merge_pages, rows_of
 from .formats import (
     KIE_FORMAT,
     LAYOUT_FORMAT,
@@ -32,9 +33,9 @@ from .formats import (
     now_iso,
     ocr_lines_payload,
 )
-from .images import decode_page, longest_side, sha256_of
+from .images import PDF_MAGIC, count_pages, decode_page, longest_side, sha256_of
 from .inputs import InputImage
-from .results import Results
+from .results import Results, record_name
 from .storage import read_input
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 class ImageLimits:
     max_pixels: int
     max_side: int
+    max_bytes: int = 256 * 2**20
+    pdf_dpi: int = 200
 
 
 class UpstreamFailure(OcrkieError):
@@ -60,17 +63,25 @@ class UpstreamFailure(OcrkieError):
 
 @dataclass
 class Work:
-    """One image on its way through a stage."""
+    """One page (for KIE: one document) on its way through a stage."""
 
     image: InputImage
+    page: int = 1
+    pages: int = 1
     sha: str | None = None
     key: str = ""
-    source: Any = None  # what was read: the image bytes, or for KIE the OCR record
+    source: Any = None  # what was read: the file's bytes, or for KIE its OCR records
     payload: dict[str, Any] | None = None  # the result, cached or computed
     cached: bool = False
     error: BaseException | None = None
     seconds: float = 0.0
     record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The record's file name without suffix: the image id, and the page if there are
+        several."""
+        return record_name(self.image.id, self.page, self.pages)
 
 
 class Stage(ABC):
@@ -85,6 +96,10 @@ class Stage(ABC):
         self.results = results
         self.limits = limits
         self.identity = engine.identity()
+
+    def expand(self, work: Work) -> list[Work]:
+        """The works of one image: one per page for stages that read pages."""
+        return [work]
 
     @abstractmethod
     def look_up(self, work: Work) -> None:
@@ -110,37 +125,61 @@ class Stage(ABC):
         """What the shard's manifest keeps of an ok record besides status and timing."""
         return {}
 
+    def record_name(self, work: Work) -> str:
+        """The record's file name without suffix."""
+        return work.name
+
     def in_cache(self, work: Work) -> bool:
-        """Whether the cache holds the image's result (for a forecast: nothing is computed)."""
+        """Whether the cache holds the image's results, every page's (for a forecast: nothing
+        is computed)."""
         try:
-            self.look_up(work)
+            pages = self.expand(work)
+            for page in pages:
+                self.look_up(page)
         except Exception:
             return False
-        return self.cache.get(work.key) is not None
+        return all(self.cache.get(page.key) is not None for page in pages)
 
 
 class PageStage(Stage):
-    """Stages that read the image itself (OCR, layout)."""
+    """Stages that read the image itself, page by page (OCR, layout)."""
 
-    def look_up(self, work: Work) -> None:
+    def expand(self, work: Work) -> list[Work]:
         try:
-            data = read_input(work.image.path)
+            data = read_input(work.image.path, self.limits.max_bytes)
         except OSError as exc:
             raise UnreadableImage(f"cannot read the file: {exc.strerror or exc}") from exc
         work.sha, work.source = sha256_of(data), data
-        work.key = cache_key(self.name, work.sha, self.cache_identity(data))
+        pages = count_pages(data, self.limits.max_pixels)
+        return [
+            Work(work.image, page=n, pages=pages, sha=work.sha, source=data)
+            for n in range(1, pages + 1)
+        ]
 
-    def cache_identity(self, data: bytes) -> dict[str, Any]:
-        """The engine's identity and, where the page is downscaled, the size it is read at:
-        an image under ``max_side`` keeps its cached result whatever the limit."""
-        side = longest_side(data)
-        downscaled = side is not None and side > self.limits.max_side
-        return {**self.identity, "max_side": self.limits.max_side} if downscaled else self.identity
+    def look_up(self, work: Work) -> None:
+        work.key = cache_key(self.name, work.sha or "", self.cache_identity(work))
+
+    def cache_identity(self, work: Work) -> dict[str, Any]:
+        """The engine's identity, the page, and where the page is downscaled the size it is
+        read at (an image under ``max_side`` keeps its cached result whatever the limit);
+        for a PDF, the resolution it is rendered at."""
+        identity = dict(self.identity)
+        if work.pages > 1:
+            identity["page"] = work.page
+        if work.source.startswith(PDF_MAGIC):
+            identity["pdf_dpi"] = self.limits.pdf_dpi
+            return identity
+        side = longest_side(work.source)
+        if side is not None and side > self.limits.max_side:
+            identity["max_side"] = self.limits.max_side
+        return identity
 
     def engine_input(self, work: Work) -> Any:
         limits = self.limits
         name = work.image.relpath.rsplit("/", 1)[-1]
-        return decode_page(work.source, limits.max_pixels, limits.max_side, name)
+        return decode_page(
+            work.source, limits.max_pixels, limits.max_side, name, work.page, limits.pdf_dpi
+        )
 
     def page_facts(self, page: Any) -> dict[str, Any]:
         return {"width": page.width, "height": page.height, "normalization": page.steps}
@@ -172,7 +211,9 @@ class OcrStage(PageStage):
 
     def record(self, work: Work) -> dict[str, Any]:
         result = work.payload or {}
-        image = image_info(work.image.id, work.image.relpath, work.sha, **result["page"])
+        image = image_info(
+            work.image.id, work.image.relpath, work.sha, **_page_of(work), **result["page"]
+        )
         return {
             "format": OCR_FORMAT,
             "status": "ok",
@@ -203,10 +244,11 @@ class LayoutStage(PageStage):
     def record(self, work: Work) -> dict[str, Any]:
         result = work.payload or {}
         page = {k: result["page"][k] for k in ("width", "height")}
+        info = image_info(work.image.id, work.image.relpath, work.sha, **_page_of(work), **page)
         return {
             "format": LAYOUT_FORMAT,
             "status": "ok",
-            "image": image_info(work.image.id, work.image.relpath, work.sha, **page),
+            "image": info,
             "engine": result["engine"],
             "elements": result["elements"],
         }
@@ -217,9 +259,13 @@ class KieStage(Stage):
     engine: Extractor
 
     def look_up(self, work: Work) -> None:
-        ocr = self.results.read_record("ocr", work.image.id)
-        if ocr["status"] != "ok":
-            raise UpstreamFailure(ocr["error"])
+        """A document's OCR: its pages that were read, as one record (lines carry a page)."""
+        pages = self.results.read_pages("ocr", work.image.id)
+        read = [page for page in pages if page["status"] == "ok"]
+        if not read:
+            raise UpstreamFailure(pages[0]["error"])
+        ocr = merge_pages(read)
+        work.pages = len(pages)
         work.sha, work.source = ocr["image"]["sha256"], ocr
         work.key = kie_cache_key(work.sha, self.identity, ocr if self.engine.reads_ocr else None)
 
@@ -263,10 +309,13 @@ class KieStage(Stage):
         return {
             "format": KIE_FORMAT,
             "status": "ok",
-            "image": image_info(work.image.id, work.image.relpath, work.sha),
+            "image": image_info(work.image.id, work.image.relpath, work.sha, pages=work.pages),
             "engine": result["engine"],
             "fields": fields,
         }
+
+    def record_name(self, work: Work) -> str:
+        return work.image.id  # one KIE record per document
 
 
 def kie_cache_key(sha: str, identity: dict[str, Any], ocr: dict[str, Any] | None) -> str:
@@ -286,7 +335,12 @@ def record_identity(stage: str, engine: Engine, limits: ImageLimits) -> dict[str
     for stages that read the image, the limits it is read with."""
     identity: dict[str, Any] = {"engine": engine.identity()}
     if issubclass(STAGE_CLASSES[stage], PageStage):
-        identity["images"] = {"max_side": limits.max_side, "max_pixels": limits.max_pixels}
+        identity["images"] = {
+            "max_side": limits.max_side,
+            "max_pixels": limits.max_pixels,
+            "max_bytes": limits.max_bytes,
+            "pdf_dpi": limits.pdf_dpi,
+        }
     return identity
 
 
@@ -300,33 +354,66 @@ def make_stage(
 
 
 def run_shard(stage: Stage, images: Sequence[InputImage]) -> list[dict[str, Any]]:
-    """Write one record per image; return the shard's manifest entries, in image order."""
-    works = [Work(image) for image in images]
+    """Write one record per page (KIE: per document); return the shard's manifest entries, in
+    image order. Images are read as their batch comes up, not all at once."""
+    works: list[Work] = []
+
+    def pages() -> Iterator[Work]:
+        for image in images:
+            expanded = _expanded(stage, Work(image))
+            works.extend(expanded)
+            yield from expanded
+
     size = max(1, stage.engine.batch_size)
-    batches = [works[i : i + size] for i in range(0, len(works), size)]
-    _for_each(batches, lambda batch: _run_batch(stage, batch), stage.engine.concurrency)
+    _for_each(
+        batched(pages(), size),
+        lambda batch: _run_batch(stage, list(batch)),
+        stage.engine.concurrency,
+    )
     return [_entry(stage, work) for work in works]
 
 
-def _for_each(items: list[Any], one: Callable[[Any], None], workers: int) -> None:
-    """Run ``one`` over the items, ``workers`` at once. A fatal error stops the rest and is
-    raised."""
+def batched(items: Iterable[Work], size: int) -> Iterator[list[Work]]:
+    """Lists of ``size`` items (the last may be shorter), taken lazily."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _expanded(stage: Stage, work: Work) -> list[Work]:
+    """The image's works, or the image itself carrying the error that stopped it."""
+    found: list[Work] = []
+    _guarded(stage, work, lambda: found.extend(stage.expand(work)))
+    return found if work.error is None else [work]
+
+
+def _for_each(items: Iterable[Any], one: Callable[[Any], None], workers: int) -> None:
+    """Run ``one`` over the items, ``workers`` at once, taking items as workers free up. A
+    fatal error stops the rest and is raised."""
     if workers <= 1:
         for item in items:
             one(item)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(one, item) for item in items]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending:
-            future.cancel()
-        for future in done:
-            future.result()  # re-raises the first fatal error
+        running: set[Future[None]] = set()
+        try:
+            for item in items:
+                if len(running) >= 2 * workers:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()  # re-raises a fatal error
+                running.add(pool.submit(one, item))
+            for future in as_completed(running):
+                future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _run_batch(stage: Stage, batch: list[Work]) -> None:
     for work in batch:
-        _guarded(stage, work, lambda w=work: _from_cache(stage, w))
+        if work.error is None:  # (an image that could not even be read has its error)
+            _guarded(stage, work, lambda w=work: _from_cache(stage, w))
     _compute(stage, [w for w in batch if w.error is None and w.payload is None])
     for work in batch:
         _finish(stage, work)
@@ -398,7 +485,8 @@ def _finish(stage: Stage, work: Work) -> None:
         "cached": work.cached,
         "finished_at": now_iso(),
     }
-    stage.results.write_record(stage.name, work.image.id, work.record)
+    stage.results.write_record(stage.name, stage.record_name(work), work.record)
+    work.source = None  # the file's bytes: the shard's other images need the memory
     cached = " (cached)" if work.cached else ""
     log.info(
         "%s %s %s %.2fs%s",
@@ -416,7 +504,7 @@ def _ok_record(stage: Stage, work: Work) -> None:
     if payload.get("billing"):
         record["billing"] = payload["billing"]
     if payload.get("raw") is not None:
-        stage.results.write_raw(stage.name, work.image.id, payload["raw"])
+        stage.results.write_raw(stage.name, stage.record_name(work), payload["raw"])
     work.record = record
 
 
@@ -426,9 +514,13 @@ def _error_record(stage: Stage, work: Work) -> dict[str, Any]:
     return {
         "format": stage.format,
         "status": "error",
-        "image": image_info(work.image.id, work.image.relpath, work.sha),
+        "image": image_info(work.image.id, work.image.relpath, work.sha, **_page_of(work)),
         "error": {**error_info(error), "stage": failed_stage},
     }
+
+
+def _page_of(work: Work) -> dict[str, int]:
+    return {"page": work.page, "pages": work.pages}
 
 
 def _entry(stage: Stage, work: Work) -> dict[str, Any]:
@@ -437,6 +529,7 @@ def _entry(stage: Stage, work: Work) -> dict[str, Any]:
     entry = {
         "id": work.image.id,
         "path": work.image.relpath,
+        **({"page": work.page, "pages": work.pages} if work.pages > 1 else {}),
         "status": record["status"],
         "sha256": work.sha,
         **record["timing"],

@@ -8,11 +8,13 @@ Local writes are atomic (temporary file, fsync, rename): a killed job never leav
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
 from functools import cache
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Protocol
 
 from .formats import write_atomic
@@ -77,7 +79,7 @@ class S3Folder:
     def key(self, relpath: str) -> str:
         return f"{self.prefix}/{relpath}" if self.prefix else relpath
 
-    def read_bytes(self, relpath: str) -> bytes:
+    def read_bytes(self, relpath: str, max_bytes: int | None = None) -> bytes:
         from botocore.exceptions import ClientError
 
         from .s3 import is_missing
@@ -88,6 +90,7 @@ class S3Folder:
             if is_missing(error):
                 raise FileNotFoundError(f"{self.location}/{relpath}") from error
             raise  # a missing bucket or a denied read is a misconfiguration: say so
+        _check_size(reply["ContentLength"], max_bytes)
         return reply["Body"].read()
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
@@ -130,9 +133,28 @@ def shared_s3_client() -> Any:
         return _client_for_process(os.getpid())
 
 
-def read_input(path: str) -> bytes:
-    """An input file's bytes: a local path, or an ``s3://`` URI."""
-    if not path.startswith("s3://"):
-        return Path(path).read_bytes()
-    bucket, _, key = path[len("s3://") :].partition("/")
-    return S3Folder(f"s3://{bucket}").read_bytes(key)
+def read_input(path: str, max_bytes: int | None = None) -> bytes:
+    """An input file's bytes: a local path, or an ``s3://`` URI. Only a regular file is read
+    (a FIFO would block the job, a device read until memory runs out), and only up to
+    ``max_bytes``; an ``OSError`` says why not."""
+    if path.startswith("s3://"):
+        bucket, _, key = path[len("s3://") :].partition("/")
+        return S3Folder(f"s3://{bucket}").read_bytes(key, max_bytes)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device)")
+        _check_size(info.st_size, max_bytes)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def _check_size(size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise OSError(
+            errno.EFBIG,
+            f"the file is {size:,} bytes, over the limit of {max_bytes:,} (images.max_bytes)",
+        )

@@ -13,15 +13,17 @@ from typing import Any
 
 from .formats import now_iso, read_json, write_json_atomic
 
-FAILURE_COLUMNS = ["image", "path", "stage", "class", "message"]
+FAILURE_COLUMNS = ["image", "path", "page", "stage", "class", "message"]
 STAGES = ("ocr", "kie", "layout")  # the other manifests are exports
 
 
 def stage_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and timings of a stage's records (one per page; for KIE, per document)."""
     computed = [e for e in entries if not e["cached"]]
     busy = sum(e["seconds"] for e in computed)
     summary: dict[str, Any] = {
-        "images": len(entries),
+        "images": len({e["id"] for e in entries}),
+        "records": len(entries),
         "status": dict(Counter(e["status"] for e in entries)),
         "cached": len(entries) - len(computed),
         "busy_seconds": round(busy, 3),
@@ -79,6 +81,7 @@ def failures(stages: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
                     {
                         "image": entry["id"],
                         "path": entry["path"],
+                        "page": entry.get("page", ""),
                         "stage": stage,
                         "class": error["class"],
                         "message": error["message"],
@@ -88,7 +91,11 @@ def failures(stages: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
 
 
 def write_summary(
-    manifest_paths: dict[str, list[str]], summary_path: str, failures_path: str
+    manifest_paths: dict[str, list[str]],
+    summary_path: str,
+    failures_path: str,
+    skipped: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    skipped_path: str | None = None,
 ) -> dict[str, Any]:
     """``manifest_paths``: the shard manifests of each stage (ocr, kie, layout) and export."""
     manifests = {step: [read_json(p) for p in paths] for step, paths in manifest_paths.items()}
@@ -104,22 +111,35 @@ def write_summary(
     }
     summary = {
         "written_at": now_iso(),
-        "images": len(entries.get("ocr", [])),
+        "images": len({entry["id"] for entry in entries.get("ocr", [])}),
+        "pages": len(entries.get("ocr", [])),
         "failed_images": len({f["image"] for f in failed}),
+        "skipped": dict(Counter(reason for _, reason in skipped).most_common()),
         **{stage: stage_summary(stage_entries) for stage, stage_entries in stages.items()},
         "exports": exports,
         "api": api_costs([m for step_manifests in manifests.values() for m in step_manifests]),
     }
     write_json_atomic(summary_path, summary)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FAILURE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(failed)
-    Path(failures_path).write_text(buffer.getvalue(), encoding="utf-8")
+    _write_csv(failures_path, FAILURE_COLUMNS, failed)
+    if skipped_path:
+        _write_csv(skipped_path, ["path", "reason"], [{"path": p, "reason": r} for p, r in skipped])
     return summary
 
 
+def _write_csv(path: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    Path(path).write_text(buffer.getvalue(), encoding="utf-8")
+
+
 def summary_job(smk: Any) -> None:
-    paths = {step: list(files) for step, files in smk.input.items()}
-    summary = write_summary(paths, smk.output.summary, smk.output.failures)
+    from .plan import read_skipped
+
+    paths = {step: list(files) for step, files in smk.input.items() if step != "plan"}
+    skipped = read_skipped(smk.input.plan)
+    summary = write_summary(
+        paths, smk.output.summary, smk.output.failures, skipped, smk.output.skipped
+    )
     print(json.dumps({k: summary[k] for k in ("images", "failed_images")}))

@@ -2,9 +2,11 @@
 rule summary:
     input:
         **{step: manifests(step) for step in ["ocr", "kie", *STAGES[2:], *EXPORTS]},
+        plan=ancient(PLAN),
     output:
         summary=f"{RESULTS}/summary.json",
         failures=f"{RESULTS}/failures.csv",
+        skipped=f"{RESULTS}/skipped.csv",
     log:
         f"{RESULTS}/logs/summary.log",
     localrule: True

@@ -7,7 +7,7 @@ from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Self
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, UnsupportedImage
 from ..formats import Line, Word
 from ..gpu import acquire_gpu
 from ..images import PageImage
@@ -104,6 +104,7 @@ class RapidOcrEngine(OcrEngine):
             raise ModelLoadError(f"cannot load the rapidocr models: {exc}") from exc
 
     def recognize(self, page: PageImage) -> Recognition:
+        _check_readable(page)
         if self._engine is None:
             self._engine = self._load()
         result = self._engine(page.image)
@@ -127,6 +128,22 @@ class RapidOcrEngine(OcrEngine):
 
     def close(self) -> None:
         self._engine = None
+
+
+MIN_SIDE = 8  # pixels
+MAX_ASPECT = 100  # the longer side over the shorter
+
+
+def _check_readable(page: PageImage) -> None:
+    """A page rapidocr cannot work on gets a clear reason, not the class of its error
+    (a 20000x20 strip would fail with a bare ``ResizeImgError``)."""
+    width, height = page.image.size
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_ASPECT * min(width, height):
+        raise UnsupportedImage(
+            f"a {page.width}x{page.height} page (read at {width}x{height}) is too thin to "
+            f"read: rapidocr needs sides of at least {MIN_SIDE} pixels and at most "
+            f"{MAX_ASPECT} times longer than wide"
+        )
 
 
 def _scaled(points: Any, factor: float) -> list[list[float]]:
