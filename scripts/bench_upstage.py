@@ -1,18 +1,21 @@
 """Sustained request rate of the workflow against a rate-limited API, as a share of the limit.
 
-    python scripts/bench_upstage.py [--images 60] [--latency 0.3 1.5]
+    python scripts/bench_upstage.py [--images 60] [--latency 0.3 1.5] [--load 2]
 
 Starts the test suite's fake Upstage server on 127.0.0.1 with realistic latency and the
 documented base-tier limits enforced (429 above them), runs the whole workflow with the
 Upstage OCR and KIE backends on copies of the samples (each copy a distinct file, so nothing
 is cached), and prints per endpoint: requests, the sustained rate (requests over the span
-from first to last arrival) divided by the configured limit, and the 429s received.
+from first to last arrival) divided by the configured limit, and the 429s received, also per
+1,000 requests. ``--load N`` keeps N busy processes running meanwhile (the machine under
+load: the case where encoding a request body used to delay it past its rate-limit slot).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -42,6 +45,11 @@ def make_images(folder: Path, count: int) -> None:
         image.save(folder / f"copy_{n:04d}.png")
 
 
+def busy(stop: object) -> None:
+    while not stop.is_set():  # type: ignore[attr-defined]
+        sum(i * i for i in range(10_000))
+
+
 def sustained_rate(arrivals: list[float]) -> float:
     span = max(arrivals) - min(arrivals)
     return (len(arrivals) - 1) / span if span > 0 else float("nan")
@@ -57,7 +65,37 @@ def main() -> None:
         default=20,
         help="images also sent to Information Extraction (1 request/s)",
     )
+    parser.add_argument("--load", type=int, default=2, help="busy processes meanwhile")
     args = parser.parse_args()
+    stop = multiprocessing.Event()
+    loaders = [multiprocessing.Process(target=busy, args=(stop,)) for _ in range(args.load)]
+    for loader in loaders:
+        loader.start()
+    try:
+        stats = run(args)
+    finally:
+        stop.set()
+        for loader in loaders:
+            loader.join()
+    print(
+        f"latency {args.latency[0]}-{args.latency[1]} s per call; limits enforced: {LIMITS}; "
+        f"{args.load} busy processes on {os.cpu_count()} cores"
+    )
+    for endpoint, limit in LIMITS.items():
+        arrivals = stats["arrivals"].get(endpoint, [])
+        if endpoint == "ocr":
+            arrivals = arrivals[: len(arrivals) - args.kie_images]  # the measured phase only
+        rate = sustained_rate(arrivals)
+        refused = stats["rate_limited"].get(endpoint, 0)
+        total = len(stats["arrivals"].get(endpoint, []))
+        print(
+            f"{endpoint:20s} requests {len(arrivals):4d}  sustained {rate:5.2f}/s  "
+            f"= {rate / limit:.3f} x limit  429s {refused} "
+            f"({1000 * refused / max(1, total):.1f} per 1,000 requests)"
+        )
+
+
+def run(args: argparse.Namespace) -> dict:
     with (
         tempfile.TemporaryDirectory() as scratch,
         FakeUpstage(
@@ -99,17 +137,7 @@ def main() -> None:
             done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"the workflow failed:\n{done.stderr[-3000:]}")
-        stats = fake.stats()
-    print(f"latency {args.latency[0]}-{args.latency[1]} s per call; limits enforced: {LIMITS}")
-    for endpoint, limit in LIMITS.items():
-        arrivals = stats["arrivals"].get(endpoint, [])
-        if endpoint == "ocr":
-            arrivals = arrivals[: len(arrivals) - args.kie_images]  # the measured phase only
-        rate = sustained_rate(arrivals)
-        print(
-            f"{endpoint:20s} requests {len(arrivals):4d}  sustained {rate:5.2f}/s  "
-            f"= {rate / limit:.3f} x limit  429s {stats['rate_limited'].get(endpoint, 0)}"
-        )
+        return fake.stats()
 
 
 def _list(folder: Path, count: int, results: Path) -> str:

@@ -2,4 +2,5 @@
 
 from ocrkie.jobs import run_stage_job
 
-run_stage_job(snakemake)  # noqa: F821 (injected by Snakemake)
+if __name__ == "__main__":  # not when a worker process (spawned) imports this file again
+    run_stage_job(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -679,3 +679,45 @@ def test_upstage_backends_read_the_key_from_ssm_in_the_job(
     assert defs and all(requirements(d) == {"VCPU": "1", "MEMORY": "2048"} for d in defs)
     for text in (json.dumps(defs), aws.job_log_text(), run.output):
         assert key not in text
+
+
+# -- a new user's mistakes, caught by the dry run ----------------------------------------------
+
+
+NO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "",
+    "AWS_SECRET_ACCESS_KEY": "",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    "AWS_CONFIG_FILE": "/nonexistent",
+}
+MISTAKES = {
+    "bucket": (
+        ["--default-storage-prefix", "s3://no-such-bucket-ocrkie/run"],
+        {},
+        "the bucket no-such-bucket-ocrkie of the storage prefix s3://no-such-bucket-ocrkie/run "
+        "does not exist",
+    ),
+    "queue": (
+        [],
+        {"SNAKEMAKE_AWS_BATCH_JOB_QUEUE": "no-such-queue"},
+        "the job queue no-such-queue does not exist",
+    ),
+    "role": (
+        [],
+        {"SNAKEMAKE_AWS_BATCH_JOB_ROLE": "CHANGE-ME"},
+        "the job role CHANGE-ME is not a role ARN: set aws-batch-job-role in "
+        "profiles/aws-batch/config.yaml",
+    ),
+    "credentials": ([], NO_CREDENTIALS, "no AWS credentials: set AWS_PROFILE"),
+    "empty-input": (["--config", "input_dir=scans-mistyped"], {}, "no images in s3://"),
+}
+
+
+@pytest.mark.parametrize(("arguments", "env", "message"), MISTAKES.values(), ids=MISTAKES)
+def test_the_dry_run_says_in_one_line_what_is_wrong_on_the_aws_side(
+    aws_batch: Batch, real_workdir: Path, arguments: list[str], env: dict[str, str], message: str
+) -> None:
+    run = run_snakemake(aws_batch, real_workdir, "wf", "-n", *arguments, **env)
+    assert run.returncode != 0
+    assert message in run.output, run.output[-3000:]
+    assert "Traceback (most recent call last)" not in run.output

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import pytest
 
@@ -19,6 +20,7 @@ from ocrkie.images import PageImage
 from ocrkie.inputs import InputImage, image_id
 from ocrkie.results import Results
 from ocrkie.stages import ImageLimits, make_stage, run_shard
+from ocrkie.worker import InWorker
 
 LIMITS = ImageLimits(max_pixels=10**8, max_side=4096)
 
@@ -210,3 +212,73 @@ def test_an_unknown_backend_is_refused_by_name():
     config = {"ocr_backend": "tesseract", "kie_backend": "local"}
     with pytest.raises(ValueError, match="ocr_backend: 'tesseract' is not one of local, upstage"):
         registry.check_backends(config)
+
+
+# -- engines run in a child process the job can stop ------------------------------------------
+
+
+class SleepyOcr(FakeOcr):
+    """Hangs for ever on pages named ``hang*``, as native code sometimes does."""
+
+    def recognize(self, page: PageImage) -> Recognition:
+        if page.name.startswith("hang"):
+            time.sleep(3600)
+        return super().recognize(page)
+
+
+class HungryOcr(FakeOcr):
+    """Keeps 60 MB more of memory after every page: a leak."""
+
+    kept: ClassVar[list[bytearray]] = []
+
+    def recognize(self, page: PageImage) -> Recognition:
+        self.kept.append(bytearray(60 * 2**20))
+        return super().recognize(page)
+
+
+def test_a_page_that_hangs_becomes_its_error_record_and_the_shard_goes_on(tmp_path):
+    images = scans(tmp_path, bad=0, good=2)
+    hanging = _copy(tmp_path / "scans", SAMPLE_IMAGES[2].read_bytes(), "hang.jpg")
+    engine = InWorker(SleepyOcr, {}, 1, timeout_s=3, max_rss_mb=0)
+    started = time.monotonic()
+    try:
+        entries = run("ocr", engine, [images[0], hanging, images[1]], tmp_path)
+    finally:
+        engine.close()
+    assert statuses(entries) == {"good0.jpg": "ok", "hang.jpg": "error", "good1.jpg": "ok"}
+    assert entries[1]["error"]["class"] == "PageTimeout"
+    assert "within 3 s" in entries[1]["error"]["message"]
+    assert engine.stats.timeouts == 1 and engine.stats.started == 2  # a fresh one after
+    assert time.monotonic() - started < 60
+
+
+def test_a_process_that_grows_past_the_limit_is_replaced_between_pages(tmp_path):
+    images = scans(tmp_path, bad=0, good=3)
+    engine = InWorker(HungryOcr, {}, 1, timeout_s=60, max_rss_mb=150)
+    try:
+        entries = run("ocr", engine, images, tmp_path)
+    finally:
+        engine.close()
+    assert [e["status"] for e in entries] == ["ok"] * 3  # no page lost
+    assert engine.stats.memory_restarts >= 1 and engine.stats.started >= 2
+    assert max(engine.stats.rss_mb) < 400
+
+
+def test_an_engine_error_in_the_child_is_the_pages_error_record(tmp_path):
+    engine = InWorker(BrokenOcr, {}, 1, timeout_s=60, max_rss_mb=0)
+    try:
+        entries = run("ocr", engine, scans(tmp_path, bad=1, good=1), tmp_path)
+    finally:
+        engine.close()
+    assert statuses(entries) == {"good0.jpg": "ok", "bad0.jpg": "error"}
+    assert entries[1]["error"] == {
+        "class": "UnreadableImage",
+        "message": "not a page",
+        "stage": "ocr",
+    }
+
+
+class BrokenOcr(FakeOcr):
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        return cls(UnreadableImage("not a page"))

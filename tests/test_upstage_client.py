@@ -517,6 +517,28 @@ def test_client_limiter_keeps_under_the_service_limit(fake, image, make_client):
     assert fake.rate_limited["ocr"] == 0
 
 
+def test_the_rate_slot_is_claimed_after_the_body_is_encoded(fake, image, make_client, monkeypatch):
+    """Encoding the body (an image, base64 for extraction) takes time under load; claimed
+    before it, a slot could leave two requests closer together than the limit."""
+    client = make_client(rate_limits={"information-extract": 50})
+    events: list[str] = []
+    prepare, acquire, send = (
+        client._session.prepare_request,
+        client.limiter.acquire,
+        client._session.send,
+    )
+    monkeypatch.setattr(
+        client._session, "prepare_request", lambda r: events.append("encode") or prepare(r)
+    )
+    monkeypatch.setattr(client.limiter, "acquire", lambda e: events.append("claim") or acquire(e))
+    monkeypatch.setattr(
+        client._session, "send", lambda r, **k: events.append("send") or send(r, **k)
+    )
+    client.extract(image, "image/jpeg", SCHEMA)
+    client.extract(image, "image/jpeg", SCHEMA)
+    assert events == ["encode", "claim", "send"] * 2
+
+
 def test_a_429_pauses_the_shared_limiter(fake, image, make_client):
     fake.script("429")  # no Retry-After: the limiter pauses for min(1 s, backoff_max)
     client = make_client(rate_limits={"ocr": 50}, backoff_initial=0.001, backoff_max=0.3)

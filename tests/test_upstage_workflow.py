@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -136,10 +138,27 @@ def test_kill_9_then_resume_resends_only_unanswered_images(
     assert 0 < len(answered_before) < 2 * len(SAMPLE_IMAGES)
 
     workdir.snakemake("--unlock", *arguments)
+    # The forecast is exact: what was answered before the kill is free now (in the cache,
+    # or in a finished shard); only the rest will be sent.
+    answered_ocr = sum(1 for _, endpoint in answered_before if endpoint == "ocr")
+    plan = workdir.snakemake("-n", "--rerun-incomplete", *arguments).stdout
+    forecast = re.search(
+        r"Upstage ocr: (\d+) images will be sent .*; (\d+) are in the cache \(free\), "
+        r"(\d+) already have results",
+        plan,
+    )
+    sent, cached, done = map(int, forecast.groups())
+    assert (cached + done, sent) == (answered_ocr, len(SAMPLE_IMAGES) - answered_ocr), plan
+
     workdir.snakemake("--rerun-incomplete", *arguments)
 
     assert_every_image_answered_once(fake, SAMPLE_IMAGES, ("ocr", "information-extract"))
     assert all(r["status"] == "ok" for r in workdir.records("kie").values())
+    # Every request sent is counted, those of the killed run included.
+    summary = json.loads((workdir.results / "summary.json").read_text())
+    sent_by_endpoint = {e: c["requests"] for e, c in summary["api"]["requests"].items()}
+    received = Counter(endpoint for (_, endpoint), n in fake.calls.items() for _ in range(n))
+    assert sent_by_endpoint == {e: n for e, n in received.items() if e != "models"}
 
 
 def test_a_bad_key_stops_the_run_before_any_image_is_sent(

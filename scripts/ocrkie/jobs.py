@@ -17,6 +17,8 @@ from .plan import manifest_header, read_shard
 from .planner import export_identity, image_limits
 from .results import Results, record_name
 from .stages import make_stage, record_identity, run_shard
+from .usage import UsageLedger
+from .worker import InWorker
 
 MANIFEST_FORMAT = "ocrkie.shard/1"
 log = logging.getLogger(__name__)
@@ -43,7 +45,20 @@ def run_stage_job(smk: Any) -> None:
         results_location=smk.params.results,
         cache_location=smk.params.cache,
         threads=smk.threads,
+        mem_mb=smk.resources.get("mem_mb", 0),
     )
+
+
+def engine_for(stage: str, config: dict[str, Any], threads: int, mem_mb: float) -> Any:
+    """The stage's engine; one that may hang or grow runs in a child process the job can
+    stop (``local.timeout_s`` per page) and replace (past ``local.max_rss_mb``, by default
+    80% of the job's memory)."""
+    engine = build(stage, config, threads)
+    local = config["local"]
+    if not engine.in_worker or not local["timeout_s"]:
+        return engine
+    max_rss = local["max_rss_mb"] or 0.8 * mem_mb
+    return InWorker(type(engine), config, threads, local["timeout_s"], max_rss)
 
 
 def run_stage(
@@ -55,12 +70,14 @@ def run_stage(
     results_location: str,
     cache_location: str,
     threads: int = 1,
+    mem_mb: float = 0,
 ) -> dict[str, Any]:
     started = now_iso()
     shard = read_shard(plan_file, shard_name)
     results = Results(results_location)
     withdraw_previous_manifests(results, stage_name, shard_name, Path(manifest).stem)
-    engine = build(stage_name, config, threads)
+    engine = engine_for(stage_name, config, threads, mem_mb)
+    engine.observe(UsageLedger(results, stage_name, shard_name))
     limits = image_limits(config)
     stage = make_stage(stage_name, engine, open_cache(cache_location), results, limits)
     try:
@@ -77,6 +94,7 @@ def run_stage(
         "started_at": started,
         "finished_at": now_iso(),
         "usage": usage,
+        **({"worker": engine.stats.as_dict()} if isinstance(engine, InWorker) else {}),
         "entries": entries,
     }
     write_json_atomic(manifest, document)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from .formats import dump_json
@@ -28,6 +29,10 @@ class Results:
     def __init__(self, location: str, folder: Folder | None = None):
         self.location = location.rstrip("/")
         self.folder = folder if folder is not None else open_folder(self.location)
+
+    def local_path(self, relpath: str) -> Path:
+        """Where ``relpath`` is, for a local results folder."""
+        return Path(self.location, relpath)
 
     def write_record(self, stage: str, image_id: str, record: dict[str, Any]) -> None:
         self.folder.write_bytes(f"{stage}/{image_id}.json", dump_json(record))

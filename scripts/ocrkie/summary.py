@@ -45,12 +45,12 @@ def _wall_span(entries: list[dict[str, Any]]) -> float | None:
     return max(ends) - min(starts) or None
 
 
-def api_costs(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+def api_costs(manifests: list[dict[str, Any]], requests: dict[str, Any]) -> dict[str, Any]:
     """Per endpoint: answered calls and billed pages behind the results, those the cache saved
-    (results reused instead of paid again), and the requests and 429s the jobs saw."""
+    (results reused instead of paid again), and ``requests``: those the jobs sent and the 429s
+    they received (from the usage ledgers)."""
     spent: dict[str, Counter[str]] = {}
     saved: dict[str, Counter[str]] = {}
-    traffic: dict[str, Counter[str]] = {}
     for manifest in manifests:
         for entry in manifest["entries"]:
             billing = entry.get("billing")
@@ -60,12 +60,10 @@ def api_costs(manifests: list[dict[str, Any]]) -> dict[str, Any]:
                 )
                 tally["calls"] += 1
                 tally["billed_pages"] += billing["billed_pages"]
-        for endpoint, counts in manifest.get("usage", {}).items():
-            traffic.setdefault(endpoint, Counter()).update(counts)
     return {
         "spent": {e: dict(c) for e, c in spent.items()},
         "saved_by_cache": {e: dict(c) for e, c in saved.items()},
-        "requests": {e: dict(c) for e, c in traffic.items()},
+        "requests": requests,
     }
 
 
@@ -96,6 +94,7 @@ def write_summary(
     failures_path: str,
     skipped: list[tuple[str, str]] = (),  # type: ignore[assignment]
     skipped_path: str | None = None,
+    requests: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``manifest_paths``: the shard manifests of each stage (ocr, kie, layout) and export."""
     manifests = {step: [read_json(p) for p in paths] for step, paths in manifest_paths.items()}
@@ -117,7 +116,9 @@ def write_summary(
         "skipped": dict(Counter(reason for _, reason in skipped).most_common()),
         **{stage: stage_summary(stage_entries) for stage, stage_entries in stages.items()},
         "exports": exports,
-        "api": api_costs([m for step_manifests in manifests.values() for m in step_manifests]),
+        "api": api_costs(
+            [m for step_manifests in manifests.values() for m in step_manifests], requests or {}
+        ),
     }
     write_json_atomic(summary_path, summary)
     _write_csv(failures_path, FAILURE_COLUMNS, failed)
@@ -136,10 +137,13 @@ def _write_csv(path: str, columns: list[str], rows: list[dict[str, Any]]) -> Non
 
 def summary_job(smk: Any) -> None:
     from .plan import read_skipped
+    from .results import Results
+    from .usage import total_usage
 
     paths = {step: list(files) for step, files in smk.input.items() if step != "plan"}
     skipped = read_skipped(smk.input.plan)
+    requests = total_usage(Results(smk.params.results))
     summary = write_summary(
-        paths, smk.output.summary, smk.output.failures, skipped, smk.output.skipped
+        paths, smk.output.summary, smk.output.failures, skipped, smk.output.skipped, requests
     )
     print(json.dumps({k: summary[k] for k in ("images", "failed_images")}))

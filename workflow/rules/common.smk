@@ -2,6 +2,7 @@ import sys
 
 from snakemake.utils import validate
 
+from ocrkie.awscheck import check_or_stop
 from ocrkie.cache import cache_location
 from ocrkie.engines.registry import active_stages, build, check_backends
 from ocrkie.exports import DESCRIBED, FORMATS, exporter, requested
@@ -80,6 +81,8 @@ def make_plan():
     """Once per run, in the submitting Snakemake: shard jobs only read the plan file."""
     if not workflow.is_main_process or cli_flag("--lint"):
         return None
+    if STORAGE_PREFIX:  # credentials, bucket, queue, role: one line each if wrong
+        check_or_stop(STORAGE_PREFIX)
     results = Results(RESULTS_LOCATION)
     remote_jobs = workflow.nodes if STORAGE_PREFIX else None
     requests = ENGINES["ocr"].resources(remote=STORAGE_PREFIX is not None)

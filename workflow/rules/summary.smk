@@ -12,6 +12,8 @@ rule summary:
     localrule: True
     conda:
         "../../envs/ocrkie.yaml"
+    params:
+        results=results_location,
     message:
         "Summarising the run"
     script:

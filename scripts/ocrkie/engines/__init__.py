@@ -14,7 +14,7 @@ line in ``registry.BACKENDS``, and its settings block in the config schema.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -67,6 +67,7 @@ class Engine(ABC):
     concurrency: int = 1  # batches in flight at once (API engines wait on the network)
     batch_size: int = 1  # images per batch call
     paid: bool = False  # each result costs money (the dry run forecasts what it would send)
+    in_worker: bool = False  # native code that may hang or grow: run in a child the job can stop
 
     @classmethod
     @abstractmethod
@@ -91,8 +92,12 @@ class Engine(ABC):
         """Checks before the first job (credentials); raise a ``FatalError`` to stop the run."""
 
     def usage(self) -> dict[str, dict[str, int]]:
-        """Requests sent so far, per endpoint (``requests``, ``http_429``), for the summary."""
+        """Requests sent so far, per endpoint (``requests``, ``http_429``), for the log."""
         return {}
+
+    def observe(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 (optional)
+        """Tell ``listener(endpoint, event)`` of every request sent, as it is sent (engines
+        that call a service): the job's usage ledger."""
 
     def close(self) -> None:  # noqa: B027 (optional)
         """Release the model or the connections."""

@@ -36,6 +36,8 @@ def cuda_available() -> bool:
 
 
 class RapidOcrEngine(OcrEngine):
+    in_worker = True  # onnxruntime: a page may hang, memory may grow
+
     def __init__(
         self,
         threads: int = 1,

@@ -18,6 +18,7 @@ import json
 import mimetypes
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -66,6 +67,7 @@ class UpstageEngine(Engine):
         self.settings = settings
         self.concurrency = settings["concurrency"]
         self._client: UpstageClient | None = None
+        self._listener: Callable[[str, str], None] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -81,7 +83,13 @@ class UpstageEngine(Engine):
                     max_attempts=self.settings["max_attempts"],
                     rate_limits=self.settings["rate_limits"],
                 )
+                self._client.listener = self._listener
             return self._client
+
+    def observe(self, listener: Callable[[str, str], None]) -> None:
+        self._listener = listener
+        if self._client is not None:
+            self._client.listener = listener
 
     def threads(self, configured: int) -> int:
         return 0  # the job waits on the network: it takes an `upstage_api` slot, not a core
