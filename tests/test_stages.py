@@ -200,7 +200,7 @@ def test_an_engine_added_to_the_registry_is_built_from_its_config_block(monkeypa
 
     monkeypatch.setitem(registry.BACKENDS["ocr"], "fake", "fake:FakeOcr")
     monkeypatch.setitem(sys.modules, "ocrkie.engines.fake", sys.modules[__name__])
-    config = {"ocr_backend": "fake", "kie_backend": "local", "document_parse": {"enabled": False}}
+    config = {"ocr_backend": "fake", "kie_backend": "rules", "document_parse": {"enabled": False}}
     registry.check_backends(config)
     engine = registry.build("ocr", config)
     assert isinstance(engine, FakeOcr) and engine.identity()["name"] == "fake-ocr"
@@ -209,7 +209,7 @@ def test_an_engine_added_to_the_registry_is_built_from_its_config_block(monkeypa
 def test_an_unknown_backend_is_refused_by_name():
     from ocrkie.engines import registry
 
-    config = {"ocr_backend": "tesseract", "kie_backend": "local"}
+    config = {"ocr_backend": "tesseract", "kie_backend": "rules"}
     with pytest.raises(ValueError, match="ocr_backend: 'tesseract' is not one of local, upstage"):
         registry.check_backends(config)
 

@@ -215,7 +215,7 @@ def test_local_ocr_mixes_with_upstage_kie_and_document_parse(
 
 def test_upstage_ocr_mixes_with_local_kie(tmp_path: Path, fake: FakeUpstage, with_key):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
-    workdir.snakemake(*configure(workdir, fake, kie_backend="local"))
+    workdir.snakemake(*configure(workdir, fake, kie_backend="rules"))
     for record in workdir.records("kie").values():
         assert record["engine"]["name"] == "ocrkie-rules"
         assert record["fields"]["date"]["normalized"]

@@ -270,8 +270,13 @@ def stage_line(output: str, label: str) -> str:
         ("images: {max_side: 2048}", "max_side 4096, now 2048", "made from other OCR records"),
         ("images: {max_pixels: 1000000}", "max_pixels 178956970, now 1000000", "from other OCR"),
         ("kie_schema: receipt-v2.json", None, "made with schema "),
-        ("kie_backend: upstage", None, "made with ocrkie-rules, now upstage-information-extract"),
-        ("ocr_backend: upstage", "made with rapidocr, now upstage-ocr", "from other OCR records"),
+        ("kie_backend: upstage", None, "made with ocrkie-learned, now upstage-information-extract"),
+        ("kie_backend: rules", None, "made with ocrkie-learned, now ocrkie-rules"),
+        (  # the learned model is for rapidocr's records: a clear error with upstage's
+            "ocr_backend: upstage\nkie_backend: rules",
+            "made with rapidocr, now upstage-ocr",
+            "now ocrkie-rules",
+        ),
     ],
 )
 def test_a_setting_that_changes_records_reruns_exactly_its_stages(finished, setting, ocr, kie):
@@ -287,7 +292,10 @@ def test_a_setting_that_changes_records_reruns_exactly_its_stages(finished, sett
     assert jobs.get("ocr", 0) == (2 if ocr else 0) and jobs["kie"] == 2
 
 
-@pytest.mark.parametrize("arguments", [("--cores", "1"), ("--set-threads", "ocr=2")])
+# "cache=...": a value of the --config before it; moving the cache changes no record
+@pytest.mark.parametrize(
+    "arguments", [("--cores", "1"), ("--set-threads", "ocr=2"), ("cache=moved-cache",)]
+)
 @pytest.mark.parametrize("shard_size", ["1", "50"])
 def test_a_setting_that_changes_no_record_reruns_nothing(finished, arguments, shard_size):
     done = finished.snakemake("--config", "input_dir=scans", f"shard_size={shard_size}", *arguments)

@@ -90,14 +90,15 @@ class S3Cache:
         return f"S3Cache({self._folder.location!r})"
 
 
-def cache_location(config: dict[str, Any], storage_prefix: str | None = None) -> str:
-    """Where the content cache is: ``auto`` means beside the results, which with S3 default
-    storage (jobs that share no disk) is ``<prefix>/<results_dir>/cache`` in S3; ``""`` is off."""
+def cache_location(config: dict[str, Any], results_location: str) -> str:
+    """Where the content cache is: ``auto`` means beside the results (``<results>/cache``,
+    which with S3 default storage, jobs that share no disk, is in S3); ``""`` is off.
+
+    Jobs work this out for themselves rather than take it as a rule parameter: moving the
+    cache changes no record, so it must not look to Snakemake like a reason to rerun."""
     if config["cache"] != "auto":
         return config["cache"]
-    if storage_prefix:
-        return f"{storage_prefix}/{config['results_dir']}/cache"
-    return str(Path(config["results_dir"]) / "cache")
+    return f"{results_location.rstrip('/')}/cache"
 
 
 def open_cache(location: str | None) -> ContentCache:

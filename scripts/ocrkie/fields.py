@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,12 @@ class FieldSchema:
     document: dict[str, Any]
     fields: list[FieldSpec]
     sha256: str
+
+    @property
+    def fields_sha256(self) -> str:
+        """The fields' names, types and local hints: what a local extractor reads of the
+        schema (descriptions are for services)."""
+        return digest([asdict(spec) for spec in self.fields], 64)
 
     def for_api(self) -> dict[str, Any]:
         """The schema without local hints, as sent to a service."""

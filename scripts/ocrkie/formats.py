@@ -145,3 +145,9 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def split_of(sha256: str, val_fraction: float) -> str:
+    """``val`` for a fixed, content-determined share of images; the rest ``train``."""
+    bucket = int(hashlib.sha256(f"ocrkie-split:{sha256}".encode()).hexdigest()[:8], 16)
+    return "val" if bucket / 0xFFFFFFFF < val_fraction else "train"

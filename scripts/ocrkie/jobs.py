@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .cache import open_cache
+from .cache import cache_location, open_cache
 from .engines.registry import build
 from .exports import exporter
 from .exports.model import Page
@@ -43,7 +43,7 @@ def run_stage_job(smk: Any) -> None:
         shard_name=smk.wildcards.shard,
         manifest=smk.output[0],
         results_location=smk.params.results,
-        cache_location=smk.params.cache,
+        cache_location=cache_location(smk.config, smk.params.results),
         threads=smk.threads,
         mem_mb=smk.resources.get("mem_mb", 0),
     )

@@ -11,7 +11,6 @@ memory stays flat however many images there are.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
@@ -25,7 +24,7 @@ import lmdb
 from PIL import Image
 
 from .evaluate import read_box_lines
-from .formats import now_iso, write_json_atomic
+from .formats import now_iso, split_of, write_json_atomic
 from .images import PageImage, decode_page
 from .inputs import InputImage
 from .results import Results
@@ -62,12 +61,6 @@ class Filters:
         if self.charset and any(c not in self.charset for c in text):
             return "charset"
         return None
-
-
-def split_of(sha256: str, val_fraction: float) -> str:
-    """``val`` for a fixed, content-determined share of images; the rest ``train``."""
-    bucket = int(hashlib.sha256(f"ocrkie-split:{sha256}".encode()).hexdigest()[:8], 16)
-    return "val" if bucket / 0xFFFFFFFF < val_fraction else "train"
 
 
 def crop_line(page: PageImage, polygon: list[list[float]], padding: float) -> Image.Image:

@@ -124,6 +124,9 @@ def amount_value(token: str) -> str | None:
         return None
 
 
+_SPACED_PUNCTUATION = re.compile(r"\s*([,.;:])\s*")
+
+
 def normalize_text(text: str) -> str:
     """Unicode NFKC, upper case, one space between words, none around punctuation.
 
@@ -131,7 +134,7 @@ def normalize_text(text: str) -> str:
     ("BAHRU, JOHOR" vs "BAHRU,JOHOR"), which carries no information.
     """
     text = " ".join(unicodedata.normalize("NFKC", text).upper().split())
-    return re.sub(r"\s*([,.;:])\s*", r"\1", text).strip(" .,;:")
+    return _SPACED_PUNCTUATION.sub(r"\1", text).strip(" .,;:")
 
 
 def normalize(kind: str, text: str | None, date_order: str = "DMY") -> str | None:

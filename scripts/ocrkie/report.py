@@ -160,7 +160,10 @@ def sample_pages(
         page = decode_page(data, 10**9, 1600, entry["path"], entry.get("page", 1))
         name = record_name(entry["id"], entry.get("page", 1), entry.get("pages", 1))
         ocr_record = results.read_record("ocr", name)
-        kie_record = results.read_record("kie", entry["id"])
+        try:
+            kie_record = results.read_record("kie", entry["id"])
+        except FileNotFoundError:  # kie_backend: none
+            kie_record = {}
         _drawn(page, ocr_record, kie_record).save(folder / f"page_{n}.png")
 
 

@@ -1,5 +1,6 @@
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from ocrkie.awscheck import check_or_stop
@@ -12,6 +13,15 @@ from ocrkie.results import Results, manifest_path
 from ocrkie.s3 import ensure_keep_marker
 
 validate(config, schema="../schemas/config.schema.yaml")
+# Training the learned KIE model (train_kie): the labelled images go through the same
+# cached OCR stage; KIE and the exports stay off, the labels take their place.
+TRAINING = bool(config["train_dir"] or config["train_from"])
+if config["train_dir"]:
+    config["input_dir"] = f"{config['train_dir'].rstrip('/')}/img"
+    config["input_list"] = ""
+if TRAINING:
+    config["kie_backend"] = "none"
+    config["exports"] = ["json"]
 check_backends(config)
 
 
@@ -42,7 +52,7 @@ STORAGE_PREFIX = s3_storage_prefix()
 RESULTS = config["results_dir"]
 # Jobs read images and write records themselves: under the storage prefix, if there is one.
 RESULTS_LOCATION = f"{STORAGE_PREFIX}/{RESULTS}" if STORAGE_PREFIX else RESULTS
-CACHE = cache_location(config, STORAGE_PREFIX)
+CACHE = cache_location(config, RESULTS_LOCATION)
 PLAN = f"{RESULTS}/{PLAN_FILE}"
 STAGES = active_stages(config)
 EXPORTS = requested(config["exports"])
@@ -122,6 +132,21 @@ def where_things_are():
             "  lmdb/train, lmdb/val, lmdb/manifest.json  the line-image training set"
         )
     return lines
+
+
+# Training the learned KIE model (train_kie): where the model goes, and what it learns from.
+MODEL = config["train"]["output"] or f"{RESULTS}/model"
+
+
+def training_input(wildcards):
+    """The OCR of the labelled images; a clear word when there are no labels to learn from."""
+    if not TRAINING:
+        raise WorkflowError(
+            "train_kie learns from labelled documents: add --config "
+            "train_dir=<folder with img/ and key/<stem>.json> or "
+            "train_from=<results folder of a run with kie_backend=upstage>"
+        )
+    return manifests("ocr")
 
 
 wildcard_constraints:

@@ -9,12 +9,11 @@ rule kie:
         f"{RESULTS}/logs/kie/{{shard}}-{{ocr}}-{{kie}}.log",
     conda:
         "../../envs/ocrkie.yaml"
-    threads: stage_threads("kie")
+    threads: stage_threads("kie") if "kie" in STAGES else 0
     resources:
-        **stage_resources("kie"),
+        **(stage_resources("kie") if "kie" in STAGES else {}),
     params:
         results=results_location,
-        cache=CACHE,
     message:
         "KIE of {wildcards.shard}"
     script:

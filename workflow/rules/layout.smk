@@ -13,7 +13,6 @@ rule layout:
         **(stage_resources("layout") if "layout" in STAGES else {}),
     params:
         results=results_location,
-        cache=CACHE,
     message:
         "Document Parse of {wildcards.shard}"
     script:

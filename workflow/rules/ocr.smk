@@ -13,7 +13,6 @@ rule ocr:
         **stage_resources("ocr"),
     params:
         results=results_location,
-        cache=CACHE,
     message:
         "OCR of {wildcards.shard}"
     script:

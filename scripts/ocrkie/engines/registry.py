@@ -14,7 +14,11 @@ from . import Engine
 # stage -> backend -> "module:class" (imported when built, so a job loads only its engine)
 BACKENDS: dict[str, dict[str, str]] = {
     "ocr": {"local": "rapid:RapidOcrEngine", "upstage": "upstage:UpstageOcrEngine"},
-    "kie": {"local": "rules:RuleExtractor", "upstage": "upstage:UpstageExtractor"},
+    "kie": {
+        "learned": "learned:LearnedExtractor",
+        "rules": "rules:RuleExtractor",
+        "upstage": "upstage:UpstageExtractor",
+    },
     "layout": {"upstage": "upstage:UpstageLayoutParser"},
 }
 
@@ -22,18 +26,20 @@ STAGES = tuple(BACKENDS)  # in the order they run; KIE reads the OCR records
 
 
 def backend(stage: str, config: dict[str, Any]) -> str | None:
-    """The backend the config names for ``stage``; None for a stage that is switched off."""
+    """The backend the config names for ``stage``; None for a stage that is switched off
+    (``kie_backend: none``: OCR only)."""
     if stage == "layout":
         return "upstage" if config["document_parse"]["enabled"] else None
-    return config[f"{stage}_backend"]
+    name = config[f"{stage}_backend"]
+    return None if stage == "kie" and name == "none" else name
 
 
 def check_backends(config: dict[str, Any]) -> None:
     """A clear error for a backend no engine is registered for."""
     for stage in ("ocr", "kie"):
         name = backend(stage, config)
-        if name not in BACKENDS[stage]:
-            choices = ", ".join(sorted(BACKENDS[stage]))
+        if name is not None and name not in BACKENDS[stage]:
+            choices = ", ".join(sorted(BACKENDS[stage]) + (["none"] if stage == "kie" else []))
             raise ValueError(f"{stage}_backend: {name!r} is not one of {choices}")
 
 

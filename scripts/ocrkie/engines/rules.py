@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from importlib.metadata import version
 from typing import Any, Self
 
@@ -27,15 +28,15 @@ def _region(rows: list[Row], region: str) -> list[Row]:
 
 
 def _keyword_match(spec: FieldSpec, text: str) -> re.Match[str] | None:
-    label = _label(spec, text)
+    label = label_match(spec, text)
     return label[1] if label else None
 
 
-def _excluded(spec: FieldSpec, text: str) -> bool:
+def excluded(spec: FieldSpec, text: str) -> bool:
     return any(re.search(pattern, text, re.I) for pattern in spec.exclude)
 
 
-def _matches_pattern(spec: FieldSpec, text: str) -> bool:
+def matches_pattern(spec: FieldSpec, text: str) -> bool:
     return any(re.search(pattern, text, re.I) for pattern in spec.patterns)
 
 
@@ -64,7 +65,7 @@ def _field_value(found: Found | None) -> dict[str, Any]:
 
 
 def _find_text(spec: FieldSpec, rows: list[Row]) -> Found | None:
-    candidates = [r for r in _region(rows, spec.region) if not _excluded(spec, r.text)]
+    candidates = [r for r in _region(rows, spec.region) if not excluded(spec, r.text)]
     for row in candidates:
         match = _keyword_match(spec, row.text)
         if match and spec.type == "text" and spec.region != "top":
@@ -97,16 +98,16 @@ def _found_name(spec: FieldSpec, rows: list[Row], row: Row, label: re.Match[str]
 def _find_address(spec: FieldSpec, rows: list[Row], after: int) -> Found | None:
     region = [r for r in _region(rows, spec.region) if r.index > after]
     for position, row in enumerate(region):
-        if _excluded(spec, row.text):
+        if excluded(spec, row.text):
             continue
-        if _keyword_match(spec, row.text) or _matches_pattern(spec, row.text):
+        if _keyword_match(spec, row.text) or matches_pattern(spec, row.text):
             block = [row]
             for nxt in region[position + 1 :]:
-                if len(block) >= spec.max_lines or _excluded(spec, nxt.text):
+                if len(block) >= spec.max_lines or excluded(spec, nxt.text):
                     break
                 if nxt.index != block[-1].index + 1:
                     break
-                if _matches_pattern(spec, block[-1].text) and not _is_place_name(nxt.text):
+                if matches_pattern(spec, block[-1].text) and not _is_place_name(nxt.text):
                     break
                 block.append(nxt)
             value = " ".join(r.text for r in block)
@@ -124,7 +125,7 @@ def _find_date(spec: FieldSpec, rows: list[Row]) -> Found | None:
     labelled = [r for r in region if _keyword_match(spec, r.text)]
     for rank, group in enumerate((labelled, region)):
         for row in group:
-            if _excluded(spec, row.text):
+            if excluded(spec, row.text):
                 continue
             for raw, iso in find_dates(row.text, spec.date_order):
                 start = row.text.index(raw)
@@ -136,8 +137,8 @@ def _find_amount(spec: FieldSpec, rows: list[Row]) -> Found | None:
     region = _region(rows, spec.region)
     candidates: list[tuple[int, int, Found]] = []  # (label rank, row position, amount)
     for position, row in enumerate(region):
-        label = _label(spec, row.text)
-        if label is None or _excluded(spec, row.text):
+        label = label_match(spec, row.text)
+        if label is None or excluded(spec, row.text):
             continue
         rank, match = label
         found = _amounts_in(row, match.end())
@@ -155,11 +156,15 @@ def _find_amount(spec: FieldSpec, rows: list[Row]) -> Found | None:
     return _adjusted(spec, region, chosen[1], chosen[2])
 
 
-def _label(spec: FieldSpec, text: str) -> tuple[int, re.Match[str]] | None:
+@cache
+def _keyword(keyword: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])", re.I)
+
+
+def label_match(spec: FieldSpec, text: str) -> tuple[int, re.Match[str]] | None:
     """The first of the field's keywords (they are in priority order) found in ``text``."""
     for rank, keyword in enumerate(spec.keywords):
-        match = re.search(rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])", text, re.I)
-        if match:
+        if match := _keyword(keyword).search(text):
             return rank, match
     return None
 
@@ -169,7 +174,7 @@ def _adjusted(spec: FieldSpec, region: list[Row], position: int, found: Found) -
     total = Decimal(found.normalized or "0")
     pieces = list(found.pieces)
     for row in region[position + 1 : position + 3]:
-        if not any(_label(FieldSpec(spec.name, keywords=[k]), row.text) for k in spec.adjust):
+        if not any(label_match(FieldSpec(spec.name, keywords=[k]), row.text) for k in spec.adjust):
             continue
         for amount in _amounts_in(row, 0)[:1]:
             value = Decimal(amount.normalized or "0")

@@ -1,0 +1,114 @@
+"""The learned local KIE engine: a trained ranking model (``ocrkie.learn``) over OCR records.
+
+Its identity holds the model's weights digest, so a retrained model reruns KIE and nothing
+else. The model folder is checked when the workflow is parsed: missing, damaged, trained for
+another field schema or on another OCR engine's output is a clear error before any job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Self
+
+from ..evidence import source_of
+from ..fields import FieldSchema, load_field_schema
+from ..learn.candidates import FEATURES, read_sheet
+from ..learn.folder import ModelError, read_card
+from . import Document, Extraction, Extractor
+from .registry import build
+from .rules import RuleExtractor
+
+
+def ocr_kind(identity: dict[str, Any]) -> dict[str, Any]:
+    """What of an OCR engine's identity a model depends on: the engine and its model."""
+    return {"name": identity.get("name"), "model": identity.get("model")}
+
+
+class LearnedExtractor(Extractor):
+    """Candidates from the OCR rows, ranked by a small torch model; batched over a shard."""
+
+    def __init__(self, folder: Path, schema: FieldSchema, card: dict[str, Any], use_gpu: str):
+        self.folder, self.schema, self.card = folder, schema, card
+        self.use_gpu = use_gpu
+        self.rules = RuleExtractor(schema)  # the rules' pick is one of the model's features
+        self.model: Any = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        folder = Path(config["learned_model"])
+        schema = load_field_schema(config["kie_schema"])
+        card = read_card(folder)
+        if card.get("features") != FEATURES:
+            raise ModelError(
+                f"the KIE model in {folder} reads features of version {card.get('features')}, "
+                f"this ocrkie makes version {FEATURES}: retrain it with train_kie"
+            )
+        if card["fields_sha256"] != schema.fields_sha256:
+            raise ModelError(
+                f"the KIE model in {folder} was trained for the field schema "
+                f"{card['schema_title']!r} (fields {', '.join(card['fields'])}), not for "
+                f"{config['kie_schema']} (fields {', '.join(f.name for f in schema.fields)}, "
+                "or other hints): train one for it with train_kie, or use kie_backend: rules"
+            )
+        ocr = ocr_kind(build("ocr", config).identity())
+        if ocr_kind(card["ocr_engine"]) != ocr:
+            raise ModelError(
+                f"the KIE model in {folder} was trained on OCR from {card['ocr_engine']}, "
+                f"this run's OCR is {ocr}: retrain it on this engine's records with train_kie"
+            )
+        return cls(folder, schema, card, config["local"]["use_gpu"])
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "name": "ocrkie-learned",
+            "version": version("ocrkie"),
+            "schema": self.schema.sha256,
+            "model": self.card["weights_sha256"],
+        }
+
+    def _load(self) -> Any:
+        if self.model is None:
+            import torch
+
+            from ..learn.model import load
+
+            cuda = self.use_gpu != "false" and torch.cuda.is_available()
+            self.device = "cuda" if cuda else "cpu"
+            self.model = load(self.folder, self.card, self.device)
+        return self.model
+
+    def extract(self, document: Document) -> Extraction:
+        return self.extract_many([document])[0]
+
+    def extract_many(self, documents: Sequence[Document]) -> list[Extraction]:
+        from ..learn.model import tensors
+        from ..learn.training import read_fields
+
+        model = self._load()
+        extractions = []
+        for document in documents:
+            sheet = read_sheet(document.ocr, self.schema, self.rules)
+            picks = read_fields(model, sheet, tensors(sheet, self.device))
+            fields = {}
+            for spec in self.schema.fields:
+                pick = picks[spec.name]
+                fields[spec.name] = {"type": spec.type, **_value(pick.candidate, pick.confidence)}
+            extractions.append(Extraction(fields))
+        return extractions
+
+    def close(self) -> None:
+        self.model = None
+
+
+def _value(candidate: Any, odds: float) -> dict[str, Any]:
+    if candidate is None:
+        return {"value": None, "normalized": None, "confidence": 0.0, "source": None}
+    source, _ = source_of(candidate.pieces)
+    return {
+        "value": candidate.value,
+        "normalized": candidate.normalized,
+        "confidence": round(odds, 4),
+        "source": source,
+    }

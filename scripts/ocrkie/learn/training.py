@@ -1,0 +1,242 @@
+"""Fit a ranking model to labelled documents, and read fields with it.
+
+Labels are the fields' values (a key file, or the KIE record of a service). Each is looked
+for among the document's candidates by its normalised value; a text the OCR misread is
+matched fuzzily (the closest candidates, if close enough). Documents are split into training
+and validation by their image's sha256, so the split never depends on file names or order.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rapidfuzz import fuzz
+
+from ..engines.rules import RuleExtractor
+from ..fields import FieldSchema, FieldSpec
+from ..formats import split_of
+from ..normalize import normalize
+from .candidates import FEATURES, Candidate, Sheet, read_sheet
+from .folder import MANIFEST
+from .model import FieldRanker, Tensors, save, tensors
+
+FUZZY = 90  # a text label matches OCR'd candidates at least this similar (0-100)
+SETTINGS = {
+    "dim": 16,
+    "hidden": 64,
+    "dropout": 0.5,  # chosen by cross-validation over vendors unseen in training
+    "weight_decay": 0.01,
+    "epochs": 30,
+    "batch": 8,
+    "lr": 3e-3,
+    "val_fraction": 0.1,
+}
+
+
+def truth_value(spec: FieldSpec, value: Any) -> str | None:
+    """A label as the scorer compares it: dates ISO, amounts decimal, text upper-cased."""
+    if value is None:
+        return None
+    kind = "text" if spec.type == "address" else spec.type
+    return normalize(kind, str(value), spec.date_order)
+
+
+def positives(spec: FieldSpec, found: list[Candidate], truth: str | None) -> tuple[list[int], str]:
+    """The candidates that hold the label, and how they were found: exact, fuzzy or none."""
+    if truth is None:
+        return [], "none"
+    exact = [i for i, c in enumerate(found) if c.normalized == truth]
+    if exact or spec.type in ("date", "amount") or not found:
+        return exact, "exact" if exact else "none"
+    ratios = [fuzz.ratio(c.normalized, truth) for c in found]
+    best = max(ratios)
+    if best < FUZZY:
+        return [], "none"
+    return [i for i, r in enumerate(ratios) if r == best], "fuzzy"
+
+
+@dataclass
+class Example:
+    sha256: str
+    path: str
+    split: str
+    sheet: Sheet
+    tensors: Tensors
+    truth: dict[str, str | None]
+    positives: dict[str, list[int]]
+    found: dict[str, str]  # how each label was found among the candidates
+
+
+def examples(
+    labelled: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+    schema: FieldSchema,
+    val_fraction: float,
+) -> list[Example]:
+    """(OCR record, labels) pairs as training examples."""
+    rules = RuleExtractor(schema)
+    made = []
+    for ocr, labels in labelled:
+        sheet = read_sheet(ocr, schema, rules)
+        truth, wanted, found = {}, {}, {}
+        for spec in schema.fields:
+            truth[spec.name] = truth_value(spec, labels.get(spec.name))
+            hits, how = positives(spec, sheet.candidates[spec.name], truth[spec.name])
+            wanted[spec.name], found[spec.name] = hits, how
+        image = ocr["image"]
+        split = split_of(image["sha256"], val_fraction)
+        made.append(
+            Example(
+                image["sha256"], image["path"], split, sheet, tensors(sheet), truth, wanted, found
+            )
+        )
+    return made
+
+
+def _loss(model: FieldRanker, example: Example) -> torch.Tensor | None:
+    units = model.units(example.tensors)
+    terms = []
+    for name, hits in example.positives.items():
+        if hits:
+            scores = model.scores(units, example.tensors.fields[name])
+            terms.append(torch.logsumexp(scores, 0) - torch.logsumexp(scores[hits], 0))
+    return torch.stack(terms).sum() if terms else None
+
+
+def fit(
+    train: list[Example], fields: list[str], seed: int, settings: dict[str, Any]
+) -> FieldRanker:
+    """The same examples, settings and seed give the same weights on the CPU."""
+    torch.manual_seed(seed)
+    order = random.Random(seed)
+    model = FieldRanker(fields, settings["dim"], settings["hidden"], settings["dropout"])
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
+    )
+    usable = [e for e in train if any(e.positives.values())]
+    model.train()
+    for _ in range(settings["epochs"]):
+        order.shuffle(usable)
+        for start in range(0, len(usable), settings["batch"]):
+            losses = [_loss(model, e) for e in usable[start : start + settings["batch"]]]
+            losses = [loss for loss in losses if loss is not None]
+            optimizer.zero_grad()
+            torch.stack(losses).mean().backward()
+            optimizer.step()
+    return model.eval()
+
+
+@dataclass
+class Pick:
+    candidate: Candidate | None
+    confidence: float
+
+
+def read_fields(model: FieldRanker, sheet: Sheet, prepared: Tensors) -> dict[str, Pick]:
+    """Each field's most probable value; candidates with the same value pool their odds."""
+    picks = {}
+    with torch.no_grad():
+        units = model.units(prepared)
+        for name, found in sheet.candidates.items():
+            if name not in prepared.fields:
+                picks[name] = Pick(None, 0.0)
+                continue
+            odds = torch.softmax(model.scores(units, prepared.fields[name]), 0).tolist()
+            pooled: dict[str, float] = {}
+            for candidate, p in zip(found, odds, strict=True):
+                pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + p
+            value = max(pooled, key=pooled.__getitem__)
+            best = max(
+                (i for i, c in enumerate(found) if c.normalized == value), key=odds.__getitem__
+            )
+            picks[name] = Pick(found[best], pooled[value])
+    return picks
+
+
+def scores(model: FieldRanker, held: list[Example], schema: FieldSchema) -> dict[str, Any]:
+    """Field accuracy of the model and of the rules on the same documents."""
+    tally = {spec.name: {"model": 0, "rules": 0, "documents": 0} for spec in schema.fields}
+    for example in held:
+        picks = read_fields(model, example.sheet, example.tensors)
+        for name, counts in tally.items():
+            truth = example.truth[name]
+            if truth is None:
+                continue
+            pick = picks[name].candidate
+            counts["model"] += pick is not None and pick.normalized == truth
+            counts["rules"] += example.sheet.rules[name] == truth
+            counts["documents"] += 1
+    return {
+        name: {
+            "model": round(c["model"] / c["documents"], 4) if c["documents"] else None,
+            "rules": round(c["rules"] / c["documents"], 4) if c["documents"] else None,
+            "documents": c["documents"],
+        }
+        for name, c in tally.items()
+    }
+
+
+def train_model(
+    pairs: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+    schema: FieldSchema,
+    ocr_engine: dict[str, Any],
+    options: dict[str, Any],
+    folder: Path,
+    documents: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Train on (OCR record, labels) pairs and write the model folder; returns its card."""
+    settings = {**SETTINGS, **{k: v for k, v in options.items() if k in SETTINGS}}
+    seed = options.get("seed", 0)
+    started = time.perf_counter()
+    made = examples(pairs, schema, settings["val_fraction"])
+    train = [e for e in made if e.split == "train"]
+    held = [e for e in made if e.split == "val"]
+    model = fit(train, [spec.name for spec in schema.fields], seed, settings)
+    validation = scores(model, held, schema)
+    card = {
+        "schema_title": schema.document.get("title", ""),
+        "schema_sha256": schema.sha256,
+        "fields_sha256": schema.fields_sha256,
+        "schema": schema.document,
+        "fields": [spec.name for spec in schema.fields],
+        "features": FEATURES,
+        "ocr_engine": ocr_engine,
+        "settings": settings,
+        "hidden": settings["hidden"],
+        "seed": seed,
+        "documents": {**(documents or {}), "train": len(train), "val": len(held)},
+        "labels_found": {
+            spec.name: dict(Counter(e.found[spec.name] for e in train)) for spec in schema.fields
+        },
+        "validation": {"documents": len(held), "fields": validation, **_means(validation)},
+        "torch": torch.__version__,
+        "training_seconds": round(time.perf_counter() - started, 1),
+    }
+    card = save(folder, model, card)
+    _write_manifest(folder / MANIFEST, made)
+    return card
+
+
+def _means(validation: dict[str, Any]) -> dict[str, float | None]:
+    means = {}
+    for who in ("model", "rules"):
+        values = [v[who] for v in validation.values() if v[who] is not None]
+        means[f"mean_{who}"] = round(sum(values) / len(values), 4) if values else None
+    return means
+
+
+def _write_manifest(path: Path, made: list[Example]) -> None:
+    """Every training image by sha256, with its split and how each label was found."""
+    fields = list(made[0].found) if made else []
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["sha256", "path", "split", *(f"label_{name}" for name in fields)])
+        for e in sorted(made, key=lambda e: e.sha256):
+            writer.writerow([e.sha256, e.path, e.split, *(e.found[name] for name in fields)])

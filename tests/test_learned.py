@@ -1,0 +1,238 @@
+"""The learned KIE backend: training in the workflow, the model folder, and its guard rails."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from fakes.upstage_server import FakeUpstage
+
+from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
+from ocrkie.fields import load_field_schema
+from ocrkie.images import sha256_of
+from ocrkie.learn.folder import read_card
+from ocrkie.learn.model import load
+from ocrkie.learn.training import train_model, truth_value
+
+RECEIPT = load_field_schema(REPO / "config" / "fields" / "receipt.json")
+DEFAULT_MODEL = REPO / "scripts" / "ocrkie" / "models" / "receipt"
+KEY = "up_test_key_0123456789"
+
+
+def labelled_folder(root: Path) -> Path:
+    """The samples in the SROIE layout: img/ and key/<stem>.json."""
+    shutil.copytree(SAMPLES / "img", root / "labelled" / "img")
+    shutil.copytree(SAMPLES / "key", root / "labelled" / "key")
+    return root / "labelled"
+
+
+def own_fields_right(workdir: Workdir) -> dict[str, int]:
+    """How many KIE records hold each field of their sample's key."""
+    right = dict.fromkeys((spec.name for spec in RECEIPT.fields), 0)
+    for record in workdir.records("kie").values():
+        stem = Path(record["image"]["path"]).stem
+        key = json.loads((SAMPLES / "key" / f"{stem}.json").read_text())
+        for spec in RECEIPT.fields:
+            right[spec.name] += record["fields"][spec.name]["normalized"] == truth_value(
+                spec, key[spec.name]
+            )
+    return right
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Workdir:
+    """A model trained by `snakemake train_kie` on the six samples (all in training)."""
+    workdir = make_workdir(tmp_path_factory.mktemp("trained"), [])
+    labelled_folder(workdir.path)
+    (workdir.path / "train.yaml").write_text("train: {val_fraction: 0}\n")
+    workdir.snakemake(
+        "train_kie",
+        "--configfile",
+        "config/config.yaml",
+        "train.yaml",
+        "--config",
+        "train_dir=labelled",
+    )
+    return workdir
+
+
+def test_training_writes_a_model_folder_with_its_card_and_manifest(trained: Workdir):
+    folder = trained.results / "model"
+    card = read_card(folder)
+    assert card["fields"] == ["company", "date", "address", "total"]
+    assert card["schema_sha256"] == RECEIPT.sha256
+    assert card["ocr_engine"]["name"] == "rapidocr"
+    assert card["seed"] == 0 and card["documents"]["labelled"] == len(SAMPLE_IMAGES)
+    assert card["labels_found"]["total"] == {"exact": len(SAMPLE_IMAGES)}
+    with (folder / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["sha256"] for row in rows} == {sha256_of(p.read_bytes()) for p in SAMPLE_IMAGES}
+    assert {row["split"] for row in rows} == {"train"}
+    load(folder, card)  # the weights match their digest
+
+
+def test_the_trained_model_reads_the_fields_of_its_own_training_data(trained: Workdir):
+    trained.snakemake("--config", "input_dir=labelled/img", "learned_model=results/model")
+    records = trained.records("kie")
+    assert len(records) == len(SAMPLE_IMAGES)
+    assert all(r["engine"]["name"] == "ocrkie-learned" for r in records.values())
+    right = own_fields_right(trained)
+    assert right["total"] == right["date"] == right["company"] == len(SAMPLE_IMAGES), right
+    total = next(iter(records.values()))["fields"]["total"]
+    assert total["source"]["words"] and 0 < total["confidence"] <= 1
+
+
+def test_the_same_data_and_seed_give_the_same_model(trained: Workdir, tmp_path: Path):
+    pairs = []  # the workflow's own OCR records of the samples, with their keys
+    for image in SAMPLE_IMAGES:
+        (record,) = [r for r in trained.records("ocr").values() if r["image"]["path"] == image.name]
+        pairs.append((record, json.loads((SAMPLES / "key" / f"{image.stem}.json").read_text())))
+    ocr_engine = pairs[0][0]["engine"]
+    options = {"epochs": 5, "seed": 7}
+    first = train_model(pairs, RECEIPT, ocr_engine, options, tmp_path / "a")
+    again = train_model(pairs, RECEIPT, ocr_engine, options, tmp_path / "b")
+    other = train_model(pairs, RECEIPT, ocr_engine, {**options, "seed": 8}, tmp_path / "c")
+    assert first["weights_sha256"] == again["weights_sha256"]
+    assert other["weights_sha256"] != first["weights_sha256"]
+
+
+def test_a_retrained_model_reruns_kie_and_nothing_else(trained: Workdir):
+    arguments = ("--config", "input_dir=labelled/img", "learned_model=results/model")
+    trained.snakemake(*arguments)
+    before = read_card(trained.results / "model")["weights_sha256"]
+    (trained.path / "seed.yaml").write_text("train: {val_fraction: 0, seed: 1}\n")
+    trained.snakemake(
+        "train_kie",
+        "--forcerun",
+        "train_kie",
+        "--configfile",
+        "config/config.yaml",
+        "seed.yaml",
+        "--config",
+        "train_dir=labelled",
+    )
+    after = read_card(trained.results / "model")["weights_sha256"]
+    assert after != before
+    plan = trained.snakemake("-n", *arguments).stdout
+    assert re.search(r"^OCR \(.*\): 0 of \d+ jobs to run", plan, re.M), plan
+    kie = next(line for line in plan.splitlines() if line.startswith("KIE ("))
+    assert f"made with model {before[:12]}…, now {after[:12]}…" in kie, kie
+    assert "TXT export: 0 of" in plan
+
+
+def test_a_model_for_another_schema_is_refused_before_any_job(trained: Workdir, tmp_path: Path):
+    schema = {
+        "type": "object",
+        "title": "invoice",
+        "properties": {"invoice_no": {"type": "string"}, "amount_due": {"type": "number"}},
+    }
+    (tmp_path / "invoice.json").write_text(json.dumps(schema))
+    workdir = make_workdir(tmp_path / "run", SAMPLE_IMAGES[:1])
+    (workdir.path / "model").symlink_to(trained.results / "model")
+    done = workdir.snakemake(
+        "--config",
+        "input_dir=scans",
+        "learned_model=model",
+        f"kie_schema={tmp_path / 'invoice.json'}",
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "was trained for the field schema 'receipt' (fields company, date" in done.stdout
+    assert "invoice_no, amount_due" in done.stdout
+    assert not (workdir.results / "ocr").exists()  # refused before any job ran
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("learned_model=nowhere",), "no KIE model in nowhere (it needs model.json and weights"),
+        (("ocr_backend=upstage",), "was trained on OCR from {'name': 'rapidocr'"),
+    ],
+)
+def test_a_missing_or_mismatched_model_is_a_clear_error(tmp_path: Path, arguments, message):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:1])
+    done = workdir.snakemake("-n", "--config", "input_dir=scans", *arguments, check=False)
+    assert done.returncode != 0 and message in done.stdout, done.stdout[-2000:]
+
+
+def test_train_kie_without_labels_says_what_it_needs(tmp_path: Path):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:1])
+    done = workdir.snakemake("train_kie", "-n", "--config", "input_dir=scans", check=False)
+    assert done.returncode != 0
+    assert "train_kie learns from labelled documents: add --config train_dir=" in done.stdout
+
+
+def test_kie_backend_none_runs_ocr_only(tmp_path: Path):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
+    workdir.snakemake("--config", "input_dir=scans", "kie_backend=none")
+    assert len(workdir.records("ocr")) == 2
+    assert not workdir.records("kie")
+    assert json.loads((workdir.results / "summary.json").read_text())["images"] == 2
+
+
+def test_the_flywheel_learns_from_an_upstage_kie_run(tmp_path: Path, monkeypatch):
+    """Pay Information Extraction once (here the fake answers with the samples' keys), then
+    train the local model on its records and run offline."""
+    monkeypatch.setenv("UPSTAGE_API_KEY", KEY)
+    with FakeUpstage(api_key=KEY) as fake:
+        fake.register_dir(SAMPLES)
+        workdir = make_workdir(tmp_path, SAMPLE_IMAGES)
+        settings = {
+            "input_dir": "scans",
+            "kie_backend": "upstage",
+            "upstage": {"base_url": fake.url, "rate_limits": {"information-extract": 50}},
+            "train": {"val_fraction": 0},
+        }
+        (workdir.path / "paid.yaml").write_text(yaml.safe_dump(settings))
+        paid = ("--configfile", "config/config.yaml", "paid.yaml")
+        workdir.snakemake(*paid)
+        assert fake.answers and all(
+            r["engine"]["name"] == "upstage-information-extract"
+            for r in workdir.records("kie").values()
+        )
+        workdir.snakemake("train_kie", *paid, "--config", "train_from=results")
+    card = read_card(workdir.results / "model")
+    assert card["documents"]["labelled"] == len(SAMPLE_IMAGES)
+    assert card["labels_found"]["total"] == {"exact": len(SAMPLE_IMAGES)}
+    # offline from here: the same images, the learned model, no API
+    workdir.snakemake("--config", "input_dir=scans", "learned_model=results/model")
+    assert all(r["engine"]["name"] == "ocrkie-learned" for r in workdir.records("kie").values())
+    assert own_fields_right(workdir)["total"] == len(SAMPLE_IMAGES)
+
+
+def test_a_page_without_text_gets_empty_fields_not_an_error():
+    from ocrkie.engines import Document
+    from ocrkie.engines.learned import LearnedExtractor
+
+    config = {
+        "kie_schema": str(REPO / "config" / "fields" / "receipt.json"),
+        "learned_model": str(DEFAULT_MODEL),
+        "ocr_backend": "local",
+        "local": {"use_gpu": "false", "text_score": 0.5},
+    }
+    blank = {"status": "ok", "text": "", "lines": [], "image": {"path": "blank.png"}}
+    (extraction,) = LearnedExtractor.from_config(config).extract_many([Document(blank, "")])
+    assert {name: value["normalized"] for name, value in extraction.fields.items()} == {
+        "company": None,
+        "date": None,
+        "address": None,
+        "total": None,
+    }
+
+
+def test_the_default_model_is_for_the_receipt_schema_and_its_training_set_is_known():
+    card = read_card(DEFAULT_MODEL)
+    assert card["fields_sha256"] == RECEIPT.fields_sha256
+    assert card["ocr_engine"]["name"] == "rapidocr"
+    with (DEFAULT_MODEL / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == card["documents"]["train"] + card["documents"]["val"]
+    # SROIE receipts with ids of 300 or more are the project's unseen test set
+    assert all(int(Path(row["path"]).stem) < 300 for row in rows)
+    assert card["validation"]["mean_model"] > card["validation"]["mean_rules"]
+    load(DEFAULT_MODEL, card)

@@ -1,0 +1,26 @@
+# Training the learned KIE model from labelled documents (train_dir) or from a previous run's
+# Upstage KIE records (train_from): snakemake --profile profiles/local-gpu train_kie --config ...
+rule train_kie:
+    input:
+        plan=ancient(PLAN),
+        ocr=training_input,
+    output:
+        card=f"{MODEL}/model.json",
+        weights=f"{MODEL}/weights.pt",
+        manifest=f"{MODEL}/manifest.csv",
+    log:
+        f"{RESULTS}/logs/train_kie.log",
+    conda:
+        "../../envs/ocrkie.yaml"
+    threads: 2
+    resources:
+        mem_mb=4096,
+    params:
+        results=results_location,
+        train_dir=config["train_dir"],
+        train_from=config["train_from"],
+        settings=config["train"],
+    message:
+        "Training the KIE model ({output.card})"
+    script:
+        "../../scripts/train_kie.py"
