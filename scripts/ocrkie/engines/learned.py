@@ -14,7 +14,7 @@ from typing import Any, Self
 
 from ..evidence import source_of
 from ..fields import FieldSchema, load_field_schema
-from ..learn.candidates import FEATURES, read_sheet
+from ..learn.candidates import FEATURES, Candidate, read_sheet
 from ..learn.folder import ModelError, read_card
 from . import Document, Extraction, Extractor
 from .registry import build
@@ -102,7 +102,7 @@ class LearnedExtractor(Extractor):
         self.model = None
 
 
-def _value(candidate: Any, odds: float) -> dict[str, Any]:
+def _value(candidate: Candidate | None, odds: float) -> dict[str, Any]:
     if candidate is None:
         return {"value": None, "normalized": None, "confidence": 0.0, "source": None}
     source, _ = source_of(candidate.pieces)

@@ -181,7 +181,11 @@ def _height(polygon: list[list[float]]) -> float:
 
 
 def _describe(
-    spec: FieldSpec, found: list[Candidate], rows: list[Row], geometry: _Geometry, rules: Any
+    spec: FieldSpec,
+    found: list[Candidate],
+    rows: list[Row],
+    geometry: _Geometry,
+    rules: str | None,
 ) -> None:
     """Fill each candidate's numeric features."""
     count = max(len(rows), 1)

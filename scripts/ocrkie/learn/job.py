@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..engines.registry import build
 from ..evidence import merge_pages
 from ..fields import load_field_schema
+from ..inputs import InputImage
 from ..plan import decode_plan
 from ..results import PAGE_SUFFIX, Results
 from ..storage import open_folder
@@ -24,12 +25,15 @@ from .training import train_model
 
 log = logging.getLogger("ocrkie.train")
 
+# an image of the plan and its OCR record -> its labels, or None when it has none
+Labels = Callable[[InputImage, dict[str, Any]], dict[str, Any] | None]
 
-def key_labels(train_dir: str) -> Any:
+
+def key_labels(train_dir: str) -> Labels:
     """Labels by relative image path: ``key/<stem>.json`` of the image ``img/<stem>.jpg``."""
     keys = open_folder(train_dir.rstrip("/"))
 
-    def labels(image: Any, ocr: dict[str, Any]) -> dict[str, Any] | None:
+    def labels(image: InputImage, ocr: dict[str, Any]) -> dict[str, Any] | None:
         stem = PurePosixPath(image.relpath).with_suffix("")
         try:
             return json.loads(keys.read_bytes(f"key/{stem}.json"))
@@ -39,7 +43,7 @@ def key_labels(train_dir: str) -> Any:
     return labels
 
 
-def record_labels(train_from: str) -> Any:
+def record_labels(train_from: str) -> Labels:
     """Labels by image sha256: the normalised values of a previous run's ok KIE records."""
     previous = Results(train_from)
     by_sha: dict[str, dict[str, Any]] = {}
@@ -55,7 +59,7 @@ def record_labels(train_from: str) -> Any:
 
 
 def labelled(
-    images: list[Any], results: Results, labels: Any, counts: dict[str, int]
+    images: list[InputImage], results: Results, labels: Labels, counts: dict[str, int]
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     for image in images:
         try:

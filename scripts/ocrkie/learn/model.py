@@ -103,14 +103,14 @@ def save(folder: Path, model: FieldRanker, card: dict[str, Any]) -> dict[str, An
         "format": MODEL_FORMAT,
         **card,
         "weights_sha256": weights_digest(model),
-        "dim": model.dim,
     }
     (folder / CARD).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     return card
 
 
 def load(folder: Path, card: dict[str, Any], device: str = "cpu") -> FieldRanker:
-    model = FieldRanker(card["fields"], dim=card["dim"], hidden=card["hidden"])
+    settings = card["settings"]
+    model = FieldRanker(card["fields"], settings["dim"], settings["hidden"])
     state = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)
     model.load_state_dict(state)
     if weights_digest(model) != card["weights_sha256"]:

@@ -209,7 +209,6 @@ def train_model(
         "features": FEATURES,
         "ocr_engine": ocr_engine,
         "settings": settings,
-        "hidden": settings["hidden"],
         "seed": seed,
         "documents": {**(documents or {}), "train": len(train), "val": len(held)},
         "labels_found": {
