@@ -88,18 +88,18 @@ def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
             weights = {r.index: n / sum(lengths) for r, n in zip(block, lengths, strict=True)}
             pieces = [(r, 0, len(r.text)) for r in block]
             value = " ".join(r.text for r in block)
-            found.append(_candidate(spec, value, pieces, weights, -1, first, last, len(rows)))
+            found.append(_candidate(spec, value, pieces, weights, first, last, len(rows)))
             if spec.type == "text" and (short := _REGISTRATION.sub("", value)) != value:
                 end = len(block[-1].text) - (len(value) - len(short))
                 cut = [*pieces[:-1], (block[-1], 0, max(end, 0))]
-                found.append(_candidate(spec, short, cut, weights, -1, first, last, len(rows)))
+                found.append(_candidate(spec, short, cut, weights, first, last, len(rows)))
         row = rows[first]
         for line, (start, end) in zip(row.lines, row.spans, strict=True):
             if len(row.lines) > 1:
                 unit = units.of(line["text"])
                 pieces = [(row, start, end)]
                 found.append(
-                    _candidate(spec, line["text"], pieces, {unit: 1.0}, -1, first, first, len(rows))
+                    _candidate(spec, line["text"], pieces, {unit: 1.0}, first, first, len(rows))
                 )
     return [c for c in found if c.normalized]
 
@@ -138,19 +138,18 @@ def _tokens(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
     return found
 
 
-def _candidate(
+def _candidate(  # a block of rows (or part of one): no label of its own
     spec: FieldSpec,
     value: str,
     pieces: list[tuple[Row, int, int]],
     weights: dict[int, float],
-    label: int,
     first: int,
     last: int,
     count: int,
 ) -> Candidate:
     below = last + 1 if last + 1 < count else -1
     normalized = normalize(spec.type if spec.type != "address" else "text", value) or ""
-    return Candidate(value, normalized, pieces, weights, label, first - 1, below)
+    return Candidate(value, normalized, pieces, weights, -1, first - 1, below)
 
 
 class _Geometry:
