@@ -458,7 +458,16 @@ def interrupt_toy_run(batch: Batch, workdir: Path, prefix: str, sig: int, sleep:
         "SNAKEMAKE_AWS_BATCH_JOB_QUEUE": batch.queue,
         "SNAKEMAKE_AWS_BATCH_JOB_ROLE": batch.role,
     }
-    main = subprocess.Popen(command, cwd=workdir, env=environment, stdout=log, stderr=log)
+    main = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=environment,
+        stdout=log,
+        stderr=log,
+        # as at a terminal: a launcher in the background (`cmd &` in a script) leaves SIGINT
+        # ignored, and a child inherits that, so Ctrl-C would never reach Snakemake
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while len(aws.ran) < started + 2 and time.monotonic() < deadline:
         time.sleep(0.5)
