@@ -45,18 +45,14 @@ def workdir(root: Path) -> Path:
     return root
 
 
+def command(*args: str) -> list[str]:
+    """A Snakemake run with the local profile on both cores."""
+    profile = ("--profile", "profiles/local-gpu", "--cores", "2")
+    return [sys.executable, "-m", "snakemake", *profile, *args]
+
+
 def snakemake(where: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        "profiles/local-gpu",
-        "--cores",
-        "2",
-        *args,
-    ]
-    done = subprocess.run(command, cwd=where, capture_output=True, text=True)
+    done = subprocess.run(command(*args), cwd=where, capture_output=True, text=True)
     if check and done.returncode:
         raise SystemExit(
             f"snakemake {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
@@ -126,18 +122,8 @@ def kills(root: Path, points: int = 10) -> None:
         where = workdir(root / f"kill-{n}")
         shutil.copytree(SAMPLES, where / "scans")
         (where / "kills.yaml").write_text(settings)
-        command = [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--profile",
-            "profiles/local-gpu",
-            "--cores",
-            "2",
-            *arguments,
-        ]
         run = subprocess.Popen(
-            command,
+            command(*arguments),
             cwd=where,
             start_new_session=True,
             stdout=subprocess.DEVNULL,

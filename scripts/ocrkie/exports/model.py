@@ -69,20 +69,10 @@ class Word:
 
 
 @dataclass(frozen=True)
-class TextLine:
-    id: str
-    text: str
-    confidence: float
-    polygon: list[Point]
-    box: Box
+class TextLine(Word):
+    """A line: a word's shape and text, and the words it holds."""
+
     words: list[Word]
-
-    @property
-    def upright(self) -> bool:
-        return _is_rectangle(self.polygon)
-
-    def points(self) -> list[tuple[int, int]]:
-        return [(max(0, round(x)), max(0, round(y))) for x, y in self.polygon]
 
 
 @dataclass(frozen=True)
