@@ -44,7 +44,7 @@ RUN sed 's/^onnxruntime==/onnxruntime-gpu==/' /tmp/requirements.txt > /tmp/requi
     && grep -q '^snakemake-storage-plugin-s3==0.3.6$' /tmp/requirements-gpu.txt \
     && uv pip install torch==2.13.0 \
     && uv pip install -r /tmp/requirements-gpu.txt \
-    && python -c "import onnxruntime, torch, snakemake_storage_plugin_s3"
+    && python -c "import onnxruntime, torch, torchvision, easyocr, kraken, transformers, snakemake_storage_plugin_s3"
 
 # The wheel that answers the job's `pip install --target ... snakemake-storage-plugin-s3`.
 RUN pip download --no-deps --dest /opt/ocrkie/wheels snakemake-storage-plugin-s3==0.3.6

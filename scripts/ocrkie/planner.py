@@ -10,6 +10,7 @@ from typing import Any
 
 from .cache import open_existing_cache
 from .engines import Engine
+from .engines.guardrails import cpu_warning
 from .engines.registry import active_stages, build
 from .exports import exporter, requested
 from .inputs import discover
@@ -59,8 +60,15 @@ class RunPlan:
                 label = f"{step.upper()} export"
             else:
                 device = "remote jobs" if remote and engine.device == "cpu" else engine.device
+                if device == "cpu" and engine.cpu_because:  # said once, here
+                    device += f": {engine.cpu_because}"
                 label = f"{LABELS[step]} ({engine.identity()['name']} on {device})"
             lines.append(outlook.line(label))
+            if engine is not None and not remote:
+                pages = sum(len(shard.images) for shard in outlook.to_make)
+                name = engine.identity()["name"]
+                warning = cpu_warning(name, engine.guardrails, engine.device, pages, slots)
+                lines += [warning] if warning else []
         return lines
 
 

@@ -7,8 +7,10 @@ calls (``recognize_many`` ...) take the pages of up to ``batch_size`` images at 
 defaults loop. Failures follow ``errors``: raise an ``ImageError`` for a page the engine
 cannot use, a ``FatalError`` when no page can succeed; the stage runner does the rest.
 
-Adding an engine: a module here with a subclass of one of the stage interfaces below, one
-line in ``registry.BACKENDS``, and its settings block in the config schema.
+Adding an engine: a module here with a subclass of one of the stage interfaces below (a line
+recogniser: of ``lines.LineReader``), its ``guardrails`` (devices, batch sizes, speed on a
+CPU, model kind), one line in ``registry.BACKENDS``, and its settings block in the config
+and its schema.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, ClassVar, Self
 
 from ..formats import Line
 from ..images import PageImage
+from .guardrails import Guardrails
 
 
 @dataclass
@@ -64,10 +67,12 @@ class Engine(ABC):
     """What every engine declares, whatever its stage."""
 
     device: str = "cpu"  # where it computes: cpu, cuda:N, or the name of a service
+    cpu_because: str = ""  # why a GPU engine computes on the CPU, when it was not told to
     concurrency: int = 1  # batches in flight at once (API engines wait on the network)
     batch_size: int = 1  # images per batch call
     paid: bool = False  # each result costs money (the dry run forecasts what it would send)
     in_worker: bool = False  # native code that may hang or grow: run in a child the job can stop
+    guardrails: ClassVar[Guardrails] = Guardrails()  # devices, batch sizes, CPU speed, model
 
     @classmethod
     @abstractmethod

@@ -12,6 +12,7 @@ from ..formats import Line, Word
 from ..gpu import acquire_gpu
 from ..images import PageImage
 from . import OcrEngine, Recognition
+from .guardrails import Guardrails
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def cuda_available() -> bool:
 
 
 class RapidOcrEngine(OcrEngine):
+    guardrails = Guardrails(devices=("cpu", "cuda"))
     in_worker = True  # onnxruntime: a page may hang, memory may grow
 
     def __init__(
@@ -66,6 +68,7 @@ class RapidOcrEngine(OcrEngine):
             return "cuda"
         if self.use_gpu == "true":
             raise ModelLoadError("use_gpu is true but onnxruntime has no CUDA provider")
+        self.cpu_because = "onnxruntime without CUDA"
         return "cpu"
 
     def resources(self, remote: bool) -> dict[str, int]:

@@ -13,7 +13,13 @@ from . import Engine
 
 # stage -> backend -> "module:class" (imported when built, so a job loads only its engine)
 BACKENDS: dict[str, dict[str, str]] = {
-    "ocr": {"local": "rapid:RapidOcrEngine", "upstage": "upstage:UpstageOcrEngine"},
+    "ocr": {
+        "local": "rapid:RapidOcrEngine",
+        "easyocr": "easy:EasyOcrEngine",
+        "trocr": "trocr:TrOcrEngine",
+        "kraken": "kraken:KrakenEngine",
+        "upstage": "upstage:UpstageOcrEngine",
+    },
     "kie": {
         "learned": "learned:LearnedExtractor",
         "rules": "rules:RuleExtractor",

@@ -1,0 +1,150 @@
+"""The local OCR engines side by side: accuracy and speed on the same receipts, in one run.
+
+    python scripts/bench_engines.py [--images DIR] [--count 60] [--engines local easyocr]
+                                    [--cores 2] [--rounds 1] [--set easyocr.batch_size=32]
+
+Each engine runs the whole workflow (``snakemake --profile profiles/local-gpu``, OCR only,
+cache off, a fresh results folder) on the same images, engines alternating when there is
+more than one round. It prints, per engine: word-level F1 and CER against the SROIE box
+truth (``ocrkie.evaluate``), images per second of the OCR stage (the summary's: pages over
+the time from the first OCR job's start to the last one's end, model loads included) and of
+the whole run, the device, the line batch size the engine chose, the engine process's peak
+resident memory, and on a GPU the mean and peak utilisation (nvidia-smi, sampled every half
+second). The default images are
+../shared/data/sroie-dev (60 receipts, never used to build or tune any engine here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SROIE_DEV = REPO.parent / "shared" / "data" / "sroie-dev"
+sys.path.insert(0, str(REPO / "scripts"))
+
+from ocrkie.evaluate import evaluate  # noqa: E402
+
+
+class GpuSampler:
+    """Utilisation of GPU 0 while a run goes on (nothing where nvidia-smi is missing)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> GpuSampler:
+        if shutil.which("nvidia-smi"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+        while not self._stop.wait(0.5):
+            out = subprocess.run(query, capture_output=True, text=True).stdout.split()
+            if out:
+                self.samples.append(float(out[0]))
+
+
+def run_engine(engine: str, images: Path, work: Path, cores: int, extra: list[str]) -> dict:
+    results = work / engine
+    shutil.rmtree(results, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "input_dir": str(images),
+        "results_dir": str(results),
+        "ocr_backend": engine,
+        "kie_backend": "none",
+        "cache": "",
+        "exports": ["json"],
+    }
+    config_file = work / f"{engine}.json"
+    config_file.write_text(json.dumps(settings))
+    command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local-gpu"]
+    command += ["--cores", str(cores), "--configfile", "config/config.yaml", str(config_file)]
+    command += ["--config", *extra] if extra else []
+    started = time.perf_counter()
+    with GpuSampler() as gpu:
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{engine}: snakemake failed:\n{done.stderr[-3000:]}")
+    wall = time.perf_counter() - started
+    summary = json.loads((results / "summary.json").read_text())
+    records = [json.loads(p.read_text()) for p in sorted((results / "ocr").glob("*.json"))]
+    engine_info = records[0]["engine"]
+    manifests = [json.loads(p.read_text()) for p in (results / "shards" / "ocr").glob("*.json")]
+    peak_rss = max(m.get("worker", {}).get("peak_rss_mb", 0.0) for m in manifests)
+    return {
+        "engine": engine_info["name"],
+        "device": engine_info.get("device"),
+        "line_batch": engine_info.get("line_batch", "-"),
+        "pages": len(records),
+        "wall_s": wall,
+        "ocr_rate": summary["ocr"]["images_per_second"],
+        "peak_rss_mb": peak_rss,
+        "gpu": gpu.samples,
+        "results": results,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=Path, default=SROIE_DEV)
+    parser.add_argument("--count", type=int, default=60)
+    parser.add_argument("--engines", nargs="+", default=["local", "easyocr"])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--set", nargs="*", default=[], help="more --config key=value")
+    parser.add_argument("--work", type=Path, default=REPO / ".bench-engines")
+    args = parser.parse_args()
+
+    truth = args.images
+    chosen = sorted((truth / "img").iterdir())[: args.count]
+    with tempfile.TemporaryDirectory() as folder:
+        images = Path(folder) / "img"
+        images.mkdir()
+        for path in chosen:
+            (images / path.name).symlink_to(path.resolve())
+        runs: dict[str, list[dict[str, Any]]] = {e: [] for e in args.engines}
+        for round_ in range(args.rounds):
+            for engine in args.engines:
+                run = run_engine(engine, images, args.work, args.cores, args.set)
+                runs[engine].append(run)
+                print(f"round {round_ + 1}: {engine} {run['wall_s']:.1f} s", flush=True)
+
+    print(f"\n{len(chosen)} images of {truth}, {args.cores} cores, {args.rounds} round(s)")
+    header = (
+        f"{'engine':<10} {'device':<8} {'batch':>5} {'word F1':>8} {'CER':>7} "
+        f"{'img/s OCR':>9} {'img/s run':>9} {'peak RSS':>9} {'GPU util':>14}"
+    )
+    print(header)
+    for engine, done in runs.items():
+        last = done[-1]
+        score = evaluate(last["results"], truth)
+        ocr_rate = statistics.median(r["ocr_rate"] for r in done)
+        run_rate = statistics.median(r["pages"] / r["wall_s"] for r in done)
+        samples = [s for r in done for s in r["gpu"]]
+        gpu = f"{statistics.mean(samples):.0f}% (max {max(samples):.0f})" if samples else "-"
+        print(
+            f"{engine:<10} {last['device']:<8} {last['line_batch']!s:>5} "
+            f"{score['word_f1']:>8.3f} {score['cer']:>7.2%} {ocr_rate:>9.3f} "
+            f"{run_rate:>9.3f} {max(r['peak_rss_mb'] for r in done):>6.0f} MB {gpu:>14}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

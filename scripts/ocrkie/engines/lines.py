@@ -1,0 +1,189 @@
+"""Line recognisers (TrOCR, kraken, ...): a detector finds the page's text lines, the
+recogniser reads each line crop, in batches.
+
+A recogniser is one file: a subclass of ``LineReader`` that loads its model and reads a
+batch of crops. Detection, cropping, batching (chosen from free GPU memory, halved on an
+out-of-memory), word boxes and the canonical record are done here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from PIL import Image
+
+from ..formats import Line, Polygon, Word
+from ..images import PageImage
+from . import OcrEngine, Recognition
+from .guardrails import check_settings
+from .torch_device import NO_GPU, batch_size, in_batches, job_device
+
+log = logging.getLogger(__name__)
+
+DETECTORS = ("rapidocr", "easyocr")
+
+
+def split_words(text: str, polygon: Polygon, confidence: float) -> list[Word]:
+    """Word boxes for a recogniser that reads whole lines: the line's box cut along its
+    length in proportion to the characters before and in each word."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = polygon[:4]
+    total = max(1, len(text))
+
+    def at(fraction: float) -> tuple[list[float], list[float]]:
+        top = [x0 + (x1 - x0) * fraction, y0 + (y1 - y0) * fraction]
+        bottom = [x3 + (x2 - x3) * fraction, y3 + (y2 - y3) * fraction]
+        return top, bottom
+
+    words, start = [], 0
+    for word in text.split():
+        start = text.index(word, start)
+        (a, d), (b, c) = at(start / total), at((start + len(word)) / total)
+        words.append(Word(word, confidence, [a, b, c, d]))
+        start += len(word)
+    return words
+
+
+class Detector:
+    """Finds text lines (4-point polygons in image pixels) with a bundled local detector."""
+
+    def __init__(self, name: str, device: str, threads: int):
+        self.name, self.device, self.threads = name, device, threads
+        self._model: Any = None
+
+    def identity(self) -> dict[str, str]:
+        package = "rapidocr" if self.name == "rapidocr" else "easyocr"
+        return {"name": self.name, "version": version(package)}
+
+    def lines(self, image: Image.Image) -> list[Polygon]:
+        import numpy as np
+
+        if self._model is None:
+            self._model = self._load()
+        if self.name == "rapidocr":
+            found = self._model(np.asarray(image), use_det=True, use_cls=False, use_rec=False)
+            boxes = [] if found.boxes is None else found.boxes
+            return [[[float(x), float(y)] for x, y in box] for box in boxes]
+        horizontal, free = self._model.detect(np.asarray(image))
+        boxes = [[[x0, y0], [x1, y0], [x1, y1], [x0, y1]] for x0, x1, y0, y1 in horizontal[0]]
+        boxes += free[0]
+        return [[[float(x), float(y)] for x, y in box] for box in boxes]
+
+    def _load(self) -> Any:
+        if self.name == "rapidocr":
+            from rapidocr import RapidOCR
+
+            return RapidOCR(
+                params={
+                    "Global.log_level": "warning",
+                    "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
+                    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                }
+            )
+        from .easy import load_reader
+
+        return load_reader(self.device)
+
+
+def crop_line(image: Image.Image, polygon: Polygon) -> Image.Image:
+    """The line's bounding box, cut from the page (RGB)."""
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+    box = (max(0, min(xs)), max(0, min(ys)), min(image.width, max(xs)), min(image.height, max(ys)))
+    return image.crop(tuple(round(v) for v in box))
+
+
+class LineReader(OcrEngine):
+    """A line recogniser over a bundled detector. Subclasses set ``name``, ``guardrails``
+    and ``per_line_mb``, and implement ``load`` and ``read``."""
+
+    name: ClassVar[str]
+    per_line_mb: ClassVar[float] = 64.0  # GPU memory one line of a batch takes, roughly
+    in_worker = True  # native code that may hang or grow
+    batch_size = 8  # pages per call: the lines of all of them share the recognition batches
+
+    def __init__(self, block: dict[str, Any], threads: int = 1):
+        self.planned_device, model = check_settings(self.name, self.guardrails, block)
+        assert model is not None
+        self.model_path: Path = model
+        self.configured_batch = block["batch_size"]
+        self.line_batch = 0  # chosen when the model loads
+        self.threads_per_job = threads
+        self.device = self.planned_device
+        if self.device == "cpu" and block["device"] == "auto":
+            self.cpu_because = NO_GPU
+        self.detector = Detector(block["detector"], self.planned_device, threads)
+        self.settings = {k: v for k, v in block.items() if k not in ("device", "batch_size")}
+        self._model: Any = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
+        return cls(config[cls.name], threads)
+
+    def resources(self, remote: bool) -> dict[str, int]:
+        return {"gpu": 1, "_gpus": 1} if remote or self.planned_device != "cpu" else {}
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.library_version(),
+            "model": self.model_digest(),
+            "detector": self.detector.identity(),
+            "params": {k: v for k, v in self.settings.items() if k != "model"},
+        }
+
+    @abstractmethod
+    def library_version(self) -> str: ...
+
+    @abstractmethod
+    def model_digest(self) -> str:
+        """What identifies the user's model: a digest of its weights."""
+
+    @abstractmethod
+    def load(self, device: str) -> Any:
+        """The model on ``device``."""
+
+    @abstractmethod
+    def read(self, crops: Sequence[Image.Image]) -> list[tuple[str, float]]:
+        """Text and confidence of each line crop, in one batch."""
+
+    def recognize(self, page: PageImage) -> Recognition:
+        return self.recognize_many([page])[0]
+
+    def recognize_many(self, pages: Sequence[PageImage]) -> list[Recognition]:
+        """Lines of every page found first, then read together: a batch spans pages."""
+        if self._model is None:
+            self._start()
+        found = [(page, self.detector.lines(page.image)) for page in pages]
+        crops = [crop_line(page.image, box) for page, boxes in found for box in boxes]
+        read, self.line_batch = in_batches(self.read, crops, self.line_batch)
+        reads = iter(read)
+        return [self._record(page, boxes, reads) for page, boxes in found]
+
+    def _start(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads_per_job)
+        self.device = self.detector.device = job_device(self.planned_device)
+        self._model = self.load(self.device)
+        self.line_batch = batch_size(
+            self.device, self.configured_batch, self.per_line_mb, self.guardrails
+        )
+        log.info("%s on %s, %d lines per batch", self.name, self.device, self.line_batch)
+
+    def _record(self, page: PageImage, boxes: list[Polygon], reads: Any) -> Recognition:
+        inverse = 1.0 / page.scale
+        lines = []
+        for box in boxes:
+            text, confidence = next(reads)
+            polygon = [[x * inverse, y * inverse] for x, y in box]
+            if text.strip():
+                words = split_words(text, polygon, confidence)
+                lines.append(Line(text, confidence, polygon, words))
+        return Recognition(lines, facts={"line_batch": self.line_batch})
+
+    def close(self) -> None:
+        self._model = None
