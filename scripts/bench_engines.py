@@ -10,8 +10,12 @@ truth (``ocrkie.evaluate``), images per second of the OCR stage (the summary's: 
 the time from the first OCR job's start to the last one's end, model loads included) and of
 the whole run, the device, the line batch size the engine chose, the engine process's peak
 resident memory, and on a GPU the mean and peak utilisation (nvidia-smi, sampled every half
-second). The default images are
-../shared/data/sroie-dev (60 receipts, never used to build or tune any engine here).
+second). The default images are ../shared/data/sroie-dev (60 receipts, never used to build
+or tune any engine here). ``--set block.key=value`` changes an engine setting.
+
+``--bare`` runs each engine alone, in the benchmark's process, on the same images (model
+load and one warm-up page excluded): for a machine with the engines' packages but not the
+workflow's, such as a lent GPU machine.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SROIE_DEV = REPO.parent / "shared" / "data" / "sroie-dev"
@@ -59,6 +65,16 @@ class GpuSampler:
                 self.samples.append(float(out[0]))
 
 
+def overrides(settings: list[str]) -> dict[str, dict[str, Any]]:
+    """``block.key=value`` items as nested config."""
+    nested: dict[str, dict[str, Any]] = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        block, _, name = key.partition(".")
+        nested.setdefault(block, {})[name] = yaml.safe_load(value)
+    return nested
+
+
 def run_engine(engine: str, images: Path, work: Path, cores: int, extra: list[str]) -> dict:
     results = work / engine
     shutil.rmtree(results, ignore_errors=True)
@@ -70,12 +86,12 @@ def run_engine(engine: str, images: Path, work: Path, cores: int, extra: list[st
         "kie_backend": "none",
         "cache": "",
         "exports": ["json"],
+        **overrides(extra),
     }
     config_file = work / f"{engine}.json"
     config_file.write_text(json.dumps(settings))
     command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local-gpu"]
     command += ["--cores", str(cores), "--configfile", "config/config.yaml", str(config_file)]
-    command += ["--config", *extra] if extra else []
     started = time.perf_counter()
     with GpuSampler() as gpu:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
@@ -100,6 +116,49 @@ def run_engine(engine: str, images: Path, work: Path, cores: int, extra: list[st
     }
 
 
+def run_bare(engine: str, images: list[Path], results: Path, settings: list[str]) -> dict:
+    """The engine alone, in this process, without Snakemake: for a machine that has the
+    engine's packages but not the workflow's (the lent GPU machine). Model load excluded."""
+    from ocrkie.engines.registry import build
+    from ocrkie.evaluate import page_text
+    from ocrkie.images import load_page
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for block, values in overrides(settings).items():
+        config[block].update(values)
+    config["ocr_backend"] = engine
+    ocr = build("ocr", config, threads=int(config["resources"]["ocr"]["threads"]))
+    pages = [load_page(str(p), 178956970, 4096) for p in images]
+    ocr.recognize_many(pages[:1])  # load the model (and warm up) before the clock starts
+    shutil.rmtree(results, ignore_errors=True)
+    (results / "ocr").mkdir(parents=True)
+    size = max(1, ocr.batch_size)
+    started = time.perf_counter()
+    with GpuSampler() as gpu:
+        found = []
+        for start in range(0, len(pages), size):
+            found += ocr.recognize_many(pages[start : start + size])
+    seconds = time.perf_counter() - started
+    for path, recognition in zip(images, found, strict=True):
+        record = {
+            "image": {"path": path.name},
+            "status": "ok",
+            "text": page_text(recognition.lines),
+        }
+        (results / "ocr" / f"{path.stem}.json").write_text(json.dumps(record))
+    return {
+        "engine": engine,
+        "device": ocr.device,
+        "line_batch": getattr(ocr, "line_batch", "-"),
+        "pages": len(pages),
+        "wall_s": seconds,
+        "ocr_rate": len(pages) / seconds,
+        "peak_rss_mb": 0.0,
+        "gpu": gpu.samples,
+        "results": results,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, default=SROIE_DEV)
@@ -107,8 +166,11 @@ def main() -> int:
     parser.add_argument("--engines", nargs="+", default=["local", "easyocr"])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--set", nargs="*", default=[], help="more --config key=value")
+    parser.add_argument("--set", nargs="*", default=[], help="engine settings: block.key=value")
     parser.add_argument("--work", type=Path, default=REPO / ".bench-engines")
+    parser.add_argument(
+        "--bare", action="store_true", help="each engine in this process, without Snakemake"
+    )
     args = parser.parse_args()
 
     truth = args.images
@@ -121,7 +183,11 @@ def main() -> int:
         runs: dict[str, list[dict[str, Any]]] = {e: [] for e in args.engines}
         for round_ in range(args.rounds):
             for engine in args.engines:
-                run = run_engine(engine, images, args.work, args.cores, args.set)
+                if args.bare:
+                    paths = sorted(images.iterdir())
+                    run = run_bare(engine, paths, args.work / engine, args.set)
+                else:
+                    run = run_engine(engine, images, args.work, args.cores, args.set)
                 runs[engine].append(run)
                 print(f"round {round_ + 1}: {engine} {run['wall_s']:.1f} s", flush=True)
 

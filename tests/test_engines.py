@@ -82,7 +82,7 @@ def test_the_dry_run_warns_that_easyocr_is_slow_here(tmp_path: Path):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES)
     plan = run(workdir, "ocr_backend: easyocr", "-n").stdout
     assert "OCR (easyocr on cpu: torch sees no GPU)" in plan
-    assert "warning: easyocr is slow on a CPU (about 12 s a page per job): up to 6 pages" in plan
+    assert "warning: easyocr is slow on a CPU (about 18 s a page per job): up to 6 pages" in plan
     assert "warning" not in run(workdir, "ocr_backend: local", "-n").stdout.lower()
 
 

@@ -9,21 +9,20 @@ size, which would change what it reads, so pages go one at a time.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import warnings
 from collections.abc import Sequence
 from importlib.metadata import version
-from typing import Any, Self
+from typing import Any
 
 from ..errors import ModelLoadError
+from ..formats import Line
 from ..images import PageImage
-from . import OcrEngine, Recognition
-from .guardrails import Guardrails, check_settings
+from . import Recognition
+from .guardrails import Guardrails
 from .lines import split_words
-from .torch_device import NO_GPU, batch_size, job_device, shrinking
-
-log = logging.getLogger(__name__)
+from .torch_device import shrinking
+from .torch_engine import TorchOcrEngine
 
 MODELS = "craft_mlt_25k+english_g2"
 
@@ -54,28 +53,14 @@ def load_reader(device: str) -> Any:
         raise ModelLoadError(f"cannot load the EasyOCR models: {exc}") from exc
 
 
-class EasyOcrEngine(OcrEngine):
-    guardrails = Guardrails(devices=("cpu", "cuda"), batch_sizes=(1, 256), cpu_seconds_per_page=12)
-    in_worker = True  # native code that may hang or grow
-    per_line_mb = 24.0  # GPU memory one line of a recognition batch takes, roughly
+class EasyOcrEngine(TorchOcrEngine):
+    name = "easyocr"
+    guardrails = Guardrails(devices=("cpu", "cuda"), batch_sizes=(1, 256), cpu_seconds_per_page=18)
+    per_line_mb = 24.0
 
     def __init__(self, block: dict[str, Any], threads: int = 1):
-        self.planned_device, _ = check_settings("easyocr", self.guardrails, block)
-        self.device = self.planned_device
-        if self.device == "cpu" and block["device"] == "auto":
-            self.cpu_because = NO_GPU
-        self.configured_batch = block["batch_size"]
+        super().__init__(block, threads)
         self.params = {k: block[k] for k in ("text_threshold", "low_text", "link_threshold")}
-        self.threads_per_job = threads
-        self.line_batch = 0
-        self._reader: Any = None
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
-        return cls(config["easyocr"], threads)
-
-    def resources(self, remote: bool) -> dict[str, int]:
-        return {"gpu": 1, "_gpus": 1} if remote or self.planned_device != "cpu" else {}
 
     def identity(self) -> dict[str, Any]:
         # The device is left out, as for rapidocr: both run the same float models.
@@ -87,45 +72,26 @@ class EasyOcrEngine(OcrEngine):
             "params": self.params,
         }
 
-    def recognize(self, page: PageImage) -> Recognition:
-        return self.recognize_many([page])[0]
-
     def recognize_many(self, pages: Sequence[PageImage]) -> list[Recognition]:
-        if self._reader is None:
+        if self._model is None:
             self._start()
         return [self._read(page) for page in pages]
 
-    def _start(self) -> None:
-        import torch
-
-        torch.set_num_threads(self.threads_per_job)
-        self.device = job_device(self.planned_device)
-        self._reader = load_reader(self.device)
-        self.line_batch = batch_size(
-            self.device, self.configured_batch, self.per_line_mb, self.guardrails
-        )
-        log.info("easyocr on %s, %d lines per batch", self.device, self.line_batch)
+    def load(self, device: str) -> Any:
+        return load_reader(device)
 
     def _read(self, page: PageImage) -> Recognition:
         import numpy as np
 
         image = np.asarray(page.image)
         found, self.line_batch = shrinking(
-            lambda size: self._reader.readtext(image, batch_size=size, **self.params),
+            lambda size: self._model.readtext(image, batch_size=size, **self.params),
             self.line_batch,
         )
         inverse = 1.0 / page.scale
         lines = []
         for box, text, score in found:
             polygon = [[float(x) * inverse, float(y) * inverse] for x, y in box]
-            lines.append(_line(text, float(score), polygon))
+            confidence = float(score)
+            lines.append(Line(text, confidence, polygon, split_words(text, polygon, confidence)))
         return Recognition(lines, facts={"line_batch": self.line_batch})
-
-    def close(self) -> None:
-        self._reader = None
-
-
-def _line(text: str, confidence: float, polygon: list[list[float]]) -> Any:
-    from ..formats import Line
-
-    return Line(text, confidence, polygon, split_words(text, polygon, confidence))

@@ -8,24 +8,18 @@ out-of-memory), word boxes and the canonical record are done here, once.
 
 from __future__ import annotations
 
-import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from importlib.metadata import version
-from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any
 
 from PIL import Image
 
 from ..formats import Line, Polygon, Word
 from ..images import PageImage
-from . import OcrEngine, Recognition
-from .guardrails import check_settings
-from .torch_device import NO_GPU, batch_size, in_batches, job_device
-
-log = logging.getLogger(__name__)
-
-DETECTORS = ("rapidocr", "easyocr")
+from . import Recognition
+from .torch_device import in_batches
+from .torch_engine import TorchOcrEngine
 
 
 def split_words(text: str, polygon: Polygon, confidence: float) -> list[Word]:
@@ -96,35 +90,16 @@ def crop_line(image: Image.Image, polygon: Polygon) -> Image.Image:
     return image.crop(tuple(round(v) for v in box))
 
 
-class LineReader(OcrEngine):
+class LineReader(TorchOcrEngine):
     """A line recogniser over a bundled detector. Subclasses set ``name``, ``guardrails``
     and ``per_line_mb``, and implement ``load`` and ``read``."""
 
-    name: ClassVar[str]
-    per_line_mb: ClassVar[float] = 64.0  # GPU memory one line of a batch takes, roughly
-    in_worker = True  # native code that may hang or grow
     batch_size = 8  # pages per call: the lines of all of them share the recognition batches
 
     def __init__(self, block: dict[str, Any], threads: int = 1):
-        self.planned_device, model = check_settings(self.name, self.guardrails, block)
-        assert model is not None
-        self.model_path: Path = model
-        self.configured_batch = block["batch_size"]
-        self.line_batch = 0  # chosen when the model loads
-        self.threads_per_job = threads
-        self.device = self.planned_device
-        if self.device == "cpu" and block["device"] == "auto":
-            self.cpu_because = NO_GPU
+        super().__init__(block, threads)
         self.detector = Detector(block["detector"], self.planned_device, threads)
         self.settings = {k: v for k, v in block.items() if k not in ("device", "batch_size")}
-        self._model: Any = None
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
-        return cls(config[cls.name], threads)
-
-    def resources(self, remote: bool) -> dict[str, int]:
-        return {"gpu": 1, "_gpus": 1} if remote or self.planned_device != "cpu" else {}
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -143,15 +118,8 @@ class LineReader(OcrEngine):
         """What identifies the user's model: a digest of its weights."""
 
     @abstractmethod
-    def load(self, device: str) -> Any:
-        """The model on ``device``."""
-
-    @abstractmethod
     def read(self, crops: Sequence[Image.Image]) -> list[tuple[str, float]]:
         """Text and confidence of each line crop, in one batch."""
-
-    def recognize(self, page: PageImage) -> Recognition:
-        return self.recognize_many([page])[0]
 
     def recognize_many(self, pages: Sequence[PageImage]) -> list[Recognition]:
         """Lines of every page found first, then read together: a batch spans pages."""
@@ -164,15 +132,8 @@ class LineReader(OcrEngine):
         return [self._record(page, boxes, reads) for page, boxes in found]
 
     def _start(self) -> None:
-        import torch
-
-        torch.set_num_threads(self.threads_per_job)
-        self.device = self.detector.device = job_device(self.planned_device)
-        self._model = self.load(self.device)
-        self.line_batch = batch_size(
-            self.device, self.configured_batch, self.per_line_mb, self.guardrails
-        )
-        log.info("%s on %s, %d lines per batch", self.name, self.device, self.line_batch)
+        super()._start()
+        self.detector.device = self.device  # the job's own GPU, for the detector too
 
     def _record(self, page: PageImage, boxes: list[Polygon], reads: Any) -> Recognition:
         inverse = 1.0 / page.scale
@@ -184,6 +145,3 @@ class LineReader(OcrEngine):
                 words = split_words(text, polygon, confidence)
                 lines.append(Line(text, confidence, polygon, words))
         return Recognition(lines, facts={"line_batch": self.line_batch})
-
-    def close(self) -> None:
-        self._model = None

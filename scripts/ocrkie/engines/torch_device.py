@@ -53,7 +53,8 @@ def planned_device(requested: str, engine: str) -> str:
         return "cuda" if count else "cpu"
     index = int(requested.partition(":")[2] or 0)
     if index >= count:
-        have = f"GPUs cuda:0 to cuda:{count - 1}" if count else "no GPU torch can use"
+        have = f"cuda:0 to cuda:{count - 1}" if count > 1 else "only cuda:0"
+        have = have if count else "no GPU torch can use"
         raise DeviceError(f"{engine}.device is {requested}, but this machine has {have}")
     return requested
 
