@@ -49,6 +49,7 @@ def easy_run(tmp_path_factory) -> Workdir:
     return workdir
 
 
+@pytest.mark.xdist_group("easyocr")  # one worker runs both tests of the shared run
 def test_easyocr_reads_the_samples_with_its_bundled_weights(easy_run: Workdir):
     records = easy_run.records("ocr")
     assert len(records) == 2
@@ -66,6 +67,7 @@ def test_easyocr_reads_the_samples_with_its_bundled_weights(easy_run: Workdir):
     assert all(r["status"] == "ok" for r in easy_run.records("kie").values())
 
 
+@pytest.mark.xdist_group("easyocr")
 def test_switching_engines_reruns_ocr_and_kie_and_switching_back_is_free(easy_run: Workdir):
     plan = run(easy_run, "ocr_backend: local", "-n").stdout
     assert "made with easyocr, now rapidocr" in plan

@@ -4,6 +4,7 @@ answer, so the whole load-batch-decode path can be checked)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -73,4 +74,6 @@ def tiny_kraken(path: Path, letter: str = "A") -> Path:
         linear.weight.zero_()
         linear.bias.fill_(-10.0)
         linear.bias[net.codec.c2l[letter][0]] = 10.0  # CTC: every column, then collapsed
-    return Path(write_models([net], path))
+    with warnings.catch_warnings():  # kraken's CoreML writer calls its own deprecated save
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return Path(write_models([net], path))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -193,3 +194,36 @@ def longest_side(data: bytes) -> int | None:
             return max(image.size)
     except Exception:  # the full decode reports what is wrong
         return None
+
+
+def crop_line(page: PageImage, polygon: list[list[float]], padding: float) -> Image.Image:
+    """The quadrilateral ``polygon`` (page pixels, clockwise from the top left) cut out and
+    mapped onto an upright rectangle, widened by ``padding`` line heights on every side."""
+    points = [(x * page.scale, y * page.scale) for x, y in polygon]
+    (tlx, tly), (trx, try_), (brx, bry), (blx, bly) = points
+    width, height = line_size(points)
+    if width < 1 or height < 1:
+        raise ValueError("a degenerate line box")
+    pad = padding * height
+    ux, uy = (trx - tlx) / width, (try_ - tly) / width  # along the line
+    vx, vy = (blx - tlx) / height, (bly - tly) / height  # down the line
+
+    def moved(x: float, y: float, along: float, down: float) -> tuple[float, float]:
+        return x + along * ux + down * vx, y + along * uy + down * vy
+
+    quad = (
+        *moved(tlx, tly, -pad, -pad),
+        *moved(blx, bly, -pad, pad),
+        *moved(brx, bry, pad, pad),
+        *moved(trx, try_, pad, -pad),
+    )
+    size = (max(1, round(width + 2 * pad)), max(1, round(height + 2 * pad)))
+    return page.image.transform(size, Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
+
+
+def line_size(polygon: Any) -> tuple[float, float]:
+    """Mean length and mean height of a 4-point line box (clockwise from the top left)."""
+    top_left, top_right, bottom_right, bottom_left = polygon[:4]
+    width = (math.dist(top_left, top_right) + math.dist(bottom_left, bottom_right)) / 2
+    height = (math.dist(top_left, bottom_left) + math.dist(top_right, bottom_right)) / 2
+    return width, height

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from PIL import Image
 
 from .evaluate import read_box_lines
 from .formats import now_iso, split_of, write_json_atomic
-from .images import PageImage, decode_page
+from .images import PageImage, crop_line, decode_page
 from .inputs import InputImage
 from .results import Results
 from .storage import read_input
@@ -61,32 +60,6 @@ class Filters:
         if self.charset and any(c not in self.charset for c in text):
             return "charset"
         return None
-
-
-def crop_line(page: PageImage, polygon: list[list[float]], padding: float) -> Image.Image:
-    """The quadrilateral ``polygon`` (page pixels, clockwise from the top left) cut out and
-    mapped onto an upright rectangle, widened by ``padding`` line heights on every side."""
-    points = [(x * page.scale, y * page.scale) for x, y in polygon]
-    (tlx, tly), (trx, try_), (brx, bry), (blx, bly) = points
-    width = (math.dist((tlx, tly), (trx, try_)) + math.dist((blx, bly), (brx, bry))) / 2
-    height = (math.dist((tlx, tly), (blx, bly)) + math.dist((trx, try_), (brx, bry))) / 2
-    if width < 1 or height < 1:
-        raise ValueError("a degenerate line box")
-    pad = padding * height
-    ux, uy = (trx - tlx) / width, (try_ - tly) / width  # along the line
-    vx, vy = (blx - tlx) / height, (bly - tly) / height  # down the line
-
-    def moved(x: float, y: float, along: float, down: float) -> tuple[float, float]:
-        return x + along * ux + down * vx, y + along * uy + down * vy
-
-    quad = (
-        *moved(tlx, tly, -pad, -pad),
-        *moved(blx, bly, -pad, pad),
-        *moved(brx, bry, pad, pad),
-        *moved(trx, try_, pad, -pad),
-    )
-    size = (max(1, round(width + 2 * pad)), max(1, round(height + 2 * pad)))
-    return page.image.transform(size, Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
 
 
 @dataclass

@@ -57,18 +57,16 @@ class RunPlan:
         for step, outlook in self.outlooks.items():
             engine = engines.get(step)
             if engine is None:
-                label = f"{step.upper()} export"
-            else:
-                device = "remote jobs" if remote and engine.device == "cpu" else engine.device
-                if device == "cpu" and engine.cpu_because:  # said once, here
-                    device += f": {engine.cpu_because}"
-                label = f"{LABELS[step]} ({engine.identity()['name']} on {device})"
-            lines.append(outlook.line(label))
-            if engine is not None and not remote:
-                pages = sum(len(shard.images) for shard in outlook.to_make)
-                name = engine.identity()["name"]
-                warning = cpu_warning(name, engine.guardrails, engine.device, pages, slots)
-                lines += [warning] if warning else []
+                lines.append(outlook.line(f"{step.upper()} export"))
+                continue
+            name = engine.identity()["name"]
+            device = "remote jobs" if remote and engine.device == "cpu" else engine.device
+            if device == "cpu" and engine.cpu_because:  # said once, here
+                device += f": {engine.cpu_because}"
+            lines.append(outlook.line(f"{LABELS[step]} ({name} on {device})"))
+            pages = sum(len(shard.images) for shard in outlook.to_make)
+            warning = cpu_warning(name, engine.guardrails, engine.device, pages, slots)
+            lines += [warning] if warning and not remote else []
         return lines
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from functools import cached_property
 from importlib.metadata import version
 from typing import Any
 
 from PIL import Image
 
 from ..formats import Line, Polygon, Word
-from ..images import PageImage
+from ..images import PageImage, crop_line, line_size
 from . import Recognition
 from .torch_device import in_batches
 from .torch_engine import TorchOcrEngine
@@ -83,11 +84,7 @@ class Detector:
         return load_reader(self.device)
 
 
-def crop_line(image: Image.Image, polygon: Polygon) -> Image.Image:
-    """The line's bounding box, cut from the page (RGB)."""
-    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
-    box = (max(0, min(xs)), max(0, min(ys)), min(image.width, max(xs)), min(image.height, max(ys)))
-    return image.crop(tuple(round(v) for v in box))
+PADDING = 0.1  # around each line crop, in line heights (as for the LMDB training set)
 
 
 class LineReader(TorchOcrEngine):
@@ -105,9 +102,9 @@ class LineReader(TorchOcrEngine):
         return {
             "name": self.name,
             "version": self.library_version(),
-            "model": self.model_digest(),
+            "model": self.weights_sha256,
             "detector": self.detector.identity(),
-            "params": {k: v for k, v in self.settings.items() if k != "model"},
+            "params": {k: v for k, v in self.settings.items() if k not in ("model", "detector")},
         }
 
     @abstractmethod
@@ -117,6 +114,10 @@ class LineReader(TorchOcrEngine):
     def model_digest(self) -> str:
         """What identifies the user's model: a digest of its weights."""
 
+    @cached_property
+    def weights_sha256(self) -> str:  # read once: the plan asks for the identity often
+        return self.model_digest()
+
     @abstractmethod
     def read(self, crops: Sequence[Image.Image]) -> list[tuple[str, float]]:
         """Text and confidence of each line crop, in one batch."""
@@ -125,22 +126,28 @@ class LineReader(TorchOcrEngine):
         """Lines of every page found first, then read together: a batch spans pages."""
         if self._model is None:
             self._start()
-        found = [(page, self.detector.lines(page.image)) for page in pages]
-        crops = [crop_line(page.image, box) for page, boxes in found for box in boxes]
+        found = [(page, self._lines(page)) for page in pages]
+        crops = [crop_line(page, box, PADDING) for page, boxes in found for box in boxes]
         read, self.line_batch = in_batches(self.read, crops, self.line_batch)
         reads = iter(read)
-        return [self._record(page, boxes, reads) for page, boxes in found]
+        return [self._record(boxes, reads) for _, boxes in found]
+
+    def _lines(self, page: PageImage) -> list[Polygon]:
+        """The detector's lines in page pixels; slivers too thin to read are left out."""
+        inverse = 1.0 / page.scale
+        boxes = [
+            [[x * inverse, y * inverse] for x, y in box] for box in self.detector.lines(page.image)
+        ]
+        return [box for box in boxes if min(line_size(box)) * page.scale >= 1]
 
     def _start(self) -> None:
         super()._start()
         self.detector.device = self.device  # the job's own GPU, for the detector too
 
-    def _record(self, page: PageImage, boxes: list[Polygon], reads: Any) -> Recognition:
-        inverse = 1.0 / page.scale
+    def _record(self, boxes: list[Polygon], reads: Any) -> Recognition:
         lines = []
-        for box in boxes:
+        for polygon in boxes:
             text, confidence = next(reads)
-            polygon = [[x * inverse, y * inverse] for x, y in box]
             if text.strip():
                 words = split_words(text, polygon, confidence)
                 lines.append(Line(text, confidence, polygon, words))
