@@ -11,6 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
+LOCK_DIR = "/tmp/ocrkie-gpu-locks"
 _held: list[int] = []  # lock file descriptors kept open for the life of the process
 
 
@@ -22,7 +23,14 @@ def gpu_count() -> int:
     return torch.cuda.device_count()
 
 
-def acquire_gpu(lock_dir: str | Path, count: int | None = None) -> int | None:
+def gpu_request(remote: bool, device: str) -> dict[str, int]:
+    """The Snakemake resources of a job that computes on a GPU when it has one. `_gpus` is
+    what AWS Batch reads; `gpu` is what the local profile caps. Without a GPU a `gpu`
+    request would only make CPU jobs queue behind each other."""
+    return {"gpu": 1, "_gpus": 1} if remote or device != "cpu" else {}
+
+
+def acquire_gpu(lock_dir: str | Path = LOCK_DIR, count: int | None = None) -> int | None:
     """The index of a GPU no other job on this machine holds, or None without GPUs."""
     count = gpu_count() if count is None else count
     if count == 0:

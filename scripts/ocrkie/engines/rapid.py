@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from ..errors import ModelLoadError, UnsupportedImage
 from ..formats import Line, Word
-from ..gpu import acquire_gpu
+from ..gpu import LOCK_DIR, acquire_gpu, gpu_request
 from ..images import PageImage
 from . import OcrEngine, Recognition
 from .guardrails import Guardrails
@@ -45,7 +45,7 @@ class RapidOcrEngine(OcrEngine):
         threads: int = 1,
         use_gpu: str = "auto",
         text_score: float = 0.5,
-        gpu_lock_dir: str = "/tmp/ocrkie-gpu-locks",
+        gpu_lock_dir: str = LOCK_DIR,
     ):
         self.text_score = text_score
         self.threads_per_job = threads
@@ -72,9 +72,7 @@ class RapidOcrEngine(OcrEngine):
         return "cpu"
 
     def resources(self, remote: bool) -> dict[str, int]:
-        # `_gpus` is what AWS Batch reads; `gpu` is what the local profile caps. Without a
-        # GPU a `gpu` request would only make CPU jobs queue behind each other.
-        return {"gpu": 1, "_gpus": 1} if remote or self.device != "cpu" else {}
+        return gpu_request(remote, self.device)
 
     def identity(self) -> dict[str, Any]:
         # The device is left out on purpose: CPU and GPU runs of these models are

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ModelLoadError
-from ..gpu import acquire_gpu
+from ..gpu import acquire_gpu, gpu_count
 
 if TYPE_CHECKING:
     from .guardrails import Guardrails
@@ -23,19 +23,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-GPU_LOCK_DIR = "/tmp/ocrkie-gpu-locks"
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class DeviceError(ValueError):
     """A configured device this machine does not have (raised when the workflow is parsed)."""
-
-
-def cuda_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 NO_GPU = "torch sees no GPU"
@@ -48,7 +41,7 @@ def planned_device(requested: str, engine: str) -> str:
         raise DeviceError(f"{engine}.device: {requested!r} is not auto, cpu, cuda or cuda:N")
     if requested == "cpu":
         return "cpu"
-    count = cuda_count()
+    count = gpu_count()
     if requested == "auto":
         return "cuda" if count else "cpu"
     index = int(requested.partition(":")[2] or 0)
@@ -63,7 +56,7 @@ def job_device(planned: str) -> str:
     """The device a job loads its model on: ``cuda`` becomes the job's own GPU."""
     if planned != "cuda":
         return planned
-    return f"cuda:{acquire_gpu(GPU_LOCK_DIR) or 0}"
+    return f"cuda:{acquire_gpu() or 0}"
 
 
 def batch_size(device: str, configured: int, per_item_mb: float, guard: Guardrails) -> int:

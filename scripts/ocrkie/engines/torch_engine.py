@@ -9,6 +9,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from ..gpu import gpu_request
 from ..images import PageImage
 from . import OcrEngine, Recognition
 from .guardrails import check_settings
@@ -38,7 +39,7 @@ class TorchOcrEngine(OcrEngine):
         return cls(config[cls.name], threads)
 
     def resources(self, remote: bool) -> dict[str, int]:
-        return {"gpu": 1, "_gpus": 1} if remote or self.planned_device != "cpu" else {}
+        return gpu_request(remote, self.planned_device)
 
     @abstractmethod
     def load(self, device: str) -> Any:
