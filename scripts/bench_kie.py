@@ -39,6 +39,7 @@ from ocrkie.engines.rules import RuleExtractor  # noqa: E402
 from ocrkie.evaluate import read_box_lines  # noqa: E402
 from ocrkie.fields import load_field_schema  # noqa: E402
 from ocrkie.formats import ocr_lines_payload  # noqa: E402
+from ocrkie.learn.candidates import read_sheet  # noqa: E402
 from ocrkie.learn.folder import read_card  # noqa: E402
 from ocrkie.learn.training import truth_value  # noqa: E402
 
@@ -91,8 +92,7 @@ def accuracy(extractor: Any, records: dict[str, dict], keys: dict[str, dict]) ->
 
 
 def ceiling(records: dict[str, dict], keys: dict[str, dict]) -> dict[str, float]:
-    from ocrkie.learn.candidates import read_sheet
-
+    """The share of documents with the right value among their candidates."""
     schema = load_field_schema(SCHEMA)
     rules = RuleExtractor(schema)
     held = dict.fromkeys((spec.name for spec in schema.fields), 0)

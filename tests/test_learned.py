@@ -74,6 +74,7 @@ def test_training_writes_a_model_folder_with_its_card_and_manifest(trained: Work
     assert {row["sha256"] for row in rows} == {sha256_of(p.read_bytes()) for p in SAMPLE_IMAGES}
     assert {row["split"] for row in rows} == {"train"}
     load(folder, card)  # the weights match their digest
+    assert set(card["readings"]) <= {"address"}  # only addresses are read two ways
 
 
 def test_the_trained_model_reads_the_fields_of_its_own_training_data(trained: Workdir):
@@ -85,6 +86,9 @@ def test_the_trained_model_reads_the_fields_of_its_own_training_data(trained: Wo
     assert right["total"] == right["date"] == right["company"] == len(SAMPLE_IMAGES), right
     total = next(iter(records.values()))["fields"]["total"]
     assert total["source"]["words"] and 0 < total["confidence"] <= 1
+    card = read_card(trained.results / "model")
+    engine = next(iter(records.values()))["engine"]
+    assert (engine["model"], engine["readings"]) == (card["weights_sha256"], card["readings"])
 
 
 def test_the_same_data_and_seed_give_the_same_model(trained: Workdir, tmp_path: Path):

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 MONTHS = {
     m: i + 1
@@ -124,6 +125,7 @@ def amount_value(token: str) -> str | None:
         return None
 
 
+PUNCTUATION = ",.;:"
 _SPACED_PUNCTUATION = re.compile(r"\s*([,.;:])\s*")
 
 
@@ -133,8 +135,15 @@ def normalize_text(text: str) -> str:
     Printed and transcribed text disagree mostly on spacing around commas and full stops
     ("BAHRU, JOHOR" vs "BAHRU,JOHOR"), which carries no information.
     """
+    return collapse_text(text).strip(" " + PUNCTUATION)
+
+
+@lru_cache(maxsize=65536)
+def collapse_text(text: str) -> str:
+    """``normalize_text`` but for trimming punctuation off the ends (cached: the rows of a
+    page are read for several fields)."""
     text = " ".join(unicodedata.normalize("NFKC", text).upper().split())
-    return _SPACED_PUNCTUATION.sub(r"\1", text).strip(" .,;:")
+    return _SPACED_PUNCTUATION.sub(r"\1", text)
 
 
 def normalize(kind: str, text: str | None, date_order: str = "DMY") -> str | None:

@@ -66,6 +66,7 @@ class LearnedExtractor(Extractor):
             "version": version("ocrkie"),
             "schema": self.schema.sha256,
             "model": self.card["weights_sha256"],
+            "readings": self.card["readings"],
         }
 
     def _load(self) -> Any:
@@ -90,7 +91,8 @@ class LearnedExtractor(Extractor):
         extractions = []
         for document in documents:
             sheet = read_sheet(document.ocr, self.schema, self.rules)
-            picks = read_fields(model, sheet, tensors(sheet, self.device))
+            readings = self.card["readings"]
+            picks = read_fields(model, sheet, tensors(sheet, self.device), readings)
             fields = {}
             for spec in self.schema.fields:
                 pick = picks[spec.name]

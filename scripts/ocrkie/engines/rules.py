@@ -33,11 +33,17 @@ def _keyword_match(spec: FieldSpec, text: str) -> re.Match[str] | None:
 
 
 def excluded(spec: FieldSpec, text: str) -> bool:
-    return any(re.search(pattern, text, re.I) for pattern in spec.exclude)
+    return bool(spec.exclude) and bool(_any_of(tuple(spec.exclude)).search(text))
 
 
 def matches_pattern(spec: FieldSpec, text: str) -> bool:
-    return any(re.search(pattern, text, re.I) for pattern in spec.patterns)
+    return bool(spec.patterns) and bool(_any_of(tuple(spec.patterns)).search(text))
+
+
+@cache
+def _any_of(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One search for any of the patterns (a row is searched for every field's hints)."""
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns), re.I)
 
 
 @dataclass
@@ -158,11 +164,18 @@ def _find_amount(spec: FieldSpec, rows: list[Row]) -> Found | None:
 
 @cache
 def _keyword(keyword: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])", re.I)
+    return re.compile(_keyword_pattern(keyword), re.I)
+
+
+@cache
+def _keyword_pattern(keyword: str) -> str:
+    return rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])"
 
 
 def label_match(spec: FieldSpec, text: str) -> tuple[int, re.Match[str]] | None:
     """The first of the field's keywords (they are in priority order) found in ``text``."""
+    if not spec.keywords or not _any_of(tuple(map(_keyword_pattern, spec.keywords))).search(text):
+        return None
     for rank, keyword in enumerate(spec.keywords):
         if match := _keyword(keyword).search(text):
             return rank, match

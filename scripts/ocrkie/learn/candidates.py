@@ -17,13 +17,16 @@ from ..engines import Document
 from ..engines.rules import RuleExtractor, excluded, label_match, matches_pattern
 from ..evidence import Row, rows_of
 from ..fields import FieldSchema, FieldSpec
-from ..normalize import AMOUNT_PATTERN, amount_value, find_dates, normalize
+from ..normalize import AMOUNT_PATTERN, PUNCTUATION, amount_value, collapse_text, find_dates
 from .features import text_ids
 
-NUMERIC = 24  # numeric features per candidate
-FEATURES = 1  # the version of what the model reads: a model made for another is refused
+NUMERIC = 26  # numeric features per candidate
+FEATURES = 2  # the version of what the model reads: a model made for another is refused
 MAX_NAME_ROWS = 2  # a text field's value spans at most this many rows
 _REGISTRATION = re.compile(r"\s*\([^()]*\d[^()]*\)\s*$")  # "(126926-H)" after a company name
+# "VILLAGE. JALAN", "NO 290. JALAN": a full stop after a word or a number, not after an
+# abbreviation of one or two letters ("NO. 7", "D.E.")
+_STOP = re.compile(r"(?<![^\W_])(\d+|[^\W\d_]{3,})\.(?=\s|$)")
 
 
 @dataclass
@@ -35,7 +38,18 @@ class Candidate:
     label: int  # the text left of the value on its row (-1: none)
     above: int  # the row above (-1: none)
     below: int  # the row below
+    commas: int = 0  # full stops read as commas
     numbers: list[float] = field(default_factory=list)
+
+    @property
+    def span(self) -> tuple[tuple[int, int, int], ...]:
+        """Where it is printed: the candidates of one span are readings of the same text."""
+        return tuple((row.index, start, end) for row, start, end in self.pieces)
+
+    @property
+    def reading(self) -> str:
+        """How the printed text was read: ``printed``, or ``commas`` (full stops as commas)."""
+        return "commas" if self.commas else "printed"
 
 
 @dataclass
@@ -65,21 +79,28 @@ def read_sheet(ocr: dict[str, Any], schema: FieldSchema, rules: RuleExtractor) -
     units = _Units(rows)
     picked = {k: v["normalized"] for k, v in rules.extract(Document(ocr, "")).fields.items()}
     geometry = _Geometry(rows)
+    labelled = {
+        spec.name: [label_match(spec, r.text) is not None for r in rows] for spec in schema.fields
+    }
     candidates = {}
     for spec in schema.fields:
         if spec.type in ("date", "amount"):
             found = _tokens(spec, rows, units)
         else:
             found = _blocks(spec, rows, units)
-        _describe(spec, found, rows, geometry, picked[spec.name])
+        other = [marks for name, marks in labelled.items() if name != spec.name]
+        others = [any(marks[i] for marks in other) for i in range(len(rows))]
+        _describe(spec, found, rows, geometry, picked[spec.name], labelled[spec.name], others)
         candidates[spec.name] = found
     return Sheet(rows, units.ids, candidates, picked)
 
 
 def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
     """Runs of whole rows (names, addresses), single lines of rows that hold several, and
-    names without a trailing registration number."""
+    names without a trailing registration number; an address also with the full stops that
+    part it read as commas."""
     longest = spec.max_lines if spec.type == "address" else MAX_NAME_ROWS
+    ways = [_ways(row.text, spec.type == "address") for row in rows]
     found = []
     for first in range(len(rows)):
         for last in range(first, min(first + longest, len(rows))):
@@ -87,21 +108,84 @@ def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
             lengths = [len(r.text) + 1 for r in block]
             weights = {r.index: n / sum(lengths) for r, n in zip(block, lengths, strict=True)}
             pieces = [(r, 0, len(r.text)) for r in block]
-            value = " ".join(r.text for r in block)
-            found.append(_candidate(spec, value, pieces, weights, first, last, len(rows)))
-            if spec.type == "text" and (short := _REGISTRATION.sub("", value)) != value:
-                end = len(block[-1].text) - (len(value) - len(short))
-                cut = [*pieces[:-1], (block[-1], 0, max(end, 0))]
-                found.append(_candidate(spec, short, cut, weights, first, last, len(rows)))
+            readings = {}  # normalised value -> the first candidate that reads it
+            for way in range(len(ways[first])):
+                parts = [ways[r.index][way] for r in block]
+                candidate = _block(parts, pieces, weights, first, last, len(rows))
+                readings.setdefault(candidate.normalized, candidate)
+            if spec.type == "text" and (short := _cut(ways[last][0])) is not ways[last][0]:
+                cut = [*pieces[:-1], (block[-1], 0, len(short.text))]
+                parts = [*(ways[r.index][0] for r in block[:-1]), short]
+                candidate = _block(parts, cut, weights, first, last, len(rows))
+                readings.setdefault(candidate.normalized, candidate)
+            found += readings.values()
         row = rows[first]
         for line, (start, end) in zip(row.lines, row.spans, strict=True):
             if len(row.lines) > 1:
-                unit = units.of(line["text"])
-                pieces = [(row, start, end)]
-                found.append(
-                    _candidate(spec, line["text"], pieces, {unit: 1.0}, first, first, len(rows))
-                )
+                unit = {units.of(line["text"]): 1.0}
+                form = _form(line["text"])
+                found.append(_block([form], [(row, start, end)], unit, first, first, len(rows)))
     return [c for c in found if c.normalized]
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One reading of a row's text. ``spaced`` is it normalised but for the trimming of its
+    ends, so that a block's normalised value is its rows' joined (``_joined``)."""
+
+    text: str
+    spaced: str
+    commas: int = 0  # full stops read as commas
+
+
+def _form(text: str, commas: int = 0) -> _Form:
+    return _Form(text, collapse_text(text), commas)
+
+
+def _ways(text: str, address: bool) -> tuple[_Form, ...]:
+    """A row as printed, and an address's row also with its parting full stops as commas
+    (the same as printed where it has none)."""
+    printed = _form(text)
+    if not address:
+        return (printed,)
+    commas, stops = _STOP.subn(r"\1,", text)
+    return printed, _form(commas, stops) if stops else printed
+
+
+def _cut(form: _Form) -> _Form:
+    """The row without the registration number it ends with, if it does."""
+    text = _REGISTRATION.sub("", form.text)
+    return _form(text, form.commas) if text != form.text else form
+
+
+def _block(
+    parts: list[_Form],
+    pieces: list[tuple[Row, int, int]],
+    weights: dict[int, float],
+    first: int,
+    last: int,
+    count: int,
+) -> Candidate:  # rows (or part of one): no label of their own
+    return Candidate(
+        " ".join(part.text for part in parts),
+        _joined([part.spaced for part in parts]),
+        pieces,
+        weights,
+        -1,
+        first - 1,
+        last + 1 if last + 1 < count else -1,
+        commas=sum(part.commas for part in parts),
+    )
+
+
+def _joined(spaced: list[str]) -> str:
+    """``normalize_text`` of texts joined by spaces, from each one's ``collapse_text``."""
+    text = ""
+    for part in spaced:
+        if text and part and text[-1] not in PUNCTUATION and part[0] not in PUNCTUATION:
+            text += " "
+        text += part
+    return text.strip(" " + PUNCTUATION)
 
 
 def _tokens(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
@@ -138,20 +222,6 @@ def _tokens(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
     return found
 
 
-def _candidate(  # a block of rows (or part of one): no label of its own
-    spec: FieldSpec,
-    value: str,
-    pieces: list[tuple[Row, int, int]],
-    weights: dict[int, float],
-    first: int,
-    last: int,
-    count: int,
-) -> Candidate:
-    below = last + 1 if last + 1 < count else -1
-    normalized = normalize(spec.type if spec.type != "address" else "text", value) or ""
-    return Candidate(value, normalized, pieces, weights, -1, first - 1, below)
-
-
 class _Geometry:
     """Each row's box relative to the page (0-1), its height relative to the page's usual
     line height (a name is often printed larger), and how many wordy rows come before it."""
@@ -172,6 +242,26 @@ class _Geometry:
         for row in rows:
             self.wordy_before.append(wordy)
             wordy += sum(map(str.isalpha, row.text)) >= 3
+        # running counts of letters, digits and capitals along each row's text
+        self.kinds = [[_running(kind, row.text) for kind in _KINDS] for row in rows]
+
+    def characters(self, pieces: list[tuple[Row, int, int]]) -> list[int]:
+        """How many letters, digits and capitals the pieces of printed text hold."""
+        counts = [0, 0, 0]
+        for row, start, end in pieces:
+            for i, running in enumerate(self.kinds[row.index]):
+                counts[i] += running[end] - running[start]
+        return counts
+
+
+_KINDS = (str.isalpha, str.isdigit, str.isupper)
+
+
+def _running(kind: Any, text: str) -> list[int]:
+    counts = [0]
+    for char in text:
+        counts.append(counts[-1] + kind(char))
+    return counts
 
 
 def _height(polygon: list[list[float]]) -> float:
@@ -185,8 +275,11 @@ def _describe(
     rows: list[Row],
     geometry: _Geometry,
     rules: str | None,
+    labelled: list[bool],
+    others: list[bool],
 ) -> None:
-    """Fill each candidate's numeric features."""
+    """Fill each candidate's numeric features. ``labelled`` marks the rows that this field's
+    hints match, ``others`` those that another field's do (a name is not an address)."""
     count = max(len(rows), 1)
     amounts = {Decimal(c.normalized) for c in found} if spec.type == "amount" else set()
     values = sorted(amounts, reverse=True)
@@ -194,16 +287,17 @@ def _describe(
     for c in found:
         seen[c.normalized] = seen.get(c.normalized, 0) + 1
     # the schema's hints, row by row (a block has a hint when one of its rows has)
-    labelled = [label_match(spec, row.text) is not None for row in rows]
     barred = [excluded(spec, row.text) for row in rows]
     patterned = [matches_pattern(spec, row.text) for row in rows]
-    dated = [bool(find_dates(row.text)) for row in rows] if spec.type != "date" else []
+    dated = [spec.type != "date" and bool(find_dates(row.text)) for row in rows]
+    labelled, others, barred, patterned, dated = map(
+        _counts, (labelled, others, barred, patterned, dated)
+    )
     for order, c in enumerate(found):
         first, last = c.pieces[0][0].index, c.pieces[-1][0].index
         left, top, _ = geometry.boxes[first]
         bottom = geometry.boxes[last][2]
-        letters = sum(map(str.isalpha, c.value))
-        digits = sum(map(str.isdigit, c.value))
+        letters, digits, capitals = geometry.characters(c.pieces)
         size = max(len(c.value), 1)
         amount = Decimal(c.normalized) if spec.type == "amount" else Decimal(0)
         rank = values.index(amount) / len(values) if values else 0.0
@@ -218,9 +312,9 @@ def _describe(
             digits / size,
             letters / size,
             min(len(c.value) / 40, 3.0),
-            float(any(labelled[max(first - 1, 0) : last + 1])),
-            float(any(barred[first : last + 1])),
-            float(any(patterned[first : last + 1])),
+            float(labelled[last + 1] > labelled[max(first - 1, 0)]),
+            float(barred[last + 1] > barred[first]),
+            float(patterned[last + 1] > patterned[first]),
             float(rules is not None and c.normalized == rules),
             rank,
             float(rank == 0.0 and bool(values)),
@@ -229,8 +323,18 @@ def _describe(
             order / max(len(found), 1),
             min(max(geometry.sizes[first : last + 1]), 3.0),
             min(geometry.wordy_before[first] / 10, 1.0),
-            sum(map(str.isupper, c.value)) / max(letters, 1),
+            capitals / max(letters, 1),
             min(len(c.value.split()) / 10, 1.0),
-            float(any(dated[first : last + 1])),  # a name or an amount's row holds no date
+            float(dated[last + 1] > dated[first]),  # a name or an amount's row holds no date
             len(c.value) / max(sum(len(row.text) for row, _, _ in c.pieces), 1),
+            min(c.commas / 3, 1.0),
+            float(others[last + 1] > others[first]),
         ]
+
+
+def _counts(marks: list[bool]) -> list[int]:
+    """Running counts: rows first..last hold a mark when counts[last + 1] > counts[first]."""
+    counts = [0]
+    for mark in marks:
+        counts.append(counts[-1] + mark)
+    return counts

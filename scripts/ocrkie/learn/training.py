@@ -28,6 +28,7 @@ from .candidates import FEATURES, Candidate, Sheet, read_sheet
 from .folder import MANIFEST
 from .model import FieldRanker, Tensors, save, tensors
 
+Readings = dict[str, dict[str, float]]  # field -> way of reading -> how often it was right
 FUZZY = 90  # a text label matches OCR'd candidates at least this similar (0-100)
 SETTINGS = {
     "dim": 16,
@@ -139,8 +140,12 @@ class Pick:
     confidence: float
 
 
-def read_fields(model: FieldRanker, sheet: Sheet, prepared: Tensors) -> dict[str, Pick]:
-    """Each field's most probable value; candidates with the same value pool their odds."""
+def read_fields(
+    model: FieldRanker, sheet: Sheet, prepared: Tensors, readings: Readings
+) -> dict[str, Pick]:
+    """Each field's most probable value. The model weighs where a value is printed: the
+    readings of one span pool their odds, and the span is read the way that was most often
+    right in training (``readings``); candidates with the same value pool their odds."""
     picks = {}
     with torch.no_grad():
         units = model.units(prepared)
@@ -149,22 +154,50 @@ def read_fields(model: FieldRanker, sheet: Sheet, prepared: Tensors) -> dict[str
                 picks[name] = Pick(None, 0.0)
                 continue
             odds = torch.softmax(model.scores(units, prepared.fields[name]), 0).tolist()
-            pooled: dict[str, float] = {}
+            spans: dict[tuple, list[Candidate]] = {}
+            chances: dict[tuple, float] = {}
             for candidate, p in zip(found, odds, strict=True):
-                pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + p
+                spans.setdefault(candidate.span, []).append(candidate)
+                chances[candidate.span] = chances.get(candidate.span, 0.0) + p
+            rates = readings.get(name, {})
+            read = {
+                span: max(ways, key=lambda c: (rates.get(c.reading, 0.0), c.reading == "printed"))
+                for span, ways in spans.items()
+            }
+            pooled: dict[str, float] = {}
+            for span, candidate in read.items():
+                pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + chances[span]
             value = max(pooled, key=pooled.__getitem__)
-            best = max(
-                (i for i, c in enumerate(found) if c.normalized == value), key=odds.__getitem__
-            )
-            picks[name] = Pick(found[best], pooled[value])
+            best = max((s for s, c in read.items() if c.normalized == value), key=chances.get)
+            picks[name] = Pick(read[best], pooled[value])
     return picks
 
 
-def scores(model: FieldRanker, held: list[Example], schema: FieldSchema) -> dict[str, Any]:
+def reading_rates(train: list[Example]) -> Readings:
+    """Per field and way of reading a span: how often it was the right one where a label's
+    span was read in more than one way (smoothed: never seen is 0.5)."""
+    right: Counter[tuple[str, str]] = Counter()
+    offered: Counter[tuple[str, str]] = Counter()
+    for example in train:
+        for name, found in example.sheet.candidates.items():
+            hit = next((c for c in found if c.normalized == example.truth[name]), None)
+            ways = {c.reading for c in found if hit and c.span == hit.span}
+            if len(ways) > 1:
+                right[name, hit.reading] += 1
+                offered.update((name, way) for way in ways)
+    rates: Readings = {}
+    for (name, way), count in sorted(offered.items()):
+        rates.setdefault(name, {})[way] = round((right[name, way] + 1) / (count + 2), 4)
+    return rates
+
+
+def scores(
+    model: FieldRanker, readings: Readings, held: list[Example], schema: FieldSchema
+) -> dict[str, Any]:
     """Field accuracy of the model and of the rules on the same documents."""
     tally = {spec.name: {"model": 0, "rules": 0, "documents": 0} for spec in schema.fields}
     for example in held:
-        picks = read_fields(model, example.sheet, example.tensors)
+        picks = read_fields(model, example.sheet, example.tensors, readings)
         for name, counts in tally.items():
             truth = example.truth[name]
             if truth is None:
@@ -199,7 +232,8 @@ def train_model(
     train = [e for e in made if e.split == "train"]
     held = [e for e in made if e.split == "val"]
     model = fit(train, [spec.name for spec in schema.fields], seed, settings)
-    validation = scores(model, held, schema)
+    readings = reading_rates(train)
+    validation = scores(model, readings, held, schema)
     card = {
         "schema_title": schema.document.get("title", ""),
         "schema_sha256": schema.sha256,
@@ -214,6 +248,7 @@ def train_model(
         "labels_found": {
             spec.name: dict(Counter(e.found[spec.name] for e in train)) for spec in schema.fields
         },
+        "readings": readings,
         "validation": {"documents": len(held), "fields": validation, **_means(validation)},
         "torch": torch.__version__,
         "training_seconds": round(time.perf_counter() - started, 1),

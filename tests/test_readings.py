@@ -1,0 +1,84 @@
+"""How the learned KIE reads a value's rows: an address's parting full stops as commas, and
+the way of reading that was most often right in training."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from test_kie import RECEIPT_SCHEMA, ocr_record
+
+from ocrkie.engines.rules import RuleExtractor
+from ocrkie.fields import load_field_schema
+from ocrkie.learn.candidates import read_sheet
+from ocrkie.learn.model import FieldRanker, tensors
+from ocrkie.learn.training import examples, read_fields, reading_rates
+from ocrkie.normalize import normalize_text
+
+SCHEMA = load_field_schema(RECEIPT_SCHEMA)
+ROWS = [
+    ["LIM SENG THO HARDWARE TRADING (002231061-T)"],
+    ["NO 7. SIMPANG OFF BATU VILLAGE."],
+    ["JALAN IPOH BATU 5. 51200 KUALA LUMPUR"],
+    ["TEL NO. 03-6258 7191"],
+    ["TOTAL", "7.00"],
+]
+PRINTED = "NO 7.SIMPANG OFF BATU VILLAGE.JALAN IPOH BATU 5.51200 KUALA LUMPUR"
+COMMAS = "NO 7,SIMPANG OFF BATU VILLAGE,JALAN IPOH BATU 5,51200 KUALA LUMPUR"
+
+
+def receipt(sha256: str = "0" * 64) -> dict:
+    return {**ocr_record(ROWS), "image": {"path": f"{sha256[:4]}.jpg", "sha256": sha256}}
+
+
+def test_an_address_is_offered_as_printed_and_with_its_parting_stops_as_commas():
+    sheet = read_sheet(receipt(), SCHEMA, RuleExtractor(SCHEMA))
+    addresses = {c.normalized: c for c in sheet.candidates["address"]}
+    assert addresses[PRINTED].reading == "printed"
+    assert (addresses[COMMAS].reading, addresses[COMMAS].commas) == ("commas", 3)
+    assert addresses[COMMAS].span == addresses[PRINTED].span  # two readings of one span
+    # "NO 7." parts the address; "NO. 03" is an abbreviation: only the first becomes a comma
+    assert "TEL NO.03-6258 7191" in {c.normalized for c in sheet.candidates["company"]}
+    tel = [c for c in sheet.candidates["address"] if c.normalized.endswith("TEL NO.03-6258 7191")]
+    assert tel and all(",03-6258" not in c.normalized for c in tel)
+
+
+def test_the_span_is_the_models_choice_and_its_reading_the_training_counts():
+    torch.manual_seed(0)
+    rows = [["KEDAI. MAJU"], ["NO 7. SIMPANG"], ["JALAN. IPOH"], ["KUALA. LUMPUR"]]
+    sheet = read_sheet(ocr_record(rows), SCHEMA, RuleExtractor(SCHEMA))
+    assert all(  # every span of rows reads two ways
+        {c.reading for c in sheet.candidates["address"] if c.span == span} == {"printed", "commas"}
+        for span in {c.span for c in sheet.candidates["address"]}
+    )
+    model = FieldRanker([spec.name for spec in SCHEMA.fields]).eval()
+    prepared = tensors(sheet)
+    pick = {
+        way: read_fields(model, sheet, prepared, {"address": rates})["address"].candidate
+        for way, rates in (
+            ("commas", {"commas": 0.7, "printed": 0.5}),
+            ("printed", {"commas": 0.3, "printed": 0.5}),
+            ("unknown", {}),
+        )
+    }
+    assert pick["commas"].span == pick["printed"].span == pick["unknown"].span
+    assert pick["commas"].reading == "commas"
+    assert pick["printed"].reading == pick["unknown"].reading == "printed"
+
+
+def test_reading_rates_count_which_reading_held_the_label():
+    labels = [("a" * 64, COMMAS), ("b" * 64, COMMAS), ("c" * 64, PRINTED)]
+    made = examples([(receipt(sha), {"address": value}) for sha, value in labels], SCHEMA, 0.0)
+    rates = reading_rates(made)
+    assert rates["address"] == {"commas": (2 + 1) / (3 + 2), "printed": (1 + 1) / (3 + 2)}
+    assert "company" not in rates  # names are read one way only
+
+
+def test_a_block_of_rows_normalises_as_its_joined_text_would():
+    """Candidates' values are normalised from their rows', not from the joined text: the
+    same result, over rows that end or start with punctuation, spaces or nothing."""
+    rows = ["NO 7.", " , JALAN", "KL ;", "Ávenue  12", ":x", "a.b, c", "LOT 5. TAMAN"]
+    for block in itertools.permutations(rows, 3):
+        sheet = read_sheet(ocr_record([[text] for text in block]), SCHEMA, RuleExtractor(SCHEMA))
+        for candidate in sheet.candidates["address"]:
+            assert candidate.normalized == normalize_text(candidate.value), candidate.value
