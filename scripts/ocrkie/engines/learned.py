@@ -88,10 +88,9 @@ class LearnedExtractor(Extractor):
         from ..learn.training import read_fields
 
         model = self._load()
-        extractions = []
+        extractions, readings = [], self.card["readings"]
         for document in documents:
             sheet = read_sheet(document.ocr, self.schema, self.rules)
-            readings = self.card["readings"]
             picks = read_fields(model, sheet, tensors(sheet, self.device), readings)
             fields = {}
             for spec in self.schema.fields:

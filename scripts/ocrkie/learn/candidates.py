@@ -9,6 +9,7 @@ schema's hints and to the rules' own pick.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -257,7 +258,7 @@ class _Geometry:
 _KINDS = (str.isalpha, str.isdigit, str.isupper)
 
 
-def _running(kind: Any, text: str) -> list[int]:
+def _running(kind: Callable[[str], bool], text: str) -> list[int]:
     counts = [0]
     for char in text:
         counts.append(counts[-1] + kind(char))
