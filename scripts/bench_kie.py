@@ -11,7 +11,7 @@ and ../shared/data/sroie-dev. In one invocation:
    excluded, is the rule's);
 3. on the held-out folder, per field and mean: accuracy of the rules and of the model
    (exact match of normalised values, as ``scripts/evaluate.py`` scores), and the ceiling:
-   the share of receipts whose OCR holds the right value at all (no extractor can beat it);
+   the share of receipts whose right value is among the candidates (no choice can beat it);
 4. the same with the transcribed lines of box/ as the OCR (what the extractors do with
    perfect OCR; the model is still the one trained on the OCR engine's records);
 5. inference time per receipt on the CPU, excluding OCR and the model load, for both
