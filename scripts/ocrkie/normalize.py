@@ -126,7 +126,7 @@ def amount_value(token: str) -> str | None:
 
 
 PUNCTUATION = ",.;:"
-_SPACED_PUNCTUATION = re.compile(r"\s*([,.;:])\s*")
+_SPACED_PUNCTUATION = re.compile(rf"\s*([{re.escape(PUNCTUATION)}])\s*")
 
 
 def normalize_text(text: str) -> str:

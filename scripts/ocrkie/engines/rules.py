@@ -167,14 +167,18 @@ def _keyword(keyword: str) -> re.Pattern[str]:
     return re.compile(_keyword_pattern(keyword), re.I)
 
 
-@cache
 def _keyword_pattern(keyword: str) -> str:
     return rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])"
 
 
+@cache
+def _any_keyword(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    return _any_of(tuple(map(_keyword_pattern, keywords)))
+
+
 def label_match(spec: FieldSpec, text: str) -> tuple[int, re.Match[str]] | None:
     """The first of the field's keywords (they are in priority order) found in ``text``."""
-    if not spec.keywords or not _any_of(tuple(map(_keyword_pattern, spec.keywords))).search(text):
+    if not spec.keywords or not _any_keyword(tuple(spec.keywords)).search(text):
         return None
     for rank, keyword in enumerate(spec.keywords):
         if match := _keyword(keyword).search(text):

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from ..engines import Document
@@ -42,7 +43,7 @@ class Candidate:
     commas: int = 0  # full stops read as commas
     numbers: list[float] = field(default_factory=list)
 
-    @property
+    @cached_property
     def span(self) -> tuple[tuple[int, int, int], ...]:
         """Where it is printed: the candidates of one span are readings of the same text."""
         return tuple((row.index, start, end) for row, start, end in self.pieces)
