@@ -76,6 +76,21 @@ def test_company_is_the_labelled_name_without_its_registration_number(fields):
     assert fields["company"]["normalized"] == "MAJU JAYA TRADING SDN BHD"
 
 
+@pytest.mark.parametrize(
+    ("printed", "name"),
+    [
+        ("99 SPEED MART S/B (519537-X)", "99 SPEED MART S/B"),
+        ("99 SPEED MART S/B 519537-X)", "99 SPEED MART S/B"),  # OCR lost the "("
+        ("KING'S CONFECTIONERY S/B 273500-U (GKJ)", "KING'S CONFECTIONERY S/B"),
+        ("AMPANG 210 PARKING SDN BHD", "AMPANG 210 PARKING SDN BHD"),  # a number, not one
+    ],
+)
+def test_a_registration_number_is_cut_off_however_it_is_printed(printed, name):
+    record = ocr_record([[printed], *RECEIPT[2:]])
+    extracted = RuleExtractor(load_field_schema(RECEIPT_SCHEMA)).extract(Document(record, ""))
+    assert extracted.fields["company"]["value"] == name
+
+
 def test_address_spans_rows_down_to_the_postcode_and_state(fields):
     assert fields["address"]["normalized"] == (
         "NO.5,JALAN INDAH 2,TAMAN INDAH,81100 JOHOR BAHRU JOHOR"

@@ -13,6 +13,7 @@ import yaml
 from fakes.upstage_server import FakeUpstage
 
 from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
+from ocrkie.engines.rules import REVISION
 from ocrkie.fields import load_field_schema
 from ocrkie.images import sha256_of
 from ocrkie.learn.folder import read_card
@@ -89,6 +90,7 @@ def test_the_trained_model_reads_the_fields_of_its_own_training_data(trained: Wo
     card = read_card(trained.results / "model")
     engine = next(iter(records.values()))["engine"]
     assert (engine["model"], engine["readings"]) == (card["weights_sha256"], card["readings"])
+    assert engine["rules"] == REVISION  # the rules' pick is among what it reads
 
 
 def test_the_same_data_and_seed_give_the_same_model(trained: Workdir, tmp_path: Path):

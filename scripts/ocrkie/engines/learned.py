@@ -18,7 +18,7 @@ from ..learn.candidates import FEATURES, Candidate, read_sheet
 from ..learn.folder import ModelError, read_card
 from . import Document, Extraction, Extractor
 from .registry import build
-from .rules import RuleExtractor
+from .rules import REVISION, RuleExtractor
 
 
 def ocr_kind(identity: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +67,7 @@ class LearnedExtractor(Extractor):
             "schema": self.schema.sha256,
             "model": self.card["weights_sha256"],
             "readings": self.card["readings"],
+            "rules": REVISION,  # their pick and cuts are among what the model reads
         }
 
     def _load(self) -> Any:

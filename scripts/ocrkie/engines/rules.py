@@ -18,6 +18,13 @@ from ..fields import FieldSchema, FieldSpec, load_field_schema
 from ..normalize import AMOUNT_PATTERN, amount_value, find_dates, normalize
 from . import Document, Extraction, Extractor
 
+REVISION = 2  # raise it with any change to what the rules extract: their records rerun
+
+# A company's registration number after its name: "(126926-H)", "519537-X)", "273500-U (GKJ)"
+REGISTRATION = re.compile(
+    r"\s*(?:\([^()]*\d[^()]*\)|\(?\b\d{4,}-[A-Z]\)?)(?:\s*\([A-Z]{2,5}\))?\s*$"
+)
+
 
 def _region(rows: list[Row], region: str) -> list[Row]:
     if region == "top":
@@ -97,7 +104,7 @@ def _found_name(spec: FieldSpec, rows: list[Row], row: Row, label: re.Match[str]
         above = rows[row.index - 1]
         pieces.insert(0, (above, 0, len(above.text)))
     value = " ".join(r.text for r, _, _ in pieces)
-    value = re.sub(r"\s*\([^()]*\d[^()]*\)\s*$", "", value)
+    value = REGISTRATION.sub("", value)
     return _found(spec, value, pieces, 1.0)
 
 
@@ -231,7 +238,12 @@ class RuleExtractor(Extractor):
         return cls(load_field_schema(config["kie_schema"]))
 
     def identity(self) -> dict[str, Any]:
-        return {"name": "ocrkie-rules", "version": version("ocrkie"), "schema": self.schema.sha256}
+        return {
+            "name": "ocrkie-rules",
+            "version": version("ocrkie"),
+            "revision": REVISION,
+            "schema": self.schema.sha256,
+        }
 
     def extract(self, document: Document) -> Extraction:
         rows = rows_of(document.ocr)

@@ -16,7 +16,13 @@ from functools import cached_property
 from typing import Any
 
 from ..engines import Document
-from ..engines.rules import RuleExtractor, excluded, label_match, matches_pattern
+from ..engines.rules import (
+    REGISTRATION,
+    RuleExtractor,
+    excluded,
+    label_match,
+    matches_pattern,
+)
 from ..evidence import Row, rows_of
 from ..fields import FieldSchema, FieldSpec
 from ..normalize import AMOUNT_PATTERN, PUNCTUATION, amount_value, collapse_text, find_dates
@@ -25,7 +31,6 @@ from .features import text_ids
 NUMERIC = 26  # numeric features per candidate
 FEATURES = 2  # the version of what the model reads: a model made for another is refused
 MAX_NAME_ROWS = 2  # a text field's value spans at most this many rows
-_REGISTRATION = re.compile(r"\s*\([^()]*\d[^()]*\)\s*$")  # "(126926-H)" after a company name
 # "VILLAGE. JALAN", "NO 290. JALAN": a full stop after a word or a number, not after an
 # abbreviation of one or two letters ("NO. 7", "D.E.")
 _STOP = re.compile(r"(?<![^\W_])(\d+|[^\W\d_]{3,})\.(?=\s|$)")
@@ -156,7 +161,7 @@ def _ways(text: str, address: bool) -> tuple[_Form, ...]:
 
 def _cut(form: _Form) -> _Form:
     """The row without the registration number it ends with, if it does."""
-    text = _REGISTRATION.sub("", form.text)
+    text = REGISTRATION.sub("", form.text)
     return _form(text, form.commas) if text != form.text else form
 
 
