@@ -26,6 +26,31 @@ def ocr_kind(identity: dict[str, Any]) -> dict[str, Any]:
     return {"name": identity.get("name"), "model": identity.get("model")}
 
 
+def fitting_card(folder: Path, schema: FieldSchema, config: dict[str, Any]) -> dict[str, Any]:
+    """The card of the model in ``folder`` if this run can use it (the features this ocrkie
+    makes, the fields of ``schema``, the configured OCR engine); else a ModelError."""
+    card = read_card(folder)
+    if card.get("features") != FEATURES:
+        raise ModelError(
+            f"the KIE model in {folder} reads features of version {card.get('features')}, "
+            f"this ocrkie makes version {FEATURES}: retrain it with train_kie"
+        )
+    if card["fields_sha256"] != schema.fields_sha256:
+        raise ModelError(
+            f"the KIE model in {folder} was trained for the field schema "
+            f"{card['schema_title']!r} (fields {', '.join(card['fields'])}), not for "
+            f"{config['kie_schema']} (fields {', '.join(f.name for f in schema.fields)}, "
+            "or other hints): train one for it with train_kie, or use kie_backend: rules"
+        )
+    ocr = ocr_kind(build("ocr", config).identity())
+    if ocr_kind(card["ocr_engine"]) != ocr:
+        raise ModelError(
+            f"the KIE model in {folder} was trained on OCR from {card['ocr_engine']}, "
+            f"this run's OCR is {ocr}: retrain it on this engine's records with train_kie"
+        )
+    return card
+
+
 class LearnedExtractor(Extractor):
     """Candidates from the OCR rows, ranked by a small torch model; batched over a shard."""
 
@@ -39,25 +64,7 @@ class LearnedExtractor(Extractor):
     def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
         folder = Path(config["learned_model"])
         schema = load_field_schema(config["kie_schema"])
-        card = read_card(folder)
-        if card.get("features") != FEATURES:
-            raise ModelError(
-                f"the KIE model in {folder} reads features of version {card.get('features')}, "
-                f"this ocrkie makes version {FEATURES}: retrain it with train_kie"
-            )
-        if card["fields_sha256"] != schema.fields_sha256:
-            raise ModelError(
-                f"the KIE model in {folder} was trained for the field schema "
-                f"{card['schema_title']!r} (fields {', '.join(card['fields'])}), not for "
-                f"{config['kie_schema']} (fields {', '.join(f.name for f in schema.fields)}, "
-                "or other hints): train one for it with train_kie, or use kie_backend: rules"
-            )
-        ocr = ocr_kind(build("ocr", config).identity())
-        if ocr_kind(card["ocr_engine"]) != ocr:
-            raise ModelError(
-                f"the KIE model in {folder} was trained on OCR from {card['ocr_engine']}, "
-                f"this run's OCR is {ocr}: retrain it on this engine's records with train_kie"
-            )
+        card = fitting_card(folder, schema, config)
         return cls(folder, schema, card, config["local"]["use_gpu"])
 
     def identity(self) -> dict[str, Any]:
