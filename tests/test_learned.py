@@ -17,8 +17,8 @@ from ocrkie.engines.rules import REVISION
 from ocrkie.fields import load_field_schema
 from ocrkie.images import sha256_of
 from ocrkie.learn.folder import read_card
-from ocrkie.learn.model import load
-from ocrkie.learn.training import train_model, truth_value
+from ocrkie.learn.model import load, weights_digest
+from ocrkie.learn.training import fit, train_model, truth_value
 
 RECEIPT = load_field_schema(REPO / "config" / "fields" / "receipt.json")
 DEFAULT_MODEL = REPO / "scripts" / "ocrkie" / "models" / "receipt"
@@ -43,6 +43,17 @@ def own_fields_right(workdir: Workdir) -> dict[str, int]:
                 spec, key[spec.name]
             )
     return right
+
+
+def invoice_schema(folder: Path) -> Path:
+    """A field schema other than the receipt's."""
+    schema = {
+        "type": "object",
+        "title": "invoice",
+        "properties": {"invoice_no": {"type": "string"}, "amount_due": {"type": "number"}},
+    }
+    (folder / "invoice.json").write_text(json.dumps(schema))
+    return folder / "invoice.json"
 
 
 @pytest.fixture(scope="module")
@@ -131,20 +142,90 @@ def test_a_retrained_model_reruns_kie_and_nothing_else(trained: Workdir):
     assert "TXT export: 0 of" in plan
 
 
+def test_a_model_adapted_from_a_base_names_it_and_reads_its_new_documents(trained: Workdir):
+    """train.base: a team's own labelled documents adapt a model instead of replacing it."""
+    base = read_card(trained.results / "model")
+    (trained.path / "adapt.yaml").write_text(
+        "train: {val_fraction: 0, epochs: 5, base: results/model, output: adapted}\n"
+    )
+    two = ("--configfile", "config/config.yaml", "adapt.yaml", "--config", "train_dir=labelled")
+    trained.snakemake("train_kie", *two)
+    card = read_card(trained.path / "adapted")
+    assert card["base"] == base["weights_sha256"] != card["weights_sha256"]
+    assert card["settings"]["epochs"] == 5
+    with (trained.path / "adapted" / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    shas = {sha256_of(p.read_bytes()) for p in SAMPLE_IMAGES}
+    # every image that shaped the weights: the new documents, and the base's
+    assert [r["sha256"] for r in rows if r["split"] == "train"] == sorted(shas)
+    assert {r["sha256"] for r in rows if r["split"] == "base"} == shas
+
+    trained.snakemake("--config", "input_dir=labelled/img", "learned_model=adapted")
+    right = own_fields_right(trained)
+    assert right["total"] == right["date"] == len(SAMPLE_IMAGES), right
+
+
+def test_adapting_starts_from_the_base_weights(trained: Workdir):
+    base = read_card(trained.results / "model")
+    start = load(trained.results / "model", base)
+    untouched = fit([], base["fields"], 3, {**base["settings"], "epochs": 0}, start)
+    assert weights_digest(untouched) == base["weights_sha256"]
+    fresh = fit([], base["fields"], 3, {**base["settings"], "epochs": 0})
+    assert weights_digest(fresh) != base["weights_sha256"]
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        ("nowhere", "no KIE model in nowhere (it needs model.json and weights.pt)"),
+        ("results/model", "train.base and train.output are one folder (results/model)"),
+    ],
+)
+def test_a_base_that_cannot_be_adapted_is_refused_before_any_job(
+    tmp_path: Path, base: str, message: str
+):
+    workdir = make_workdir(tmp_path, [])
+    labelled_folder(workdir.path)
+    (workdir.path / "base.yaml").write_text(f"train: {{base: {base}}}\n")
+    done = workdir.snakemake(
+        "train_kie",
+        "--configfile",
+        "config/config.yaml",
+        "base.yaml",
+        "--config",
+        "train_dir=labelled",
+        check=False,
+    )
+    assert done.returncode != 0 and message in done.stdout, done.stdout[-2000:]
+    assert not (workdir.results / "ocr").exists()
+
+
+def test_a_base_for_another_schema_is_refused_before_any_job(trained: Workdir, tmp_path: Path):
+    (trained.path / "invoice.yaml").write_text(
+        f"kie_schema: {invoice_schema(tmp_path)}\ntrain: {{base: results/model, output: inv}}\n"
+    )
+    done = trained.snakemake(
+        "train_kie",
+        "-n",
+        "--configfile",
+        "config/config.yaml",
+        "invoice.yaml",
+        "--config",
+        "train_dir=labelled",
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "was trained for the field schema 'receipt'" in done.stdout, done.stdout[-2000:]
+
+
 def test_a_model_for_another_schema_is_refused_before_any_job(trained: Workdir, tmp_path: Path):
-    schema = {
-        "type": "object",
-        "title": "invoice",
-        "properties": {"invoice_no": {"type": "string"}, "amount_due": {"type": "number"}},
-    }
-    (tmp_path / "invoice.json").write_text(json.dumps(schema))
     workdir = make_workdir(tmp_path / "run", SAMPLE_IMAGES[:1])
     (workdir.path / "model").symlink_to(trained.results / "model")
     done = workdir.snakemake(
         "--config",
         "input_dir=scans",
         "learned_model=model",
-        f"kie_schema={tmp_path / 'invoice.json'}",
+        f"kie_schema={invoice_schema(tmp_path)}",
         check=False,
     )
     assert done.returncode != 0

@@ -1,12 +1,15 @@
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from ocrkie.awscheck import check_or_stop
 from ocrkie.cache import cache_location
+from ocrkie.engines.learned import fitting_card
 from ocrkie.engines.registry import active_stages, build, check_backends
 from ocrkie.exports import DESCRIBED, FORMATS, exporter, requested
+from ocrkie.fields import load_field_schema
 from ocrkie.plan import DIGEST_PATTERN, PLAN_FILE, SHARD_PATTERN, job_slots
 from ocrkie.planner import api_forecast, prepare_run
 from ocrkie.results import Results, manifest_path
@@ -134,8 +137,16 @@ def where_things_are():
     return lines
 
 
-# Training the learned KIE model (train_kie): where the model goes, and what it learns from.
+# Training the learned KIE model (train_kie): where the model goes, what it learns from, and
+# the model it starts from, if any (checked here, so that one that does not fit stops the run).
 MODEL = config["train"]["output"] or f"{RESULTS}/model"
+BASE = config["train"]["base"]
+if TRAINING and BASE:
+    if Path(BASE).resolve() == Path(MODEL).resolve():
+        raise WorkflowError(
+            f"train.base and train.output are one folder ({BASE}): write the adapted model elsewhere"
+        )
+    fitting_card(Path(BASE), load_field_schema(config["kie_schema"]), config)
 
 
 def training_input(wildcards):

@@ -4,6 +4,7 @@ rule train_kie:
     input:
         plan=ancient(PLAN),
         ocr=training_input,
+        base=[f"{BASE}/model.json", f"{BASE}/weights.pt"] if BASE else [],
     output:
         card=f"{MODEL}/model.json",
         weights=f"{MODEL}/weights.pt",

@@ -96,6 +96,7 @@ def train_job(smk: Any) -> None:
     schema = load_field_schema(smk.config["kie_schema"])
     ocr_engine = build("ocr", smk.config).identity()
     folder = Path(smk.output.card).parent
-    card = train_model(pairs, schema, ocr_engine, p.settings, folder, counts)
+    base = Path(p.settings["base"]) if p.settings.get("base") else None
+    card = train_model(pairs, schema, ocr_engine, p.settings, folder, counts, base)
     for name, score in card["validation"]["fields"].items():
         log.info("validation %-10s model %s rules %s", name, score["model"], score["rules"])

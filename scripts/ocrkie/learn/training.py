@@ -25,8 +25,8 @@ from ..fields import FieldSchema, FieldSpec
 from ..formats import split_of
 from ..normalize import normalize
 from .candidates import FEATURES, Candidate, Sheet, read_sheet
-from .folder import MANIFEST
-from .model import FieldRanker, Tensors, save, tensors
+from .folder import MANIFEST, read_card
+from .model import FieldRanker, Tensors, load, save, tensors
 
 Readings = dict[str, dict[str, float]]  # field -> way of reading -> how often it was right
 FUZZY = 90  # a text label matches OCR'd candidates at least this similar (0-100)
@@ -112,12 +112,19 @@ def _loss(model: FieldRanker, example: Example) -> torch.Tensor | None:
 
 
 def fit(
-    train: list[Example], fields: list[str], seed: int, settings: dict[str, Any]
+    train: list[Example],
+    fields: list[str],
+    seed: int,
+    settings: dict[str, Any],
+    start: FieldRanker | None = None,
 ) -> FieldRanker:
-    """The same examples, settings and seed give the same weights on the CPU."""
+    """The same examples, settings, seed (and start) give the same weights on the CPU.
+    From ``start``, a trained model is adapted to the examples rather than replaced."""
     torch.manual_seed(seed)
     order = random.Random(seed)
     model = FieldRanker(fields, settings["dim"], settings["hidden"], settings["dropout"])
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
     )
@@ -223,16 +230,29 @@ def train_model(
     options: dict[str, Any],
     folder: Path,
     documents: dict[str, int] | None = None,
+    base: Path | None = None,
 ) -> dict[str, Any]:
-    """Train on (OCR record, labels) pairs and write the model folder; returns its card."""
+    """Train on (OCR record, labels) pairs and write the model folder; returns its card.
+    With ``base`` (a model folder that fits the schema and OCR), training starts from its
+    weights: a few labelled documents of new layouts adapt it instead of replacing it."""
     settings = {**SETTINGS, **{k: v for k, v in options.items() if k in SETTINGS}}
     seed = options.get("seed", 0)
     started = time.perf_counter()
+    start, base_card = None, None
+    if base is not None:
+        base_card = read_card(base)
+        start = load(base, base_card)
+        settings.update({k: base_card["settings"][k] for k in ("dim", "hidden")})
     made = examples(pairs, schema, settings["val_fraction"])
     train = [e for e in made if e.split == "train"]
     held = [e for e in made if e.split == "val"]
-    model = fit(train, [spec.name for spec in schema.fields], seed, settings)
+    model = fit(train, [spec.name for spec in schema.fields], seed, settings, start)
     readings = reading_rates(train)
+    if base_card is not None:  # where the new documents offer no choice, the base's rates
+        readings = {
+            name: {**base_card["readings"].get(name, {}), **readings.get(name, {})}
+            for name in sorted({*base_card["readings"], *readings})
+        }
     validation = scores(model, readings, held, schema)
     card = {
         "schema_title": schema.document.get("title", ""),
@@ -244,6 +264,7 @@ def train_model(
         "ocr_engine": ocr_engine,
         "settings": settings,
         "seed": seed,
+        **({"base": base_card["weights_sha256"]} if base_card else {}),
         "documents": {**(documents or {}), "train": len(train), "val": len(held)},
         "labels_found": {
             spec.name: dict(Counter(e.found[spec.name] for e in train)) for spec in schema.fields
@@ -254,7 +275,7 @@ def train_model(
         "training_seconds": round(time.perf_counter() - started, 1),
     }
     card = save(folder, model, card)
-    _write_manifest(folder / MANIFEST, made)
+    _write_manifest(folder / MANIFEST, made, _base_rows(base) if base else [])
     return card
 
 
@@ -266,11 +287,22 @@ def _means(validation: dict[str, Any]) -> dict[str, float | None]:
     return means
 
 
-def _write_manifest(path: Path, made: list[Example]) -> None:
-    """Every training image by sha256, with its split and how each label was found."""
+def _base_rows(base: Path) -> list[list[str]]:
+    """The images that shaped a base model's weights, from its manifest: split ``base``."""
+    if not (base / MANIFEST).is_file():
+        return []
+    with (base / MANIFEST).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))[1:]
+    return [[sha, path, "base", *found] for sha, path, split, *found in rows if split != "val"]
+
+
+def _write_manifest(path: Path, made: list[Example], base_rows: list[list[str]]) -> None:
+    """Every image that shaped the weights, by sha256: its split (``base``: the base
+    model's), and how each label was found."""
     fields = list(made[0].found) if made else []
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["sha256", "path", "split", *(f"label_{name}" for name in fields)])
         for e in sorted(made, key=lambda e: e.sha256):
             writer.writerow([e.sha256, e.path, e.split, *(e.found[name] for name in fields)])
+        writer.writerows(base_rows)
