@@ -1,0 +1,142 @@
+"""The learned KIE model cross-validated on one labelled folder, and adapted to new vendors.
+
+    python scripts/bench_kie_folds.py [--train DIR] [--work DIR] [--folds 5] [--seed 0]
+
+It reads the OCR records that ``bench_kie.py`` leaves in ``--work`` (and runs the workflow's
+OCR stage itself where they are missing). The receipts of ``--train`` are dealt into folds by
+vendor (the normalised company name: no vendor is in both training and scoring) and, to
+compare, by image. For each fold, with the model trained on the other folds:
+
+1. cross-validation: the accuracy of the model and of the rules on the fold, per field;
+2. new vendors, as a team that labels a few documents of its own would meet them: the fold's
+   receipts are split in two halves by image, and on one half are scored the model of the
+   other folds as it is (the base), a model trained on the other half alone, the base
+   adapted to that half (``train.base``), and a model retrained on the other folds and that
+   half together (what adapting stands in for when the base's documents are not at hand).
+
+All models go through ``train_model``, as ``snakemake train_kie`` trains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from bench_kie import REPO, SCHEMA, SHARED, ocr_records, prepare, snakemake
+
+from ocrkie.fields import load_field_schema
+from ocrkie.formats import split_of
+from ocrkie.learn.folder import read_card
+from ocrkie.learn.model import load
+from ocrkie.learn.training import Example, examples, scores, train_model
+from ocrkie.normalize import normalize_text
+
+Pair = tuple[dict[str, Any], dict[str, Any]]  # an OCR record and its labels
+Tally = dict[str, dict[str, list[int]]]  # who -> field -> [right, documents]
+
+
+class Trainer:
+    """Trains through ``train_model`` into a scratch folder and scores the result."""
+
+    def __init__(self, root: Path, seed: int):
+        self.root, self.seed, self.count = root, seed, 0
+        self.schema = load_field_schema(SCHEMA)
+
+    def train(self, pairs: list[Pair], base: Path | None = None) -> Path:
+        self.count += 1
+        folder = self.root / f"model-{self.count}"
+        options = {"val_fraction": 0.0, "seed": self.seed}
+        train_model(pairs, self.schema, pairs[0][0]["engine"], options, folder, base=base)
+        return folder
+
+    def score(
+        self, folder: Path, held: list[Example], tally: Tally, who: str, rules: str = ""
+    ) -> None:
+        """Adds the model's right values on ``held`` to ``tally[who]``, the rules' to
+        ``tally[rules]`` if named."""
+        card = read_card(folder)
+        found = scores(load(folder, card), card["readings"], held, self.schema)
+        for name, result in found.items():
+            for label, which in ((who, "model"), (rules, "rules")):
+                if label:
+                    counts = tally.setdefault(label, {}).setdefault(name, [0, 0])
+                    counts[0] += round(result[which] * result["documents"])
+                    counts[1] += result["documents"]
+
+
+def deal(stems: list[str], key: Callable[[str], str], folds: int) -> dict[str, int]:
+    return {s: int(sha256(key(s).encode()).hexdigest()[:8], 16) % folds for s in stems}
+
+
+def table(tally: Tally) -> None:
+    fields = list(next(iter(tally.values())))
+    print(f"  {'':34}" + "".join(f"{f:>9}" for f in fields) + f"{'mean':>9}{'n':>6}")
+    for who, counts in tally.items():
+        rates = [counts[f][0] / counts[f][1] for f in fields]
+        row = "".join(f"{r:9.3f}" for r in rates)
+        print(f"  {who:34}{row}{sum(rates) / len(rates):9.3f}{counts[fields[0]][1]:6}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train", type=Path, default=SHARED / "sroie-train")
+    parser.add_argument("--work", type=Path, default=REPO / ".bench-kie")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    work = args.work.resolve()
+    prepare(work)
+    images = f"input_dir={args.train.resolve() / 'img'}"
+    common = ("kie_backend=none", f"cache={work / 'cache'}", "results_dir=train")
+    snakemake(work, "--config", *common, images)
+    records = ocr_records(work / "train")
+    labels = {p.stem: json.loads(p.read_text()) for p in sorted((args.train / "key").glob("*"))}
+    stems = [s for s in labels if s in records]
+    pairs = {s: (records[s], labels[s]) for s in stems}
+    trainer = Trainer(Path(tempfile.mkdtemp(prefix="kie-folds-")), args.seed)
+    made = dict(zip(stems, examples(pairs.values(), trainer.schema, 0.0), strict=True))
+    vendor = deal(stems, lambda s: normalize_text(labels[s]["company"]), args.folds)
+    image = deal(stems, lambda s: records[s]["image"]["sha256"], args.folds)
+    crossed: Tally = {}
+    adapted: Tally = {}
+    started = time.perf_counter()
+    for fold in range(args.folds):
+        rest = [pairs[s] for s in stems if image[s] != fold]
+        held = [made[s] for s in stems if image[s] == fold]
+        trainer.score(trainer.train(rest), held, crossed, "learned, by image", "rules, by image")
+    for fold in range(args.folds):
+        rest = [pairs[s] for s in stems if vendor[s] != fold]
+        base = trainer.train(rest)
+        new = [s for s in stems if vendor[s] == fold]
+        trainer.score(
+            base, [made[s] for s in new], crossed, "learned, by vendor", "rules, by vendor"
+        )
+        half = {s: split_of(records[s]["image"]["sha256"], 0.5) for s in new}
+        labelled = [pairs[s] for s in new if half[s] == "train"]
+        scored = [made[s] for s in new if half[s] == "val"]
+        trainer.score(base, scored, adapted, "the base (the other folds)", "the rules")
+        trainer.score(trainer.train(labelled), scored, adapted, "from scratch on the labelled half")
+        trainer.score(
+            trainer.train(labelled, base), scored, adapted, "the base adapted to that half"
+        )
+        trainer.score(trainer.train(rest + labelled), scored, adapted, "retrained on both")
+        print(f"  fold {fold}: {len(rest)} + {len(labelled)} labelled, {len(scored)} scored")
+    print(f"\n{len(stems)} receipts of {args.train}, {args.folds} folds, seed {args.seed}")
+    print("\ncross-validation (accuracy, exact after normalising):")
+    table(crossed)
+    print("\nnew vendors: half of a vendor fold labelled, scored on the other half:")
+    table(adapted)
+    print(f"\n{trainer.count} models trained in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
