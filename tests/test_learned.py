@@ -254,6 +254,15 @@ def test_train_kie_without_labels_says_what_it_needs(tmp_path: Path):
     assert "train_kie learns from labelled documents: add --config train_dir=" in done.stdout
 
 
+def test_train_kie_with_two_sources_of_labels_says_to_give_one(tmp_path: Path):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:1])
+    labelled_folder(workdir.path)
+    arguments = ("--config", "train_dir=labelled", "train_from=results")
+    done = workdir.snakemake("train_kie", "-n", *arguments, check=False)
+    assert done.returncode != 0
+    assert "train_dir and train_from are two sources of labels" in done.stdout, done.stdout[-2000:]
+
+
 def test_kie_backend_none_runs_ocr_only(tmp_path: Path):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
     workdir.snakemake("--config", "input_dir=scans", "kie_backend=none")

@@ -19,6 +19,11 @@ validate(config, schema="../schemas/config.schema.yaml")
 # Training the learned KIE model (train_kie): the labelled images go through the same
 # cached OCR stage; KIE and the exports stay off, the labels take their place.
 TRAINING = bool(config["train_dir"] or config["train_from"])
+if config["train_dir"] and config["train_from"]:
+    raise WorkflowError(
+        "train_dir and train_from are two sources of labels (a labelled folder, a previous "
+        "run's KIE records): give one"
+    )
 if config["train_dir"]:
     config["input_dir"] = f"{config['train_dir'].rstrip('/')}/img"
     config["input_list"] = ""
