@@ -932,8 +932,10 @@ class _Handler(BaseHTTPRequestHandler):
         except HttpError as exc:
             self._reply_error(endpoint, exc, envelope)
             return
-        self._send_json(200, result)
+        # counted before it is sent, as errors are: a client that reads the stats as soon as
+        # it has its answer finds the answer counted
         fake.answered(endpoint, 200, image)
+        self._send_json(200, result)
 
     def _reply_error(self, endpoint: str, exc: HttpError, envelope: str) -> None:
         self.fake.answered(endpoint, exc.status)
