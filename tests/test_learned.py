@@ -18,7 +18,7 @@ from ocrkie.fields import load_field_schema
 from ocrkie.images import sha256_of
 from ocrkie.learn.folder import read_card
 from ocrkie.learn.model import load, weights_digest
-from ocrkie.learn.training import fit, train_model, truth_value
+from ocrkie.learn.training import examples, fit, scores, train_model, truth_value
 
 RECEIPT = load_field_schema(REPO / "config" / "fields" / "receipt.json")
 DEFAULT_MODEL = REPO / "scripts" / "ocrkie" / "models" / "receipt"
@@ -104,11 +104,17 @@ def test_the_trained_model_reads_the_fields_of_its_own_training_data(trained: Wo
     assert engine["rules"] == REVISION  # the rules' pick is among what it reads
 
 
-def test_the_same_data_and_seed_give_the_same_model(trained: Workdir, tmp_path: Path):
-    pairs = []  # the workflow's own OCR records of the samples, with their keys
+def sample_pairs(trained: Workdir) -> list[tuple[dict, dict]]:
+    """The workflow's own OCR records of the samples, with their keys."""
+    pairs = []
     for image in SAMPLE_IMAGES:
         (record,) = [r for r in trained.records("ocr").values() if r["image"]["path"] == image.name]
         pairs.append((record, json.loads((SAMPLES / "key" / f"{image.stem}.json").read_text())))
+    return pairs
+
+
+def test_the_same_data_and_seed_give_the_same_model(trained: Workdir, tmp_path: Path):
+    pairs = sample_pairs(trained)
     ocr_engine = pairs[0][0]["engine"]
     options = {"epochs": 5, "seed": 7}
     first = train_model(pairs, RECEIPT, ocr_engine, options, tmp_path / "a")
@@ -172,6 +178,23 @@ def test_adapting_starts_from_the_base_weights(trained: Workdir):
     assert weights_digest(untouched) == base["weights_sha256"]
     fresh = fit([], base["fields"], 3, {**base["settings"], "epochs": 0})
     assert weights_digest(fresh) != base["weights_sha256"]
+
+
+def test_an_adapted_model_is_scored_beside_its_base(trained: Workdir, tmp_path: Path):
+    """Did adapting help? The card scores the base, as it was, on the same held-out documents."""
+    pairs = sample_pairs(trained)
+    base = trained.results / "model"
+    options = {"epochs": 2, "val_fraction": 0.5}
+    card = train_model(pairs, RECEIPT, pairs[0][0]["engine"], options, tmp_path, base=base)
+    held = [e for e in examples(pairs, RECEIPT, 0.5) if e.split == "val"]
+    assert held and card["documents"]["val"] == len(held)
+    before = read_card(base)
+    expected = scores(load(base, before), before["readings"], held, RECEIPT)
+    validation = card["validation"]
+    assert {n: v["base"] for n, v in validation["fields"].items()} == {
+        n: v["model"] for n, v in expected.items()
+    }
+    assert validation["mean_base"] is not None and "mean_model" in validation
 
 
 @pytest.mark.parametrize(

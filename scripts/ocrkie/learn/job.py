@@ -99,4 +99,4 @@ def train_job(smk: Any) -> None:
     base = Path(p.settings["base"]) if p.settings.get("base") else None
     card = train_model(pairs, schema, ocr_engine, p.settings, folder, counts, base)
     for name, score in card["validation"]["fields"].items():
-        log.info("validation %-10s model %s rules %s", name, score["model"], score["rules"])
+        log.info("validation %-10s %s", name, score)

@@ -254,6 +254,10 @@ def train_model(
             for name in sorted({*base_card["readings"], *readings})
         }
     validation = scores(model, readings, held, schema)
+    if start is not None:  # did adapting help? the base as it was, on the same documents
+        before = scores(start, base_card["readings"], held, schema)
+        for name, score in validation.items():
+            score["base"] = before[name]["model"]
     card = {
         "schema_title": schema.document.get("title", ""),
         "schema_sha256": schema.sha256,
@@ -281,7 +285,8 @@ def train_model(
 
 def _means(validation: dict[str, Any]) -> dict[str, float | None]:
     means = {}
-    for who in ("model", "rules"):
+    scored = [who for who in next(iter(validation.values())) if who != "documents"]
+    for who in scored:  # the model, the rules, and the base it was adapted from, if any
         values = [v[who] for v in validation.values() if v[who] is not None]
         means[f"mean_{who}"] = round(sum(values) / len(values), 4) if values else None
     return means
