@@ -102,7 +102,8 @@ def main() -> None:
     labels = {p.stem: json.loads(p.read_text()) for p in sorted((args.train / "key").glob("*"))}
     stems = [s for s in labels if s in records]
     pairs = {s: (records[s], labels[s]) for s in stems}
-    trainer = Trainer(Path(tempfile.mkdtemp(prefix="kie-folds-")), args.seed)
+    scratch = tempfile.TemporaryDirectory(prefix="kie-folds-")  # the models, gone at exit
+    trainer = Trainer(Path(scratch.name), args.seed)
     made = dict(zip(stems, examples(pairs.values(), trainer.schema, 0.0), strict=True))
     vendor = deal(stems, lambda s: normalize_text(labels[s]["company"]), args.folds)
     image = deal(stems, lambda s: records[s]["image"]["sha256"], args.folds)
@@ -136,6 +137,7 @@ def main() -> None:
     print("\nnew vendors: half of a vendor fold labelled, scored on the other half:")
     table(adapted)
     print(f"\n{trainer.count} models trained in {time.perf_counter() - started:.0f} s")
+    scratch.cleanup()
 
 
 if __name__ == "__main__":
