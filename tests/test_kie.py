@@ -82,6 +82,7 @@ def test_company_is_the_labelled_name_without_its_registration_number(fields):
         ("99 SPEED MART S/B (519537-X)", "99 SPEED MART S/B"),
         ("99 SPEED MART S/B 519537-X)", "99 SPEED MART S/B"),  # OCR lost the "("
         ("KING'S CONFECTIONERY S/B 273500-U (GKJ)", "KING'S CONFECTIONERY S/B"),
+        ("KING'S CONFECTIONERY S/B 273500-U (KJ1)", "KING'S CONFECTIONERY S/B"),  # and a branch
         ("AMPANG 210 PARKING SDN BHD", "AMPANG 210 PARKING SDN BHD"),  # a number, not one
     ],
 )
@@ -167,6 +168,14 @@ def test_a_schema_without_properties_is_refused(tmp_path: Path):
         ("25 Dec 2018", "2018-12-25"),
         ("Dec 25, 2018", "2018-12-25"),
         ("25-DEC-2018", "2018-12-25"),
+        ("02/JAN/2017", "2017-01-02"),
+        ("3.MAY.17", "2017-05-03"),
+        ("12 MARKET 2018", None),  # a word that starts like a month
+        # as OCR reads them: the time run into the date, a dash read as "~"
+        ("[Sales]2018-01-0522:55:25", "2018-01-05"),
+        ("06/04/1711:43am", "2017-04-06"),
+        ("05~05-17", "2017-05-05"),
+        ("ORD #64 -REG #2- 25/12/2016 13:51:47", "2016-12-25"),
         ("12/25/2018", "2018-12-25"),
         ("05/01/2019", "2019-01-05"),
         ("31/02/2019", None),

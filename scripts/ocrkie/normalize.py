@@ -34,16 +34,20 @@ MONTHS = {
 }
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 
-# Numeric dates: 25/12/2018, 25-12-18, 25.12.2018, 2018-12-25; and 25 Dec 2018, Dec 25, 2018.
-# A four-digit year may run straight into the time ("14/03/20185:57PM"): OCR often drops
-# the space between them.
+# Numeric dates: 25/12/2018, 25-12-18, 25.12.2018, 2018-12-25; and 25 Dec 2018, 25/DEC/2018,
+# Dec 25, 2018. What OCR does to them is allowed for: the date may run straight into the time
+# ("14/03/20185:57PM", "06/04/1711:43am", "2018-01-0522:55": the space between them was
+# dropped), a dash may be read as "~", and in "#2- 25/12/2016" the date is not "2- 25/12"
+# (a date does not go on with "/" and more digits).
+_CLOCK = r"(?=\d{1,2}:\d{2})"  # a time follows straight away
 DATE_PATTERNS = [
-    re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)"),
+    re.compile(rf"(?<!\d)(\d{{4}})[-/.](\d{{1,2}})[-/.](\d{{2}}{_CLOCK}|\d{{1,2}}(?!\d))"),
     re.compile(
-        r"(?<!\d)(\d{1,2})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*"
-        r"(\d{4}(?=\d{1,2}:\d{2})|\d{4}(?!\d)|\d{2}(?!\d))"
+        r"(?<!\d)(\d{1,2})\s*[-/.~]\s*(\d{1,2})\s*[-/.~]\s*"
+        rf"((?:19|20)\d{{2}}{_CLOCK}|(?:19|20)\d{{2}}(?!\d)|\d{{2}}{_CLOCK}|\d{{2}}(?!\d))"
+        r"(?!\s*/\s*\d)"
     ),
-    re.compile(rf"(?<!\d)(\d{{1,2}})[\s-]*({_MONTH})\.?[\s,-]*(\d{{4}}|\d{{2}})(?!\d)", re.I),
+    re.compile(rf"(?<!\d)(\d{{1,2}})[\s/.-]*({_MONTH})\.?[\s,/.-]*(\d{{4}}|\d{{2}})(?!\d)", re.I),
     re.compile(rf"\b({_MONTH})\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I),
 ]
 

@@ -132,6 +132,9 @@ def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
                 unit = {units.of(line["text"]): 1.0}
                 form = _form(line["text"])
                 found.append(_block([form], [(row, start, end)], unit, first, first, len(rows)))
+                if spec.type == "text" and (short := _cut(form)) is not form:
+                    cut = (row, start, start + len(short.text))
+                    found.append(_block([short], [cut], unit, first, first, len(rows)))
     return [c for c in found if c.normalized]
 
 
