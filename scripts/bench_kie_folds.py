@@ -4,10 +4,12 @@
 
 It reads the OCR records that ``bench_kie.py`` leaves in ``--work`` (and runs the workflow's
 OCR stage itself where they are missing). The receipts of ``--train`` are dealt into folds by
-vendor (the normalised company name: no vendor is in both training and scoring) and, to
-compare, by image. For each fold, with the model trained on the other folds:
+vendor (the normalised company name, names a few characters apart taken as one: no vendor
+is in both training and scoring) and, to compare, by image. For each fold, with the model
+trained on the other folds:
 
-1. cross-validation: the accuracy of the model and of the rules on the fold, per field;
+1. cross-validation: the accuracy of the model and of the rules on the fold, per field, and
+   of the model without the values it was taught (``known.json``: what mending them gives);
 2. new vendors, as a team that labels a few documents of its own would meet them: the fold's
    receipts are split in two halves by image, and on one half are scored the model of the
    other folds as it is (the base), a model trained on the other half alone, the base
@@ -23,16 +25,19 @@ import argparse
 import json
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 from bench_kie import REPO, SCHEMA, SHARED, ocr_records, prepare, snakemake
+from rapidfuzz.distance import Levenshtein
 
 from ocrkie.fields import load_field_schema
 from ocrkie.formats import split_of
 from ocrkie.learn.folder import read_card
+from ocrkie.learn.known import EDITS_PER_CHAR, load_known
 from ocrkie.learn.model import load
 from ocrkie.learn.training import Example, examples, scores, train_model
 from ocrkie.normalize import normalize_text
@@ -56,22 +61,52 @@ class Trainer:
         return folder
 
     def score(
-        self, folder: Path, held: list[Example], tally: Tally, who: str, rules: str = ""
+        self,
+        folder: Path,
+        held: list[Example],
+        tally: Tally,
+        who: str,
+        rules: str = "",
+        unmended: str = "",
     ) -> None:
         """Adds the model's right values on ``held`` to ``tally[who]``, the rules' to
-        ``tally[rules]`` if named."""
+        ``tally[rules]`` and the model's without its known values to ``tally[unmended]``,
+        if named."""
         card = read_card(folder)
-        found = scores(load(folder, card), card["readings"], held, self.schema)
-        for name, result in found.items():
-            for label, which in ((who, "model"), (rules, "rules")):
-                if label:
-                    counts = tally.setdefault(label, {}).setdefault(name, [0, 0])
-                    counts[0] += round(result[which] * result["documents"])
-                    counts[1] += result["documents"]
+        model = load(folder, card)
+        found = scores(model, card["readings"], held, self.schema, load_known(folder, card))
+        plain = scores(model, card["readings"], held, self.schema)
+        for label, which, result in ((who, "model", found), (rules, "rules", found)) + (
+            ((unmended, "model", plain),) if unmended else ()
+        ):
+            if not label:
+                continue
+            for name, field in result.items():
+                counts = tally.setdefault(label, {}).setdefault(name, [0, 0])
+                counts[0] += round(field[which] * field["documents"])
+                counts[1] += field["documents"]
 
 
 def deal(stems: list[str], key: Callable[[str], str], folds: int) -> dict[str, int]:
     return {s: int(sha256(key(s).encode()).hexdigest()[:8], 16) % folds for s in stems}
+
+
+def vendors(names: dict[str, str]) -> dict[str, str]:
+    """Each document's vendor: its normalised company name, names a few characters apart
+    taken as one (the SROIE keys spell one vendor "MR.D.I.Y.(M) SDN BHD" and "MR.D.I.Y(M)SDN
+    BHD"); the most frequent spelling names the group."""
+    counts = Counter(names.values())
+    groups: list[str] = []
+    of: dict[str, str] = {}
+
+    def near(a: str, b: str) -> bool:
+        return Levenshtein.distance(a, b) <= max(1, int(EDITS_PER_CHAR * max(len(a), len(b))))
+
+    for name, _ in sorted(counts.items(), key=lambda nc: (-nc[1], nc[0])):
+        of[name] = next((g for g in groups if near(name, g)), name)
+        if of[name] == name:
+            groups.append(name)
+    return {stem: of[name] for stem, name in names.items()}
 
 
 def table(tally: Tally) -> None:
@@ -105,7 +140,8 @@ def main() -> None:
     scratch = tempfile.TemporaryDirectory(prefix="kie-folds-")  # the models, gone at exit
     trainer = Trainer(Path(scratch.name), args.seed)
     made = dict(zip(stems, examples(pairs.values(), trainer.schema, 0.0), strict=True))
-    vendor = deal(stems, lambda s: normalize_text(labels[s]["company"]), args.folds)
+    vendor_of = vendors({s: normalize_text(labels[s]["company"]) for s in stems})
+    vendor = deal(stems, vendor_of.__getitem__, args.folds)
     image = deal(stems, lambda s: records[s]["image"]["sha256"], args.folds)
     crossed: Tally = {}
     adapted: Tally = {}
@@ -113,13 +149,25 @@ def main() -> None:
     for fold in range(args.folds):
         rest = [pairs[s] for s in stems if image[s] != fold]
         held = [made[s] for s in stems if image[s] == fold]
-        trainer.score(trainer.train(rest), held, crossed, "learned, by image", "rules, by image")
+        trainer.score(
+            trainer.train(rest),
+            held,
+            crossed,
+            "learned, by image",
+            "rules, by image",
+            "learned w/o known values, by image",
+        )
     for fold in range(args.folds):
         rest = [pairs[s] for s in stems if vendor[s] != fold]
         base = trainer.train(rest)
         new = [s for s in stems if vendor[s] == fold]
         trainer.score(
-            base, [made[s] for s in new], crossed, "learned, by vendor", "rules, by vendor"
+            base,
+            [made[s] for s in new],
+            crossed,
+            "learned, by vendor",
+            "rules, by vendor",
+            "learned w/o known values, by vendor",
         )
         half = {s: split_of(records[s]["image"]["sha256"], 0.5) for s in new}
         labelled = [pairs[s] for s in new if half[s] == "train"]

@@ -86,7 +86,10 @@ def test_training_writes_a_model_folder_with_its_card_and_manifest(trained: Work
     assert {row["sha256"] for row in rows} == {sha256_of(p.read_bytes()) for p in SAMPLE_IMAGES}
     assert {row["split"] for row in rows} == {"train"}
     load(folder, card)  # the weights match their digest
-    assert set(card["readings"]) <= {"address"}  # only addresses are read two ways
+    # addresses are read two ways; names and addresses may be mended to the labelled ones
+    assert set(card["readings"]) <= {"address", "company"}
+    known = json.loads((folder / "known.json").read_text())
+    assert sum(known["company"].values()) == len(SAMPLE_IMAGES)
 
 
 def test_the_trained_model_reads_the_fields_of_its_own_training_data(trained: Workdir):
@@ -354,4 +357,5 @@ def test_the_default_model_is_for_the_receipt_schema_and_its_training_set_is_kno
     # SROIE receipts with ids of 300 or more are the project's unseen test set
     assert all(int(Path(row["path"]).stem) < 300 for row in rows)
     assert card["validation"]["mean_model"] > card["validation"]["mean_rules"]
+    assert card.get("known_sha256") is None  # no SROIE label ships (config/train-receipt.yaml)
     load(DEFAULT_MODEL, card)

@@ -16,6 +16,7 @@ from ..evidence import source_of
 from ..fields import FieldSchema, load_field_schema
 from ..learn.candidates import FEATURES, Candidate, read_sheet
 from ..learn.folder import ModelError, read_card
+from ..learn.known import KnownValues, load_known
 from . import Document, Extraction, Extractor
 from .registry import build
 from .rules import REVISION, RuleExtractor
@@ -54,8 +55,16 @@ def fitting_card(folder: Path, schema: FieldSchema, config: dict[str, Any]) -> d
 class LearnedExtractor(Extractor):
     """Candidates from the OCR rows, ranked by a small torch model; batched over a shard."""
 
-    def __init__(self, folder: Path, schema: FieldSchema, card: dict[str, Any], use_gpu: str):
+    def __init__(
+        self,
+        folder: Path,
+        schema: FieldSchema,
+        card: dict[str, Any],
+        use_gpu: str,
+        known: KnownValues | None = None,
+    ):
         self.folder, self.schema, self.card = folder, schema, card
+        self.known = known or KnownValues()
         self.use_gpu = use_gpu
         self.rules = RuleExtractor(schema)  # the rules' pick is one of the model's features
         self.model: Any = None
@@ -65,7 +74,8 @@ class LearnedExtractor(Extractor):
         folder = Path(config["learned_model"])
         schema = load_field_schema(config["kie_schema"])
         card = fitting_card(folder, schema, config)
-        return cls(folder, schema, card, config["local"]["use_gpu"])
+        known = load_known(folder, card)
+        return cls(folder, schema, card, config["local"]["use_gpu"], known)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -74,6 +84,7 @@ class LearnedExtractor(Extractor):
             "schema": self.schema.sha256,
             "model": self.card["weights_sha256"],
             "readings": self.card["readings"],
+            "known": self.card.get("known_sha256"),  # the values it mends misreadings to
             "rules": REVISION,  # their pick and cuts are among what the model reads
         }
 
@@ -99,7 +110,7 @@ class LearnedExtractor(Extractor):
         extractions, readings = [], self.card["readings"]
         for document in documents:
             sheet = read_sheet(document.ocr, self.schema, self.rules)
-            picks = read_fields(model, sheet, tensors(sheet, self.device), readings)
+            picks = read_fields(model, sheet, tensors(sheet, self.device), readings, self.known)
             fields = {}
             for spec in self.schema.fields:
                 pick = picks[spec.name]
@@ -115,9 +126,12 @@ def _value(candidate: Candidate | None, odds: float) -> dict[str, Any]:
     if candidate is None:
         return {"value": None, "normalized": None, "confidence": 0.0, "source": None}
     source, _ = source_of(candidate.pieces)
-    return {
+    value = {
         "value": candidate.value,
         "normalized": candidate.normalized,
         "confidence": round(odds, 4),
         "source": source,
     }
+    if candidate.mended is not None:  # a misreading of a value the model was taught
+        value["ocr_value"] = candidate.mended
+    return value

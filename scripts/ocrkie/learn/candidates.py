@@ -47,6 +47,7 @@ class Candidate:
     below: int  # the row below
     commas: int = 0  # full stops read as commas
     numbers: list[float] = field(default_factory=list)
+    mended: str | None = None  # as the OCR read it, where a known value replaced it
 
     @cached_property
     def span(self) -> tuple[tuple[int, int, int], ...]:
@@ -55,7 +56,10 @@ class Candidate:
 
     @property
     def reading(self) -> str:
-        """How the printed text was read: ``printed``, or ``commas`` (full stops as commas)."""
+        """How the printed text was read: ``printed``, ``commas`` (full stops as commas), or
+        ``known`` (mended to a value the model was taught)."""
+        if self.mended is not None:
+            return "known"
         return "commas" if self.commas else "printed"
 
 

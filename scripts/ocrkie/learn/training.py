@@ -13,7 +13,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..formats import split_of
 from ..normalize import normalize
 from .candidates import FEATURES, Candidate, Sheet, read_sheet
 from .folder import MANIFEST, read_card
+from .known import KINDS, KnownValues, load_known
 from .model import FieldRanker, Tensors, load, save, tensors
 
 Readings = dict[str, dict[str, float]]  # field -> way of reading -> how often it was right
@@ -148,11 +149,17 @@ class Pick:
 
 
 def read_fields(
-    model: FieldRanker, sheet: Sheet, prepared: Tensors, readings: Readings
+    model: FieldRanker,
+    sheet: Sheet,
+    prepared: Tensors,
+    readings: Readings,
+    known: KnownValues | None = None,
 ) -> dict[str, Pick]:
     """Each field's most probable value. The model weighs where a value is printed: the
     readings of one span pool their odds, and the span is read the way that was most often
-    right in training (``readings``); candidates with the same value pool their odds."""
+    right in training (``readings``); candidates with the same value pool their odds. The
+    value picked is then mended to the ``known`` one it misreads, where training found that
+    right more often than not (``readings[field]["known"]``)."""
     picks = {}
     with torch.no_grad():
         units = model.units(prepared)
@@ -167,17 +174,53 @@ def read_fields(
                 spans.setdefault(candidate.span, []).append(candidate)
                 chances[candidate.span] = chances.get(candidate.span, 0.0) + p
             rates = readings.get(name, {})
-            read = {
-                span: max(ways, key=lambda c: (rates.get(c.reading, 0.0), c.reading == "printed"))
-                for span, ways in spans.items()
-            }
+            read = {span: _as_read(ways, rates) for span, ways in spans.items()}
             pooled: dict[str, float] = {}
             for span, candidate in read.items():
                 pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + chances[span]
             value = max(pooled, key=pooled.__getitem__)
             best = max((s for s, c in read.items() if c.normalized == value), key=chances.get)
-            picks[name] = Pick(read[best], pooled[value])
+            picks[name] = Pick(_mended(read[best], name, known, rates), pooled[value])
     return picks
+
+
+def _as_read(ways: list[Candidate], rates: dict[str, float]) -> Candidate:
+    """The reading of a span that was most often right in training (as printed, if none)."""
+    return max(ways, key=lambda c: (rates.get(c.reading, 0.0), c.reading == "printed"))
+
+
+def _mended(
+    candidate: Candidate, name: str, known: KnownValues | None, rates: dict[str, float]
+) -> Candidate:
+    if known is None or rates.get("known", 0.0) <= 0.5:
+        return candidate
+    value = known.nearest(name, candidate.normalized)
+    if value is None:
+        return candidate
+    return replace(candidate, value=value, normalized=value, mended=candidate.value)
+
+
+def mend_rates(train: list[Example], known: KnownValues, readings: Readings) -> Readings:
+    """Per name and address field: how often the known value a label's span misread was the
+    label, against the span as read, where one of them was (smoothed: never seen is 0.5).
+    Each document's own label is not counted as known."""
+    right: Counter[tuple[str, bool]] = Counter()
+    for example in train:
+        for name, hits in example.positives.items():
+            found = example.sheet.candidates[name]
+            if not hits or name not in known.counts:
+                continue
+            span = found[hits[0]].span
+            read = _as_read([c for c in found if c.span == span], readings.get(name, {}))
+            truth = example.truth[name]
+            value = known.nearest(name, read.normalized, own=truth)
+            if value is not None and truth in (value, read.normalized):
+                right[name, value == truth] += 1
+    rates: Readings = {}
+    for name in sorted(known.counts):
+        mended, kept = right[name, True], right[name, False]
+        rates[name] = {"known": round((mended + 1) / (mended + kept + 2), 4)}
+    return rates
 
 
 def reading_rates(train: list[Example]) -> Readings:
@@ -199,12 +242,16 @@ def reading_rates(train: list[Example]) -> Readings:
 
 
 def scores(
-    model: FieldRanker, readings: Readings, held: list[Example], schema: FieldSchema
+    model: FieldRanker,
+    readings: Readings,
+    held: list[Example],
+    schema: FieldSchema,
+    known: KnownValues | None = None,
 ) -> dict[str, Any]:
     """Field accuracy of the model and of the rules on the same documents."""
     tally = {spec.name: {"model": 0, "rules": 0, "documents": 0} for spec in schema.fields}
     for example in held:
-        picks = read_fields(model, example.sheet, example.tensors, readings)
+        picks = read_fields(model, example.sheet, example.tensors, readings, known)
         for name, counts in tally.items():
             truth = example.truth[name]
             if truth is None:
@@ -238,24 +285,27 @@ def train_model(
     settings = {**SETTINGS, **{k: v for k, v in options.items() if k in SETTINGS}}
     seed = options.get("seed", 0)
     started = time.perf_counter()
-    start, base_card = None, None
+    start, base_card, base_known = None, None, KnownValues()
     if base is not None:
         base_card = read_card(base)
         start = load(base, base_card)
+        base_known = load_known(base, base_card)
         settings.update({k: base_card["settings"][k] for k in ("dim", "hidden")})
     made = examples(pairs, schema, settings["val_fraction"])
     train = [e for e in made if e.split == "train"]
     held = [e for e in made if e.split == "val"]
     model = fit(train, [spec.name for spec in schema.fields], seed, settings, start)
+    known = KnownValues()
+    if options.get("known", True):
+        names = [spec.name for spec in schema.fields if spec.type in KINDS]
+        known = base_known.merged(KnownValues.of((e.truth for e in train), names))
     readings = reading_rates(train)
+    readings = _merged(readings, mend_rates(train, known, readings))
     if base_card is not None:  # where the new documents offer no choice, the base's rates
-        readings = {
-            name: {**base_card["readings"].get(name, {}), **readings.get(name, {})}
-            for name in sorted({*base_card["readings"], *readings})
-        }
-    validation = scores(model, readings, held, schema)
+        readings = _merged(base_card["readings"], readings)
+    validation = scores(model, readings, held, schema, known)
     if start is not None:  # did adapting help? the base as it was, on the same documents
-        before = scores(start, base_card["readings"], held, schema)
+        before = scores(start, base_card["readings"], held, schema, base_known)
         for name, score in validation.items():
             score["base"] = before[name]["model"]
     card = {
@@ -274,6 +324,8 @@ def train_model(
             spec.name: dict(Counter(e.found[spec.name] for e in train)) for spec in schema.fields
         },
         "readings": readings,
+        "known": {name: len(values) for name, values in known.counts.items()},
+        "known_sha256": known.save(folder),
         "validation": {"documents": len(held), "fields": validation, **_means(validation)},
         "torch": torch.__version__,
         "training_seconds": round(time.perf_counter() - started, 1),
@@ -281,6 +333,12 @@ def train_model(
     card = save(folder, model, card)
     _write_manifest(folder / MANIFEST, made, _base_rows(base) if base else [])
     return card
+
+
+def _merged(readings: Readings, over: Readings) -> Readings:
+    """``readings`` with the rates of ``over`` put over them, field by field."""
+    names = sorted({*readings, *over})
+    return {name: {**readings.get(name, {}), **over.get(name, {})} for name in names}
 
 
 def _means(validation: dict[str, Any]) -> dict[str, float | None]:
