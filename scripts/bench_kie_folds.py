@@ -75,9 +75,11 @@ class Trainer:
         card = read_card(folder)
         model = load(folder, card)
         found = scores(model, card["readings"], held, self.schema, load_known(folder, card))
-        plain = scores(model, card["readings"], held, self.schema)
-        for label, which, result in ((who, "model", found), (rules, "rules", found)) + (
-            ((unmended, "model", plain),) if unmended else ()
+        plain = scores(model, card["readings"], held, self.schema) if unmended else {}
+        for label, which, result in (
+            (who, "model", found),
+            (rules, "rules", found),
+            (unmended, "model", plain),
         ):
             if not label:
                 continue
