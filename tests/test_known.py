@@ -97,3 +97,19 @@ def test_a_model_folder_keeps_its_known_values_and_checks_them(tmp_path):
     card = train_model(pairs, SCHEMA, engine, options, folder)
     assert not (folder / KNOWN).exists() and card["known_sha256"] is None
     assert LearnedExtractor.from_config(config).known.counts == {}
+
+
+def test_values_that_differ_from_document_to_document_are_never_mended():
+    """Numbers a character apart (an invoice's, say) are not misreadings of each other:
+    training finds the value as read right each time, and mending stays off."""
+    numbers = ["ACME 1001", "ACME 1002", "ACME 1003"]
+    pairs = [
+        (
+            {**ocr_record([[n]]), "image": {"path": f"{i}.jpg", "sha256": f"{i}" * 64}},
+            {"company": n},
+        )
+        for i, n in enumerate(numbers)
+    ]
+    made = examples(pairs, SCHEMA, 0.0)
+    rates = mend_rates(made, known(*numbers), reading_rates(made))
+    assert rates["company"]["known"] == (0 + 1) / (3 + 2) < 0.5
