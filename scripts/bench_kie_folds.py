@@ -37,7 +37,7 @@ from rapidfuzz.distance import Levenshtein
 from ocrkie.fields import load_field_schema
 from ocrkie.formats import split_of
 from ocrkie.learn.folder import read_card
-from ocrkie.learn.known import EDITS_PER_CHAR, load_known
+from ocrkie.learn.known import edit_limit, load_known
 from ocrkie.learn.model import load
 from ocrkie.learn.training import Example, examples, scores, train_model
 from ocrkie.normalize import normalize_text
@@ -102,7 +102,7 @@ def vendors(names: dict[str, str]) -> dict[str, str]:
     of: dict[str, str] = {}
 
     def near(a: str, b: str) -> bool:
-        return Levenshtein.distance(a, b) <= max(1, int(EDITS_PER_CHAR * max(len(a), len(b))))
+        return Levenshtein.distance(a, b) <= edit_limit(max(len(a), len(b)))
 
     for name, _ in sorted(counts.items(), key=lambda nc: (-nc[1], nc[0])):
         of[name] = next((g for g in groups if near(name, g)), name)

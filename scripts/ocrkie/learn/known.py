@@ -27,6 +27,11 @@ KINDS = ("text", "address")  # the field types whose values recur per vendor
 EDITS_PER_CHAR = 0.1  # a value this close (at least one edit) is a misreading of a known one
 
 
+def edit_limit(length: int) -> int:
+    """The most edits by which a value of ``length`` characters misreads a known one."""
+    return max(1, int(EDITS_PER_CHAR * length))
+
+
 @dataclass
 class KnownValues:
     counts: dict[str, Counter[str]] = field(default_factory=dict)  # field -> value -> documents
@@ -60,9 +65,12 @@ class KnownValues:
 
         if value in counts and known(value):
             return None
-        limit = max(1, int(EDITS_PER_CHAR * len(value)))
         close = process.extract(
-            value, list(counts), scorer=Levenshtein.distance, score_cutoff=limit, limit=None
+            value,
+            list(counts),
+            scorer=Levenshtein.distance,
+            score_cutoff=edit_limit(len(value)),
+            limit=None,
         )
         close = [(v, d) for v, d, _ in close if known(v)]
         if not close:
