@@ -34,8 +34,8 @@ MONTHS = {
 }
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 
-# Numeric dates: 25/12/2018, 25-12-18, 25.12.2018, 2018-12-25; and 25 Dec 2018, 25/DEC/2018,
-# Dec 25, 2018. What OCR does to them is allowed for: the date may run straight into the time
+# Numeric dates: 25/12/2018, 25-12-18, 25.12.2018, 2018-12-25, 25122018; and 25 Dec 2018,
+# 25/DEC/2018, Dec 25, 2018. What OCR does to them is allowed for: the date may run into the time
 # ("14/03/20185:57PM", "06/04/1711:43am", "2018-01-0522:55": the space between them was
 # dropped), a dash may be read as "~", and in "#2- 25/12/2016" the date is not "2- 25/12"
 # (a date does not go on with "/" and more digits).
@@ -47,6 +47,9 @@ DATE_PATTERNS = [
         rf"((?:19|20)\d{{2}}{_CLOCK}|(?:19|20)\d{{2}}(?!\d)|\d{{2}}{_CLOCK}|\d{{2}}(?!\d))"
         r"(?!\s*/\s*\d)"
     ),
+    # 25032018, as some tills print it (or as OCR leaves 25/03/2018 when it drops a
+    # separator: 2503/2018): only with a four-digit year, and not inside a longer number
+    re.compile(r"(?<![\d.,])(\d{2})[-/.]?(\d{2})[-/.]?((?:19|20)\d{2})(?![\d.,]\d)"),
     re.compile(rf"(?<!\d)(\d{{1,2}})[\s/.-]*({_MONTH})\.?[\s,/.-]*(\d{{4}}|\d{{2}})(?!\d)", re.I),
     re.compile(rf"\b({_MONTH})\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I),
 ]
@@ -84,25 +87,25 @@ def find_dates(text: str, order: str = "DMY") -> list[tuple[str, str]]:
             # "#19- 18/01/2018" first matches "19- 18/01" (no such date): retry just after
             # its start, so that an impossible match does not swallow the real date.
             position = match.end() if iso else match.start() + 1
-    found.sort()
-    return [(raw, iso) for _, raw, iso in found]
+    return [(raw, iso) for _, raw, iso in sorted(set(found))]  # 25/03/2018 matches twice
 
 
 def _match_to_iso(kind: int, groups: tuple[str, ...], order: str) -> str | None:
     if kind == 0:
         return _safe_date(int(groups[0]), int(groups[1]), int(groups[2]))
-    if kind == 1:
+    if kind in (1, 2):
         first, second, year = int(groups[0]), int(groups[1]), _year(groups[2])
         if first > 12 or (order == "DMY" and second <= 12):
             return _safe_date(year, second, first)
         return _safe_date(year, first, second)
-    if kind == 2:
+    if kind == 3:
         return _safe_date(_year(groups[2]), MONTHS[groups[1].lower()], int(groups[0]))
     return _safe_date(int(groups[2]), MONTHS[groups[0].lower()], int(groups[1]))
 
 
 # 20180428: how services (Information Extraction) often answer; not searched for in OCR
-# rows, where eight digits are more often a receipt or phone number than a date.
+# rows, where eight digits that start with a year are more often a receipt number than a
+# date (the tills seen that print none of a date's separators put the day first).
 COMPACT_DATE = re.compile(r"^\s*((?:19|20)\d{2})(\d{2})(\d{2})\s*$")
 
 
