@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -34,30 +35,7 @@ MONTHS = {
 }
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 
-# Numeric dates: 25/12/2018, 25-12-18, 25.12.2018, 2018-12-25, 25122018; and 25 Dec 2018,
-# 25/DEC/2018, Dec 25, 2018. What OCR does to them is allowed for: the date may run into the time
-# ("14/03/20185:57PM", "06/04/1711:43am", "2018-01-0522:55": the space between them was
-# dropped), a dash may be read as "~", and in "#2- 25/12/2016" the date is not "2- 25/12"
-# (a date does not go on with "/" and more digits).
-_CLOCK = r"(?=\d{1,2}:\d{2})"  # a time follows straight away
-DATE_PATTERNS = [
-    re.compile(rf"(?<!\d)(\d{{4}})[-/.](\d{{1,2}})[-/.](\d{{2}}{_CLOCK}|\d{{1,2}}(?!\d))"),
-    re.compile(
-        r"(?<!\d)(\d{1,2})\s*[-/.~]\s*(\d{1,2})\s*[-/.~]\s*"
-        rf"((?:19|20)\d{{2}}{_CLOCK}|(?:19|20)\d{{2}}(?!\d)|\d{{2}}{_CLOCK}|\d{{2}}(?!\d))"
-        r"(?!\s*/\s*\d)"
-    ),
-    # 25032018, as some tills print it (or as OCR leaves 25/03/2018 when it drops a
-    # separator: 2503/2018): only with a four-digit year, and not inside a longer number
-    re.compile(r"(?<![\d.,])(\d{2})[-/.]?(\d{2})[-/.]?((?:19|20)\d{2})(?![\d.,]\d)"),
-    re.compile(rf"(?<!\d)(\d{{1,2}})[\s/.-]*({_MONTH})\.?[\s,/.-]*(\d{{4}}|\d{{2}})(?!\d)", re.I),
-    re.compile(rf"\b({_MONTH})\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I),
-]
-
-# 1,234.50 | 1234.50 | 9.00 | 12,50 (a decimal comma)
-AMOUNT_PATTERN = re.compile(
-    r"(?<![\d.,])-?(?:\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?![\d])"
-)
+Groups = tuple[str, ...]
 
 
 def _year(text: str) -> int:
@@ -72,35 +50,79 @@ def _safe_date(year: int, month: int, day: int) -> str | None:
         return None
 
 
+def _year_first(groups: Groups, order: str) -> str | None:
+    return _safe_date(int(groups[0]), int(groups[1]), int(groups[2]))
+
+
+def _numbers(groups: Groups, order: str) -> str | None:
+    """Day and month (or month and day: ``order``, where both could be months), then year."""
+    first, second, year = int(groups[0]), int(groups[1]), _year(groups[2])
+    if first > 12 or (order == "DMY" and second <= 12):
+        return _safe_date(year, second, first)
+    return _safe_date(year, first, second)
+
+
+def _day_month_name(groups: Groups, order: str) -> str | None:
+    return _safe_date(_year(groups[2]), MONTHS[groups[1].lower()], int(groups[0]))
+
+
+def _month_name_day(groups: Groups, order: str) -> str | None:
+    return _safe_date(int(groups[2]), MONTHS[groups[0].lower()], int(groups[1]))
+
+
+# Numeric dates: 25/12/2018, 25-12-18, 25.12.2018, 2018-12-25, 25122018; and 25 Dec 2018,
+# 25/DEC/2018, Dec 25, 2018. What OCR does to them is allowed for: the date may run into the time
+# ("14/03/20185:57PM", "06/04/1711:43am", "2018-01-0522:55": the space between them was
+# dropped), a dash may be read as "~", and in "#2- 25/12/2016" the date is not "2- 25/12"
+# (a date does not go on with "/" and more digits).
+_CLOCK = r"(?=\d{1,2}:\d{2})"  # a time follows straight away
+DATE_PATTERNS: list[tuple[re.Pattern[str], Callable[[Groups, str], str | None]]] = [
+    (
+        re.compile(rf"(?<!\d)(\d{{4}})[-/.](\d{{1,2}})[-/.](\d{{2}}{_CLOCK}|\d{{1,2}}(?!\d))"),
+        _year_first,
+    ),
+    (
+        re.compile(
+            r"(?<!\d)(\d{1,2})\s*[-/.~]\s*(\d{1,2})\s*[-/.~]\s*"
+            rf"((?:19|20)\d{{2}}{_CLOCK}|(?:19|20)\d{{2}}(?!\d)|\d{{2}}{_CLOCK}|\d{{2}}(?!\d))"
+            r"(?!\s*/\s*\d)"
+        ),
+        _numbers,
+    ),
+    # 25032018, as some tills print it (or as OCR leaves 25/03/2018 when it drops a
+    # separator: 2503/2018): only with a four-digit year, and not inside a longer number
+    (re.compile(r"(?<![\d.,])(\d{2})[-/.]?(\d{2})[-/.]?((?:19|20)\d{2})(?![\d.,]\d)"), _numbers),
+    (
+        re.compile(
+            rf"(?<!\d)(\d{{1,2}})[\s/.-]*({_MONTH})\.?[\s,/.-]*(\d{{4}}|\d{{2}})(?!\d)", re.I
+        ),
+        _day_month_name,
+    ),
+    (re.compile(rf"\b({_MONTH})\.?\s+(\d{{1,2}}),?\s+(\d{{4}})(?!\d)", re.I), _month_name_day),
+]
+
+# 1,234.50 | 1234.50 | 9.00 | 12,50 (a decimal comma)
+AMOUNT_PATTERN = re.compile(
+    r"(?<![\d.,])-?(?:\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?![\d])"
+)
+
+
 def find_dates(text: str, order: str = "DMY") -> list[tuple[str, str]]:
     """Every date in ``text`` as ``(raw, iso)``, in order of appearance.
 
     ``order`` (DMY or MDY) settles numeric dates whose first two parts could both be months.
     """
     found: list[tuple[int, str, str]] = []
-    for index, pattern in enumerate(DATE_PATTERNS):
+    for pattern, read in DATE_PATTERNS:
         position = 0
         while match := pattern.search(text, position):
-            iso = _match_to_iso(index, match.groups(), order)
+            iso = read(match.groups(), order)
             if iso:
                 found.append((match.start(), match.group(0), iso))
             # "#19- 18/01/2018" first matches "19- 18/01" (no such date): retry just after
             # its start, so that an impossible match does not swallow the real date.
             position = match.end() if iso else match.start() + 1
     return [(raw, iso) for _, raw, iso in sorted(set(found))]  # 25/03/2018 matches twice
-
-
-def _match_to_iso(kind: int, groups: tuple[str, ...], order: str) -> str | None:
-    if kind == 0:
-        return _safe_date(int(groups[0]), int(groups[1]), int(groups[2]))
-    if kind in (1, 2):
-        first, second, year = int(groups[0]), int(groups[1]), _year(groups[2])
-        if first > 12 or (order == "DMY" and second <= 12):
-            return _safe_date(year, second, first)
-        return _safe_date(year, first, second)
-    if kind == 3:
-        return _safe_date(_year(groups[2]), MONTHS[groups[1].lower()], int(groups[0]))
-    return _safe_date(int(groups[2]), MONTHS[groups[0].lower()], int(groups[1]))
 
 
 # 20180428: how services (Information Extraction) often answer; not searched for in OCR
