@@ -1,5 +1,5 @@
-"""How the learned KIE reads a value's rows: an address's parting full stops as commas, and
-the way of reading that was most often right in training."""
+"""How the learned KIE reads a value's rows: an address's parting full stops as commas, a
+number parted from the word run into it, and the ways training found right."""
 
 from __future__ import annotations
 
@@ -70,14 +70,70 @@ def test_reading_rates_count_which_reading_held_the_label():
     labels = [("a" * 64, COMMAS), ("b" * 64, COMMAS), ("c" * 64, PRINTED)]
     made = examples([(receipt(sha), {"address": value}) for sha, value in labels], SCHEMA, 0.0)
     rates = reading_rates(made)
-    assert rates["address"] == {"commas": (2 + 1) / (3 + 2), "printed": (1 + 1) / (3 + 2)}
+    assert rates["address"] == {"commas": (2 + 1) / (3 + 2)}
     assert "company" not in rates  # names are read one way only
+
+
+GLUED = [
+    ["MENJALARA TRADING"],
+    ["NO 53. JALAN 3/62A"],
+    ["52200KUALA LUMPUR"],
+    ["TOTAL", "7.00"],
+]
+SPACED = "NO 53.JALAN 3/62A 52200 KUALA LUMPUR"
+
+
+def test_a_number_run_into_the_word_after_it_is_also_read_apart():
+    sheet = read_sheet(ocr_record(GLUED), SCHEMA, RuleExtractor(SCHEMA))
+    span = {c.normalized: c for c in sheet.candidates["address"]}[SPACED].span
+    readings = {c.reading: c.normalized for c in sheet.candidates["address"] if c.span == span}
+    assert readings == {
+        "printed": "NO 53.JALAN 3/62A 52200KUALA LUMPUR",
+        "spaces": SPACED,
+        "commas": "NO 53,JALAN 3/62A 52200KUALA LUMPUR",
+        "commas+spaces": "NO 53,JALAN 3/62A 52200 KUALA LUMPUR",
+    }
+    # an ordinal, a unit's letter and a number run into a two-letter word stay as printed
+    kept = read_sheet(ocr_record([["3RD FLR, NO.145G"], ["1234KL"]]), SCHEMA, RuleExtractor(SCHEMA))
+    assert {c.reading for c in kept.candidates["address"]} == {"printed"}
+
+
+def test_each_way_is_counted_on_its_own_and_taken_where_right_more_often_than_not():
+    torch.manual_seed(0)
+    labels = [("a" * 64, "NO 53,JALAN 3/62A 52200 KUALA LUMPUR")] * 2 + [("b" * 64, SPACED)]
+    glued = [
+        ({**ocr_record(GLUED), "image": {"path": "g.jpg", "sha256": sha}}, {"address": value})
+        for sha, value in labels
+    ]
+    rates = reading_rates(examples(glued, SCHEMA, 0.0))
+    assert rates["address"] == {"commas": (2 + 1) / (3 + 2), "spaces": (3 + 1) / (3 + 2)}
+    sheet = read_sheet(ocr_record(GLUED), SCHEMA, RuleExtractor(SCHEMA))
+    found = sheet.candidates["address"]
+    span = next(c.span for c in found if c.normalized == SPACED)
+    sheet.candidates["address"] = [c for c in found if c.span == span]  # its four readings
+    model = FieldRanker([spec.name for spec in SCHEMA.fields]).eval()
+    prepared = tensors(sheet)
+    by_rates = {
+        way: read_fields(model, sheet, prepared, {"address": rates})["address"].candidate
+        for way, rates in (
+            ("both", {"commas": 0.6, "spaces": 0.8}),
+            ("spaces", {"commas": 0.4, "spaces": 0.8}),
+            ("neither", {"commas": 0.4, "spaces": 0.2}),
+            ("before spaces", {"commas": 0.7, "printed": 0.3}),  # a card of an older model
+        )
+    }
+    assert {way: c.ways for way, c in by_rates.items()} == {
+        "both": {"commas", "spaces"},
+        "spaces": {"spaces"},
+        "neither": set(),
+        "before spaces": {"commas"},
+    }
 
 
 def test_a_block_of_rows_normalises_as_its_joined_text_would():
     """Candidates' values are normalised from their rows', not from the joined text: the
     same result, over rows that end or start with punctuation, spaces or nothing."""
-    rows = ["NO 7.", " , JALAN", "KL ;", "Ávenue  12", ":x", "a.b, c", "LOT 5. TAMAN"]
+    rows = ["NO 7.", " , JALAN", "KL ;", "Ávenue  12", ":x", "a.b, c", "LOT 5. TAMAN", "47400PJ."]
     for block in itertools.permutations(rows, 3):
         sheet = read_sheet(ocr_record([[text] for text in block]), SCHEMA, RuleExtractor(SCHEMA))
         for candidate in sheet.candidates["address"]:

@@ -14,7 +14,7 @@ from typing import Any, Self
 
 from ..evidence import source_of
 from ..fields import FieldSchema, load_field_schema
-from ..learn.candidates import FEATURES, Candidate, read_sheet
+from ..learn.candidates import CANDIDATE_REVISION, FEATURES, Candidate, read_sheet
 from ..learn.folder import ModelError, read_card
 from ..learn.known import KnownValues, load_known
 from . import Document, Extraction, Extractor
@@ -86,6 +86,7 @@ class LearnedExtractor(Extractor):
             "readings": self.card["readings"],
             "known": self.card.get("known_sha256"),  # the values it mends misreadings to
             "rules": REVISION,  # their pick and cuts are among what the model reads
+            "candidates": CANDIDATE_REVISION,  # the values it chooses among
         }
 
     def _load(self) -> Any:

@@ -30,10 +30,14 @@ from .features import text_ids
 
 NUMERIC = 26  # numeric features per candidate
 FEATURES = 2  # the version of what the model reads: a model made for another is refused
+CANDIDATE_REVISION = 1  # raise it with any change to the values offered: their records rerun
 MAX_NAME_ROWS = 2  # a text field's value spans at most this many rows
 # "VILLAGE. JALAN", "NO 290. JALAN": a full stop after a word or a number, not after an
 # abbreviation of one or two letters ("NO. 7", "D.E.")
 _STOP = re.compile(r"(?<![^\W_])(\d+|[^\W\d_]{3,})\.(?=\s|$)")
+# "52200KUALA", "U3SHAH", "53300KL": a number run into the word after it (of three letters or
+# more, so that "3RD" stays; of two after a five-digit postcode)
+_GLUED = re.compile(r"(?<=\d)(?=[^\W\d_]{3})|(?<=(?<!\d)\d{5})(?=[^\W\d_]{2})")
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Candidate:
     above: int  # the row above (-1: none)
     below: int  # the row below
     commas: int = 0  # full stops read as commas
+    spaces: int = 0  # spaces put between a number and the word run into it
     numbers: list[float] = field(default_factory=list)
     mended: str | None = None  # as the OCR read it, where a known value replaced it
 
@@ -55,12 +60,17 @@ class Candidate:
         return tuple((row.index, start, end) for row, start, end in self.pieces)
 
     @property
+    def ways(self) -> set[str]:
+        """How the printed text was changed to read this value: ``commas`` (full stops read as
+        commas), ``spaces`` (a number parted from the word run into it), both or neither."""
+        return {way for way, count in (("commas", self.commas), ("spaces", self.spaces)) if count}
+
+    @property
     def reading(self) -> str:
-        """How the printed text was read: ``printed``, ``commas`` (full stops as commas), or
-        ``known`` (mended to a value the model was taught)."""
+        """``printed``, ``known`` (mended to a value the model was taught), or its ways."""
         if self.mended is not None:
             return "known"
-        return "commas" if self.commas else "printed"
+        return "+".join(sorted(self.ways)) or "printed"
 
 
 @dataclass
@@ -108,8 +118,8 @@ def read_sheet(ocr: dict[str, Any], schema: FieldSchema, rules: RuleExtractor) -
 
 def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
     """Runs of whole rows (names, addresses), single lines of rows that hold several, and
-    names without a trailing registration number; an address also with the full stops that
-    part it read as commas."""
+    names without a trailing registration number; an address also read the ways of
+    ``_ways``."""
     longest = spec.max_lines if spec.type == "address" else MAX_NAME_ROWS
     ways = [_ways(row.text, spec.type == "address") for row in rows]
     found = []
@@ -120,9 +130,8 @@ def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
             weights = {r.index: n / sum(lengths) for r, n in zip(block, lengths, strict=True)}
             pieces = [(r, 0, len(r.text)) for r in block]
             readings = {}  # normalised value -> the first candidate that reads it
-            for way in range(len(ways[first])):
-                parts = [ways[r.index][way] for r in block]
-                candidate = _block(parts, pieces, weights, first, last, len(rows))
+            for parts in dict.fromkeys(zip(*(ways[r.index] for r in block), strict=True)):
+                candidate = _block(list(parts), pieces, weights, first, last, len(rows))
                 readings.setdefault(candidate.normalized, candidate)
             if spec.type == "text" and (short := _cut(ways[last][0])) is not ways[last][0]:
                 cut = [*pieces[:-1], (block[-1], 0, len(short.text))]
@@ -150,26 +159,38 @@ class _Form:
     text: str
     spaced: str
     commas: int = 0  # full stops read as commas
+    spaces: int = 0  # spaces put between a number and a word
 
 
-def _form(text: str, commas: int = 0) -> _Form:
-    return _Form(text, collapse_text(text), commas)
+def _form(text: str, commas: int = 0, spaces: int = 0) -> _Form:
+    return _Form(text, collapse_text(text), commas, spaces)
 
 
 def _ways(text: str, address: bool) -> tuple[_Form, ...]:
-    """A row as printed, and an address's row also with its parting full stops as commas
-    (the same as printed where it has none)."""
+    """A row as printed; an address's row also with a space where a number runs into a word,
+    with its parting full stops as commas, and with both (each the same as the form it
+    changes where it changes nothing)."""
     printed = _form(text)
     if not address:
         return (printed,)
-    commas, stops = _STOP.subn(r"\1,", text)
-    return printed, _form(commas, stops) if stops else printed
+    spaced = _with_spaces(printed)
+    return printed, spaced, _with_commas(printed), _with_commas(spaced)
+
+
+def _with_spaces(form: _Form) -> _Form:
+    text, gaps = _GLUED.subn(" ", form.text)
+    return _form(text, form.commas, gaps) if gaps else form
+
+
+def _with_commas(form: _Form) -> _Form:
+    text, stops = _STOP.subn(r"\1,", form.text)
+    return _form(text, stops, form.spaces) if stops else form
 
 
 def _cut(form: _Form) -> _Form:
     """The row without the registration number it ends with, if it does."""
     text = REGISTRATION.sub("", form.text)
-    return _form(text, form.commas) if text != form.text else form
+    return _form(text, form.commas, form.spaces) if text != form.text else form
 
 
 def _block(
@@ -189,6 +210,7 @@ def _block(
         first - 1,
         last + 1 if last + 1 < count else -1,
         commas=sum(part.commas for part in parts),
+        spaces=sum(part.spaces for part in parts),
     )
 
 

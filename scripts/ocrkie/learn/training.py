@@ -156,10 +156,10 @@ def read_fields(
     known: KnownValues | None = None,
 ) -> dict[str, Pick]:
     """Each field's most probable value. The model weighs where a value is printed: the
-    readings of one span pool their odds, and the span is read the way that was most often
-    right in training (``readings``); candidates with the same value pool their odds. The
-    value picked is then mended to the ``known`` one it misreads, where training found that
-    right more often than not (``readings[field]["known"]``)."""
+    readings of one span pool their odds, and the span is read each way (commas, spaces) that
+    training found right more often than not (``readings``); candidates with the same value
+    pool their odds. The value picked is then mended to the ``known`` one it misreads, where
+    training found that right more often than not (``readings[field]["known"]``)."""
     picks = {}
     with torch.no_grad():
         units = model.units(prepared)
@@ -184,9 +184,11 @@ def read_fields(
     return picks
 
 
-def _as_read(ways: list[Candidate], rates: dict[str, float]) -> Candidate:
-    """The reading of a span that was most often right in training (as printed, if none)."""
-    return max(ways, key=lambda c: (rates.get(c.reading, 0.0), c.reading == "printed"))
+def _as_read(readings: list[Candidate], rates: dict[str, float]) -> Candidate:
+    """The reading of a span that takes the ways training found right more often than not,
+    and no other (as printed where none was counted)."""
+    wanted = {way for way, rate in rates.items() if rate > 0.5}
+    return max(readings, key=lambda c: (len(c.ways & wanted) - len(c.ways - wanted), -len(c.ways)))
 
 
 def _mended(
@@ -224,17 +226,18 @@ def mend_rates(train: list[Example], known: KnownValues, readings: Readings) -> 
 
 
 def reading_rates(train: list[Example]) -> Readings:
-    """Per field and way of reading a span: how often it was the right one where a label's
-    span was read in more than one way (smoothed: never seen is 0.5)."""
+    """Per field and way of reading a span (commas, spaces): how often the label took it where
+    the label's span could be read with it (smoothed: never seen is 0.5)."""
     right: Counter[tuple[str, str]] = Counter()
     offered: Counter[tuple[str, str]] = Counter()
     for example in train:
         for name, found in example.sheet.candidates.items():
             hit = next((c for c in found if c.normalized == example.truth[name]), None)
-            ways = {c.reading for c in found if hit and c.span == hit.span}
-            if len(ways) > 1:
-                right[name, hit.reading] += 1
-                offered.update((name, way) for way in ways)
+            if hit is None:
+                continue
+            ways = set().union(*(c.ways for c in found if c.span == hit.span))
+            offered.update((name, way) for way in ways)
+            right.update((name, way) for way in ways & hit.ways)
     rates: Readings = {}
     for (name, way), count in sorted(offered.items()):
         rates.setdefault(name, {})[way] = round((right[name, way] + 1) / (count + 2), 4)
