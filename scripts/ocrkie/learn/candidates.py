@@ -65,13 +65,6 @@ class Candidate:
         commas), ``spaces`` (a number parted from the word run into it), both or neither."""
         return {way for way, count in (("commas", self.commas), ("spaces", self.spaces)) if count}
 
-    @property
-    def reading(self) -> str:
-        """``printed``, ``known`` (mended to a value the model was taught), or its ways."""
-        if self.mended is not None:
-            return "known"
-        return "+".join(sorted(self.ways)) or "printed"
-
 
 @dataclass
 class Sheet:
