@@ -31,6 +31,16 @@ def receipt(sha256: str = "0" * 64) -> dict:
     return {**ocr_record(ROWS), "image": {"path": f"{sha256[:4]}.jpg", "sha256": sha256}}
 
 
+def addresses_read(sheet, **rates: dict[str, float]) -> dict:
+    """The address an untrained model picks on ``sheet``, read with each set of reading rates."""
+    model = FieldRanker([spec.name for spec in SCHEMA.fields]).eval()
+    prepared = tensors(sheet)
+    return {
+        case: read_fields(model, sheet, prepared, {"address": way_rates})["address"].candidate
+        for case, way_rates in rates.items()
+    }
+
+
 def test_an_address_is_offered_as_printed_and_with_its_parting_stops_as_commas():
     sheet = read_sheet(receipt(), SCHEMA, RuleExtractor(SCHEMA))
     addresses = {c.normalized: c for c in sheet.candidates["address"]}
@@ -51,16 +61,12 @@ def test_the_span_is_the_models_choice_and_its_reading_the_training_counts():
         [c.ways for c in sheet.candidates["address"] if c.span == span] == [set(), {"commas"}]
         for span in {c.span for c in sheet.candidates["address"]}
     )
-    model = FieldRanker([spec.name for spec in SCHEMA.fields]).eval()
-    prepared = tensors(sheet)
-    pick = {
-        way: read_fields(model, sheet, prepared, {"address": rates})["address"].candidate
-        for way, rates in (
-            ("commas", {"commas": 0.7, "printed": 0.5}),
-            ("printed", {"commas": 0.3, "printed": 0.5}),
-            ("unknown", {}),
-        )
-    }
+    pick = addresses_read(
+        sheet,
+        commas={"commas": 0.7, "printed": 0.5},
+        printed={"commas": 0.3, "printed": 0.5},
+        unknown={},
+    )
     assert pick["commas"].span == pick["printed"].span == pick["unknown"].span
     assert pick["commas"].ways == {"commas"}
     assert pick["printed"].ways == pick["unknown"].ways == set()
@@ -111,22 +117,18 @@ def test_each_way_is_counted_on_its_own_and_taken_where_right_more_often_than_no
     found = sheet.candidates["address"]
     span = next(c.span for c in found if c.normalized == SPACED)
     sheet.candidates["address"] = [c for c in found if c.span == span]  # its four readings
-    model = FieldRanker([spec.name for spec in SCHEMA.fields]).eval()
-    prepared = tensors(sheet)
-    by_rates = {
-        way: read_fields(model, sheet, prepared, {"address": rates})["address"].candidate
-        for way, rates in (
-            ("both", {"commas": 0.6, "spaces": 0.8}),
-            ("spaces", {"commas": 0.4, "spaces": 0.8}),
-            ("neither", {"commas": 0.4, "spaces": 0.2}),
-            ("before spaces", {"commas": 0.7, "printed": 0.3}),  # a card of an older model
-        )
-    }
+    by_rates = addresses_read(
+        sheet,
+        both={"commas": 0.6, "spaces": 0.8},
+        spaces={"commas": 0.4, "spaces": 0.8},
+        neither={"commas": 0.4, "spaces": 0.2},
+        older={"commas": 0.7, "printed": 0.3},  # the card of a model made before spaces
+    )
     assert {way: c.ways for way, c in by_rates.items()} == {
         "both": {"commas", "spaces"},
         "spaces": {"spaces"},
         "neither": set(),
-        "before spaces": {"commas"},
+        "older": {"commas"},
     }
 
 
