@@ -99,6 +99,15 @@ def test_address_spans_rows_down_to_the_postcode_and_state(fields):
     assert len(fields["address"]["source"]["lines"]) == 4
 
 
+@pytest.mark.parametrize("printed", ["(Co. No. 113825-W)", "CO.NO 419060-A", "CO NO: 373665-A"])
+def test_a_registration_row_under_the_name_is_no_part_of_the_address(printed):
+    record = ocr_record([RECEIPT[1], [printed], *RECEIPT[2:]])
+    extracted = RuleExtractor(load_field_schema(RECEIPT_SCHEMA)).extract(Document(record, ""))
+    assert extracted.fields["address"]["normalized"] == (
+        "NO.5,JALAN INDAH 2,TAMAN INDAH,81100 JOHOR BAHRU JOHOR"
+    )
+
+
 def test_date_is_iso_8601(fields):
     assert fields["date"]["value"] == "05/01/2019"
     assert fields["date"]["normalized"] == "2019-01-05"
