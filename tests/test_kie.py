@@ -63,6 +63,7 @@ RECEIPT = [
     ["CASH", "50.00"],
     ["CHANGE", "33.57"],
 ]
+ADDRESS = "NO.5,JALAN INDAH 2,TAMAN INDAH,81100 JOHOR BAHRU JOHOR"  # rows 2-5, normalised
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +94,7 @@ def test_a_registration_number_is_cut_off_however_it_is_printed(printed, name):
 
 
 def test_address_spans_rows_down_to_the_postcode_and_state(fields):
-    assert fields["address"]["normalized"] == (
-        "NO.5,JALAN INDAH 2,TAMAN INDAH,81100 JOHOR BAHRU JOHOR"
-    )
+    assert fields["address"]["normalized"] == ADDRESS
     assert len(fields["address"]["source"]["lines"]) == 4
 
 
@@ -103,9 +102,7 @@ def test_address_spans_rows_down_to_the_postcode_and_state(fields):
 def test_a_registration_row_under_the_name_is_no_part_of_the_address(printed):
     record = ocr_record([RECEIPT[1], [printed], *RECEIPT[2:]])
     extracted = RuleExtractor(load_field_schema(RECEIPT_SCHEMA)).extract(Document(record, ""))
-    assert extracted.fields["address"]["normalized"] == (
-        "NO.5,JALAN INDAH 2,TAMAN INDAH,81100 JOHOR BAHRU JOHOR"
-    )
+    assert extracted.fields["address"]["normalized"] == ADDRESS
 
 
 def test_date_is_iso_8601(fields):
