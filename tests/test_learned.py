@@ -17,8 +17,16 @@ from ocrkie.engines.rules import REVISION
 from ocrkie.fields import load_field_schema
 from ocrkie.images import sha256_of
 from ocrkie.learn.folder import read_card
-from ocrkie.learn.model import load, weights_digest
-from ocrkie.learn.training import examples, fit, scores, train_model, truth_value
+from ocrkie.learn.model import Ensemble, load, save, tensors, weights_digest
+from ocrkie.learn.training import (
+    SETTINGS,
+    examples,
+    fit,
+    read_fields,
+    scores,
+    train_model,
+    truth_value,
+)
 
 RECEIPT = load_field_schema(REPO / "config" / "fields" / "receipt.json")
 DEFAULT_MODEL = REPO / "scripts" / "ocrkie" / "models" / "receipt"
@@ -85,7 +93,8 @@ def test_training_writes_a_model_folder_with_its_card_and_manifest(trained: Work
         rows = list(csv.DictReader(handle))
     assert {row["sha256"] for row in rows} == {sha256_of(p.read_bytes()) for p in SAMPLE_IMAGES}
     assert {row["split"] for row in rows} == {"train"}
-    load(folder, card)  # the weights match their digest
+    model = load(folder, card)  # the weights match their digest
+    assert len(model.members) == card["settings"]["members"] == 3  # rankers averaged
     # addresses are read two ways; names and addresses may be mended to the labelled ones
     assert set(card["readings"]) <= {"address", "company"}
     known = json.loads((folder / "known.json").read_text())
@@ -125,6 +134,34 @@ def test_the_same_data_and_seed_give_the_same_model(trained: Workdir, tmp_path: 
     other = train_model(pairs, RECEIPT, ocr_engine, {**options, "seed": 8}, tmp_path / "c")
     assert first["weights_sha256"] == again["weights_sha256"]
     assert other["weights_sha256"] != first["weights_sha256"]
+
+
+def test_an_ensemble_reads_by_its_members_probabilities_averaged(trained: Workdir):
+    pairs = sample_pairs(trained)
+    made = examples(pairs, RECEIPT, 0.0)
+    one, two = fit(made, [s.name for s in RECEIPT.fields], 5, {**SETTINGS, "members": 2}).members
+    sheet = made[0].tensors
+    averaged = Ensemble([one, two]).odds(sheet)
+    for name, odds in averaged.items():
+        assert odds.allclose((one.odds(sheet)[name] + two.odds(sheet)[name]) / 2)
+        assert odds.sum().item() == pytest.approx(1.0)
+    assert not one.odds(sheet)["company"].allclose(two.odds(sheet)["company"])  # other starts
+
+
+def test_a_model_made_before_ensembles_loads_as_one_ranker(trained: Workdir, tmp_path: Path):
+    """A model folder of one ranker (no ``members`` setting) still loads and reads as it did."""
+    card = read_card(trained.results / "model")
+    ranker = load(trained.results / "model", card).members[0]
+    settings = {k: v for k, v in card["settings"].items() if k != "members"}
+    old = {k: v for k, v in card.items() if k not in ("format", "weights_sha256")}
+    save(tmp_path, ranker, {**old, "settings": settings})
+    loaded = load(tmp_path, read_card(tmp_path))
+    assert not isinstance(loaded, Ensemble)
+    sheet = examples(sample_pairs(trained), RECEIPT, 0.0)[0].sheet
+    readings = card["readings"]
+    as_old = read_fields(loaded, sheet, tensors(sheet), readings)
+    as_one = read_fields(Ensemble([ranker]), sheet, tensors(sheet), readings)
+    assert as_old == as_one
 
 
 def test_a_retrained_model_reruns_kie_and_nothing_else(trained: Workdir):

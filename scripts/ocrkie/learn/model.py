@@ -3,7 +3,9 @@
 One embedding table of hashed text features is shared by all fields; each field has a small
 head that scores a candidate from its value, its label, the rows around it and its numeric
 features. A document's candidates for a field compete in a softmax; candidates with the
-same normalised value pool their probability.
+same normalised value pool their probability. The model is an ensemble of such rankers,
+trained alike from different random starts, whose probabilities are averaged: one ranker
+taught by a few hundred documents leans on its seed, their average much less.
 """
 
 from __future__ import annotations
@@ -46,6 +48,27 @@ class FieldRanker(nn.Module):
         value = field.weights @ units[:-1]
         around = units[field.context].flatten(1)  # label, row above, row below
         return self.heads[field.name](torch.cat([value, around, field.numbers], 1)).squeeze(1)
+
+    def odds(self, sheet: Tensors) -> dict[str, torch.Tensor]:
+        """Per field, each candidate's probability of being the field's value."""
+        units = self.units(sheet)
+        fields = sheet.fields.items()
+        return {name: torch.softmax(self.scores(units, field), 0) for name, field in fields}
+
+
+class Ensemble(nn.Module):
+    """Rankers trained alike from different random starts; their probabilities averaged."""
+
+    def __init__(self, members: list[FieldRanker]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def odds(self, sheet: Tensors) -> dict[str, torch.Tensor]:
+        each = [member.odds(sheet) for member in self.members]
+        return {name: torch.stack([odds[name] for odds in each]).mean(0) for name in sheet.fields}
+
+
+Ranker = FieldRanker | Ensemble
 
 
 @dataclass
@@ -96,9 +119,19 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def save(folder: Path, model: FieldRanker, card: dict[str, Any]) -> dict[str, Any]:
+def rounded_to_half(model: Ranker) -> Ranker:
+    """The weights rounded to float16 in place, as ``save`` stores them (half the file)."""
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.copy_(tensor.half().float())
+    return model
+
+
+def save(folder: Path, model: Ranker, card: dict[str, Any]) -> dict[str, Any]:
+    """The weights in float16 (the model is rounded to them, so its digest is theirs)."""
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), folder / WEIGHTS)
+    rounded_to_half(model)
+    torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / WEIGHTS)
     card = {
         "format": MODEL_FORMAT,
         **card,
@@ -108,11 +141,16 @@ def save(folder: Path, model: FieldRanker, card: dict[str, Any]) -> dict[str, An
     return card
 
 
-def load(folder: Path, card: dict[str, Any], device: str = "cpu") -> FieldRanker:
+def load(folder: Path, card: dict[str, Any], device: str = "cpu") -> Ranker:
+    """The model of a folder; one made before ensembles (no ``members`` setting) is one ranker."""
     settings = card["settings"]
-    model = FieldRanker(card["fields"], settings["dim"], settings["hidden"])
+    rankers = [
+        FieldRanker(card["fields"], settings["dim"], settings["hidden"])
+        for _ in range(settings.get("members", 1))
+    ]
+    model: Ranker = Ensemble(rankers) if "members" in settings else rankers[0]
     state = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)
-    model.load_state_dict(state)
+    model.load_state_dict({k: v.float() for k, v in state.items()})  # float16 since ensembles
     if weights_digest(model) != card["weights_sha256"]:
         raise ModelError(f"{folder / WEIGHTS}: its weights do not match {CARD} (damaged?)")
     return model.to(device).eval()

@@ -27,7 +27,7 @@ from ..normalize import normalize
 from .candidates import FEATURES, Candidate, Sheet, read_sheet
 from .folder import MANIFEST, read_card
 from .known import KINDS, KnownValues, load_known
-from .model import FieldRanker, Tensors, load, save, tensors
+from .model import Ensemble, FieldRanker, Ranker, Tensors, load, rounded_to_half, save, tensors
 
 Readings = dict[str, dict[str, float]]  # field -> way of reading -> how often it was right
 FUZZY = 90  # a text label matches OCR'd candidates at least this similar (0-100)
@@ -39,6 +39,7 @@ SETTINGS = {
     "epochs": 30,
     "batch": 8,
     "lr": 3e-3,
+    "members": 3,  # rankers averaged (model.Ensemble)
     "val_fraction": 0.1,
 }
 
@@ -117,12 +118,28 @@ def fit(
     fields: list[str],
     seed: int,
     settings: dict[str, Any],
-    start: FieldRanker | None = None,
-) -> FieldRanker:
+    start: Ranker | None = None,
+) -> Ensemble:
     """The same examples, settings, seed (and start) give the same weights on the CPU.
-    From ``start``, a trained model is adapted to the examples rather than replaced."""
+    From ``start``, a trained model is adapted to the examples rather than replaced: each
+    member from its own. Otherwise ``settings["members"]`` rankers are trained one after the
+    other from one seeded stream, so each starts from other weights and sees another order."""
     torch.manual_seed(seed)
     order = random.Random(seed)
+    starts: list[FieldRanker | None] = [None] * settings["members"]
+    if start is not None:
+        starts = list(start.members) if isinstance(start, Ensemble) else [start]
+    members = [_fit_ranker(train, fields, settings, s, order) for s in starts]
+    return rounded_to_half(Ensemble(members).eval())
+
+
+def _fit_ranker(
+    train: list[Example],
+    fields: list[str],
+    settings: dict[str, Any],
+    start: FieldRanker | None,
+    order: random.Random,
+) -> FieldRanker:
     model = FieldRanker(fields, settings["dim"], settings["hidden"], settings["dropout"])
     if start is not None:
         model.load_state_dict(start.state_dict())
@@ -133,8 +150,8 @@ def fit(
     model.train()
     for _ in range(settings["epochs"]):
         order.shuffle(usable)
-        for start in range(0, len(usable), settings["batch"]):
-            losses = [_loss(model, e) for e in usable[start : start + settings["batch"]]]
+        for first in range(0, len(usable), settings["batch"]):
+            losses = [_loss(model, e) for e in usable[first : first + settings["batch"]]]
             losses = [loss for loss in losses if loss is not None]
             optimizer.zero_grad()
             torch.stack(losses).mean().backward()
@@ -149,7 +166,7 @@ class Pick:
 
 
 def read_fields(
-    model: FieldRanker,
+    model: Ranker,
     sheet: Sheet,
     prepared: Tensors,
     readings: Readings,
@@ -162,12 +179,12 @@ def read_fields(
     training found that right more often than not (``readings[field]["known"]``)."""
     picks = {}
     with torch.no_grad():
-        units = model.units(prepared)
+        every = model.odds(prepared)
         for name, found in sheet.candidates.items():
-            if name not in prepared.fields:
+            if name not in every:
                 picks[name] = Pick(None, 0.0)
                 continue
-            odds = torch.softmax(model.scores(units, prepared.fields[name]), 0).tolist()
+            odds = every[name].tolist()
             spans: dict[tuple, list[Candidate]] = {}
             chances: dict[tuple, float] = {}
             for candidate, p in zip(found, odds, strict=True):
@@ -245,7 +262,7 @@ def reading_rates(train: list[Example]) -> Readings:
 
 
 def scores(
-    model: FieldRanker,
+    model: Ranker,
     readings: Readings,
     held: list[Example],
     schema: FieldSchema,
@@ -294,6 +311,7 @@ def train_model(
         start = load(base, base_card)
         base_known = load_known(base, base_card)
         settings.update({k: base_card["settings"][k] for k in ("dim", "hidden")})
+        settings["members"] = len(start.members) if isinstance(start, Ensemble) else 1
     made = examples(pairs, schema, settings["val_fraction"])
     train = [e for e in made if e.split == "train"]
     held = [e for e in made if e.split == "val"]
