@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from fakes.upstage_server import FakeUpstage
 
@@ -155,6 +156,7 @@ def test_a_model_made_before_ensembles_loads_as_one_ranker(trained: Workdir, tmp
     settings = {k: v for k, v in card["settings"].items() if k != "members"}
     old = {k: v for k, v in card.items() if k not in ("format", "weights_sha256")}
     save(tmp_path, ranker, {**old, "settings": settings})
+    torch.save(ranker.state_dict(), tmp_path / "weights.pt")  # in float32, as they were saved
     loaded = load(tmp_path, read_card(tmp_path))
     assert not isinstance(loaded, Ensemble)
     sheet = examples(sample_pairs(trained), RECEIPT, 0.0)[0].sheet
