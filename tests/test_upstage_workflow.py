@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,8 @@ from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 from ocrkie.evaluate import evaluate
 from ocrkie.images import sha256_of
 from ocrkie.normalize import normalize
+from ocrkie.results import Results
+from ocrkie.usage import total_usage
 
 KEY = "up_test_key_0123456789"
 
@@ -30,12 +31,9 @@ def fake():
 
 
 def ledger_requests(workdir: Workdir) -> dict[str, int]:
-    """Requests the jobs have counted so far, per endpoint (their usage ledgers; a line
-    still being written is left for the next look)."""
-    ledgers = workdir.results.glob("usage/*/*.jsonl")
-    lines = [line for path in ledgers for line in path.read_text().split("\n")[:-1]]
-    events = [json.loads(line) for line in lines]
-    return dict(Counter(e["endpoint"] for e in events if e["event"] == "requests"))
+    """Requests the jobs have counted so far, per endpoint (their usage ledgers)."""
+    usage = total_usage(Results(str(workdir.results)))
+    return {endpoint: counts["requests"] for endpoint, counts in usage.items()}
 
 
 def arrived(fake: FakeUpstage) -> dict[str, int]:

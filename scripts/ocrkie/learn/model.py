@@ -71,6 +71,11 @@ class Ensemble(nn.Module):
 Ranker = FieldRanker | Ensemble
 
 
+def rankers(model: Ranker) -> list[FieldRanker]:
+    """The rankers of a model (one made before ensembles is one)."""
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
 @dataclass
 class FieldTensors:
     name: str

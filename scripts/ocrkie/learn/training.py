@@ -27,7 +27,17 @@ from ..normalize import normalize
 from .candidates import FEATURES, Candidate, Sheet, read_sheet
 from .folder import MANIFEST, read_card
 from .known import KINDS, KnownValues, load_known
-from .model import Ensemble, FieldRanker, Ranker, Tensors, load, rounded_to_half, save, tensors
+from .model import (
+    Ensemble,
+    FieldRanker,
+    Ranker,
+    Tensors,
+    load,
+    rankers,
+    rounded_to_half,
+    save,
+    tensors,
+)
 
 Readings = dict[str, dict[str, float]]  # field -> way of reading -> how often it was right
 FUZZY = 90  # a text label matches OCR'd candidates at least this similar (0-100)
@@ -126,9 +136,8 @@ def fit(
     other from one seeded stream, so each starts from other weights and sees another order."""
     torch.manual_seed(seed)
     order = random.Random(seed)
-    starts: list[FieldRanker | None] = [None] * settings["members"]
-    if start is not None:
-        starts = list(start.members) if isinstance(start, Ensemble) else [start]
+    fresh: list[FieldRanker | None] = [None] * settings["members"]
+    starts = fresh if start is None else [*rankers(start)]
     members = [_fit_ranker(train, fields, settings, s, order) for s in starts]
     return rounded_to_half(Ensemble(members).eval())
 
@@ -311,7 +320,7 @@ def train_model(
         start = load(base, base_card)
         base_known = load_known(base, base_card)
         settings.update({k: base_card["settings"][k] for k in ("dim", "hidden")})
-        settings["members"] = len(start.members) if isinstance(start, Ensemble) else 1
+        settings["members"] = len(rankers(start))
     made = examples(pairs, schema, settings["val_fraction"])
     train = [e for e in made if e.split == "train"]
     held = [e for e in made if e.split == "val"]
