@@ -1,6 +1,7 @@
 """The learned KIE model cross-validated on one labelled folder, and adapted to new vendors.
 
     python scripts/bench_kie_folds.py [--train DIR] [--work DIR] [--folds 5] [--seed 0]
+                                      [--sizes 40,80]
 
 It reads the OCR records that ``bench_kie.py`` leaves in ``--work`` (and runs the workflow's
 OCR stage itself where they are missing). The receipts of ``--train`` are dealt into folds by
@@ -15,6 +16,10 @@ trained on the other folds:
    other folds as it is (the base), a model trained on the other half alone, the base
    adapted to that half (``train.base``), and a model retrained on the other folds and that
    half together (what adapting stands in for when the base's documents are not at hand).
+
+With ``--sizes 40,80``, it prints instead how accuracy grows with the labelled receipts: the
+models of the other folds trained on the first 40, the first 80 and all of their receipts
+(in the order of their images' sha256), scored on the fold, by vendor and by image.
 
 All models go through ``train_model``, as ``snakemake train_kie`` trains them.
 """
@@ -111,6 +116,29 @@ def vendors(names: dict[str, str]) -> dict[str, str]:
     return {stem: of[name] for stem, name in names.items()}
 
 
+def learning_curve(
+    trainer: Trainer,
+    pairs: dict[str, Pair],
+    made: dict[str, Example],
+    folds: dict[str, dict[str, int]],
+    sizes: list[int],
+) -> Tally:
+    """Each fold scored by models of the other folds' first ``size`` receipts (by image
+    sha256), and of all of them."""
+    curve: Tally = {}
+    for how, fold_of in folds.items():
+        for fold in sorted(set(fold_of.values())):
+            rest = sorted(
+                (s for s in pairs if fold_of[s] != fold),
+                key=lambda s: pairs[s][0]["image"]["sha256"],
+            )
+            held = [made[s] for s in pairs if fold_of[s] == fold]
+            for size in [*sizes, len(rest)]:
+                who = f"by {how}, " + (f"{size} receipts" if size < len(rest) else "all (~160)")
+                trainer.score(trainer.train([pairs[s] for s in rest[:size]]), held, curve, who)
+    return curve
+
+
 def table(tally: Tally) -> None:
     fields = list(next(iter(tally.values())))
     print(f"  {'':34}" + "".join(f"{f:>9}" for f in fields) + f"{'mean':>9}{'n':>6}")
@@ -126,6 +154,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / ".bench-kie")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", help="training sizes, e.g. 40,80: the learning curve only")
     args = parser.parse_args()
     import torch
 
@@ -145,9 +174,17 @@ def main() -> None:
     vendor_of = vendors({s: normalize_text(labels[s]["company"]) for s in stems})
     vendor = deal(stems, vendor_of.__getitem__, args.folds)
     image = deal(stems, lambda s: records[s]["image"]["sha256"], args.folds)
+    started = time.perf_counter()
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
+        curve = learning_curve(trainer, pairs, made, {"vendor": vendor, "image": image}, sizes)
+        print(f"\n{len(stems)} receipts of {args.train}, {args.folds} folds, seed {args.seed}")
+        print("\nlearning curve (accuracy on the fold, trained on N receipts of the others):")
+        table(curve)
+        print(f"\n{trainer.count} models trained in {time.perf_counter() - started:.0f} s")
+        return
     crossed: Tally = {}
     adapted: Tally = {}
-    started = time.perf_counter()
     for fold in range(args.folds):
         rest = [pairs[s] for s in stems if image[s] != fold]
         held = [made[s] for s in stems if image[s] == fold]
