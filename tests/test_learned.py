@@ -166,6 +166,35 @@ def test_a_model_made_before_ensembles_loads_as_one_ranker(trained: Workdir, tmp
     assert as_old == as_one
 
 
+def test_a_shard_is_read_in_batches_each_document_as_alone(trained: Workdir, monkeypatch):
+    """The model reads a batch of documents in one pass (their candidates side by side, each
+    document's competing among themselves): each gets the fields and confidences it gets
+    alone, a page without text among them too."""
+    from ocrkie.engines import Document, learned
+
+    config = {
+        "kie_schema": str(REPO / "config" / "fields" / "receipt.json"),
+        "learned_model": str(trained.results / "model"),
+        "ocr_backend": "local",
+        "local": {"use_gpu": "false", "text_score": 0.5},
+    }
+    blank = {"status": "ok", "text": "", "lines": [], "image": {"path": "blank.png"}}
+    records = [record for record, _ in sample_pairs(trained)]
+    documents = [Document(r, "") for r in [*records[:3], blank, *records[3:]]]
+    monkeypatch.setattr(learned, "BATCH", 4)  # two batches: 4 documents and 3
+    extractor = learned.LearnedExtractor.from_config(config)
+    together = extractor.extract_many(documents)
+    alone = [extractor.extract_many([document])[0] for document in documents]
+    for batch, single in zip(together, alone, strict=True):
+        for name, value in batch.fields.items():
+            confidence = value.pop("confidence")
+            assert confidence == pytest.approx(single.fields[name].pop("confidence"), abs=1e-4)
+            assert value == single.fields[name]
+    assert [e.fields["total"]["normalized"] is None for e in together] == [
+        document.ocr is blank for document in documents
+    ]
+
+
 def test_a_retrained_model_reruns_kie_and_nothing_else(trained: Workdir):
     arguments = ("--config", "input_dir=labelled/img", "learned_model=results/model")
     trained.snakemake(*arguments)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ..evidence import source_of
 from ..fields import FieldSchema, load_field_schema
@@ -20,6 +20,11 @@ from ..learn.known import KnownValues, load_known
 from . import Document, Extraction, Extractor
 from .registry import build
 from .rules import REVISION, RuleExtractor
+
+if TYPE_CHECKING:
+    from ..learn.training import Pick
+
+BATCH = 64  # documents the model reads in one pass (a few MB of tensors; one pass per batch)
 
 
 def ocr_kind(identity: dict[str, Any]) -> dict[str, Any]:
@@ -104,20 +109,24 @@ class LearnedExtractor(Extractor):
         return self.extract_many([document])[0]
 
     def extract_many(self, documents: Sequence[Document]) -> list[Extraction]:
-        from ..learn.model import tensors
-        from ..learn.training import read_fields
+        from ..learn.training import read_many
 
-        model = self._load()
-        extractions, readings = [], self.card["readings"]
-        for document in documents:
-            sheet = read_sheet(document.ocr, self.schema, self.rules)
-            picks = read_fields(model, sheet, tensors(sheet, self.device), readings, self.known)
-            fields = {}
-            for spec in self.schema.fields:
-                pick = picks[spec.name]
-                fields[spec.name] = {"type": spec.type, **_value(pick.candidate, pick.confidence)}
-            extractions.append(Extraction(fields))
-        return extractions
+        model, readings = self._load(), self.card["readings"]
+        picks = []
+        for first in range(0, len(documents), BATCH):
+            sheets = [
+                read_sheet(document.ocr, self.schema, self.rules)
+                for document in documents[first : first + BATCH]
+            ]
+            picks += read_many(model, sheets, readings, self.known, self.device)
+        return [self._extraction(chosen) for chosen in picks]
+
+    def _extraction(self, picks: dict[str, Pick]) -> Extraction:
+        fields = {}
+        for spec in self.schema.fields:
+            pick = picks[spec.name]
+            fields[spec.name] = {"type": spec.type, **_value(pick.candidate, pick.confidence)}
+        return Extraction(fields)
 
     def close(self) -> None:
         self.model = None

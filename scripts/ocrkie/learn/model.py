@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .candidates import NUMERIC, Sheet
@@ -45,15 +47,22 @@ class FieldRanker(nn.Module):
         return torch.cat([embedded, embedded.new_zeros(1, self.dim)])
 
     def scores(self, units: torch.Tensor, field: FieldTensors) -> torch.Tensor:
-        value = field.weights @ units[:-1]
-        around = units[field.context].flatten(1)  # label, row above, row below
+        value = F.embedding_bag(
+            field.parts, units, field.starts, mode="sum", per_sample_weights=field.shares
+        )
+        # label, row above, row below; F.embedding, not units[...]: the gradient of indexing
+        # is summed by several threads in no fixed order, and training would not repeat
+        around = F.embedding(field.context, units).flatten(1)
         return self.heads[field.name](torch.cat([value, around, field.numbers], 1)).squeeze(1)
 
     def odds(self, sheet: Tensors) -> dict[str, torch.Tensor]:
-        """Per field, each candidate's probability of being the field's value."""
+        """Per field, each candidate's probability of being the field's value: the
+        candidates of one document compete (a batch holds several, ``FieldTensors.sizes``)."""
         units = self.units(sheet)
-        fields = sheet.fields.items()
-        return {name: torch.softmax(self.scores(units, field), 0) for name, field in fields}
+        return {
+            name: torch.cat([torch.softmax(s, 0) for s in self.scores(units, f).split(f.sizes)])
+            for name, f in sheet.fields.items()
+        }
 
 
 class Ensemble(nn.Module):
@@ -79,9 +88,18 @@ def rankers(model: Ranker) -> list[FieldRanker]:
 @dataclass
 class FieldTensors:
     name: str
-    weights: torch.Tensor  # candidates x units: what each value is made of
+    parts: torch.Tensor  # the text units the candidates' values are made of, one after another
+    starts: torch.Tensor  # where each candidate's units start in ``parts``
+    shares: torch.Tensor  # each unit's weight in its value
     context: torch.Tensor  # candidates x 3: label, above, below (the last unit: none)
     numbers: torch.Tensor  # candidates x NUMERIC
+    sizes: list[int]  # candidates per document, in order (a batch holds several)
+
+    def to(self, device: str | torch.device) -> FieldTensors:
+        moved = (t.to(device) for t in (self.parts, self.starts, self.shares))
+        return FieldTensors(
+            self.name, *moved, self.context.to(device), self.numbers.to(device), self.sizes
+        )
 
 
 @dataclass
@@ -90,8 +108,16 @@ class Tensors:
     offsets: torch.Tensor
     fields: dict[str, FieldTensors]
 
+    @property
+    def unit_count(self) -> int:
+        return len(self.offsets)
 
-def tensors(sheet: Sheet, device: str | torch.device = "cpu") -> Tensors:
+    def to(self, device: str | torch.device) -> Tensors:
+        fields = {name: field.to(device) for name, field in self.fields.items()}
+        return Tensors(self.ids.to(device), self.offsets.to(device), fields)
+
+
+def tensors(sheet: Sheet) -> Tensors:
     """A sheet as tensors; fields without candidates are left out."""
     lengths = [len(ids) for ids in sheet.units]
     offsets = torch.tensor([0, *lengths[:-1]], dtype=torch.long).cumsum(0)
@@ -100,19 +126,49 @@ def tensors(sheet: Sheet, device: str | torch.device = "cpu") -> Tensors:
     for name, found in sheet.candidates.items():
         if not found:
             continue
-        at = [(row, unit, w) for row, c in enumerate(found) for unit, w in c.units.items()]
-        rows, units, values = zip(*at, strict=True)
-        weights = torch.zeros(len(found), len(sheet.units))
-        weights[torch.tensor(rows), torch.tensor(units)] = torch.tensor(values)
-        context = torch.tensor(
-            [[u if u >= 0 else none for u in (c.label, c.above, c.below)] for c in found]
-        )
-        numbers = torch.tensor([c.numbers for c in found], dtype=torch.float32)
         fields[name] = FieldTensors(
-            name, weights.to(device), context.to(device), numbers.to(device)
+            name,
+            torch.tensor([unit for c in found for unit in c.units]),
+            torch.tensor([0, *(len(c.units) for c in found[:-1])]).cumsum(0),
+            torch.tensor([w for c in found for w in c.units.values()], dtype=torch.float32),
+            torch.tensor(
+                [[u if u >= 0 else none for u in (c.label, c.above, c.below)] for c in found]
+            ),
+            torch.tensor([c.numbers for c in found], dtype=torch.float32),
+            [len(found)],
         )
     flat = torch.tensor([i for ids in sheet.units for i in ids], dtype=torch.long)
-    return Tensors(flat.to(device), offsets.to(device), fields)
+    return Tensors(flat, offsets, fields)
+
+
+def batched(sheets: list[Tensors]) -> Tensors:
+    """The tensors of several documents (each of one) as one: their units one after another
+    and one "none" after all of them, so that a model reads them in one pass."""
+    firsts = list(accumulate((sheet.unit_count for sheet in sheets), initial=0))
+    none = firsts[-1]
+    fields = {}
+    for name in dict.fromkeys(name for sheet in sheets for name in sheet.fields):
+        parts, starts, shares, context, numbers, sizes = [], [], [], [], [], []
+        total = 0  # units of the candidates so far
+        for sheet, first in zip(sheets, firsts[:-1], strict=True):
+            field = sheet.fields.get(name)
+            if field is None:
+                sizes.append(0)
+                continue
+            parts.append(field.parts + first)
+            starts.append(field.starts + total)
+            shares.append(field.shares)
+            own_none = field.context == sheet.unit_count
+            context.append(torch.where(own_none, none, field.context + first))
+            numbers.append(field.numbers)
+            sizes += field.sizes
+            total += len(field.parts)
+        fields[name] = FieldTensors(
+            name, *map(torch.cat, (parts, starts, shares, context, numbers)), sizes
+        )
+    ids = list(accumulate((len(sheet.ids) for sheet in sheets), initial=0))
+    offsets = [sheet.offsets + first for sheet, first in zip(sheets, ids[:-1], strict=True)]
+    return Tensors(torch.cat([sheet.ids for sheet in sheets]), torch.cat(offsets), fields)
 
 
 def weights_digest(model: nn.Module) -> str:

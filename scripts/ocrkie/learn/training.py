@@ -32,6 +32,7 @@ from .model import (
     FieldRanker,
     Ranker,
     Tensors,
+    batched,
     load,
     rankers,
     rounded_to_half,
@@ -113,14 +114,19 @@ def examples(
     return made
 
 
-def _loss(model: FieldRanker, example: Example) -> torch.Tensor | None:
-    units = model.units(example.tensors)
+def _loss(model: FieldRanker, batch: list[Example]) -> torch.Tensor:
+    """The mean over ``batch`` of each document's loss: per field, the negative log of the
+    probability its candidates that hold the label get (the batch read in one pass)."""
+    prepared = batched([example.tensors for example in batch])
+    units = model.units(prepared)
     terms = []
-    for name, hits in example.positives.items():
-        if hits:
-            scores = model.scores(units, example.tensors.fields[name])
-            terms.append(torch.logsumexp(scores, 0) - torch.logsumexp(scores[hits], 0))
-    return torch.stack(terms).sum() if terms else None
+    for name, field in prepared.fields.items():
+        for example, scores in zip(
+            batch, model.scores(units, field).split(field.sizes), strict=True
+        ):
+            if hits := example.positives[name]:
+                terms.append(torch.logsumexp(scores, 0) - torch.logsumexp(scores[hits], 0))
+    return torch.stack(terms).sum() / len(batch)
 
 
 def fit(
@@ -160,10 +166,8 @@ def _fit_ranker(
     for _ in range(settings["epochs"]):
         order.shuffle(usable)
         for first in range(0, len(usable), settings["batch"]):
-            losses = [_loss(model, e) for e in usable[first : first + settings["batch"]]]
-            losses = [loss for loss in losses if loss is not None]
             optimizer.zero_grad()
-            torch.stack(losses).mean().backward()
+            _loss(model, usable[first : first + settings["batch"]]).backward()
             optimizer.step()
     return model.eval()
 
@@ -181,32 +185,60 @@ def read_fields(
     readings: Readings,
     known: KnownValues | None = None,
 ) -> dict[str, Pick]:
-    """Each field's most probable value. The model weighs where a value is printed: the
-    readings of one span pool their odds, and the span is read each way (commas, spaces) that
-    training found right more often than not (``readings``); candidates with the same value
-    pool their odds. The value picked is then mended to the ``known`` one it misreads, where
-    training found that right more often than not (``readings[field]["known"]``)."""
-    picks = {}
+    """Each field's most probable value in one document (``choose``)."""
     with torch.no_grad():
-        every = model.odds(prepared)
-        for name, found in sheet.candidates.items():
-            if name not in every:
-                picks[name] = Pick(None, 0.0)
-                continue
-            odds = every[name].tolist()
-            spans: dict[tuple, list[Candidate]] = {}
-            chances: dict[tuple, float] = {}
-            for candidate, p in zip(found, odds, strict=True):
-                spans.setdefault(candidate.span, []).append(candidate)
-                chances[candidate.span] = chances.get(candidate.span, 0.0) + p
-            rates = readings.get(name, {})
-            read = {span: _as_read(ways, rates) for span, ways in spans.items()}
-            pooled: dict[str, float] = {}
-            for span, candidate in read.items():
-                pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + chances[span]
-            value = max(pooled, key=pooled.__getitem__)
-            best = max((s for s, c in read.items() if c.normalized == value), key=chances.get)
-            picks[name] = Pick(_mended(read[best], name, known, rates), pooled[value])
+        odds = {name: p.tolist() for name, p in model.odds(prepared).items()}
+    return choose(sheet, odds, readings, known)
+
+
+def read_many(
+    model: Ranker,
+    sheets: list[Sheet],
+    readings: Readings,
+    known: KnownValues | None = None,
+    device: str | torch.device = "cpu",
+) -> list[dict[str, Pick]]:
+    """``read_fields`` of several documents, which the model reads in one pass."""
+    prepared = batched([tensors(sheet) for sheet in sheets])
+    with torch.no_grad():
+        every = model.odds(prepared.to(device))
+    split = {name: p.cpu().split(prepared.fields[name].sizes) for name, p in every.items()}
+    return [
+        choose(sheet, {name: odds[i].tolist() for name, odds in split.items()}, readings, known)
+        for i, sheet in enumerate(sheets)
+    ]
+
+
+def choose(
+    sheet: Sheet,
+    odds: dict[str, list[float]],
+    readings: Readings,
+    known: KnownValues | None = None,
+) -> dict[str, Pick]:
+    """Each field's most probable value, from the model's ``odds`` of its candidates. The
+    model weighs where a value is printed: the readings of one span pool their odds, and the
+    span is read each way (commas, spaces) that training found right more often than not
+    (``readings``); candidates with the same value pool their odds. The value picked is then
+    mended to the ``known`` one it misreads, where training found that right more often than
+    not (``readings[field]["known"]``)."""
+    picks = {}
+    for name, found in sheet.candidates.items():
+        if not found:
+            picks[name] = Pick(None, 0.0)
+            continue
+        spans: dict[tuple, list[Candidate]] = {}
+        chances: dict[tuple, float] = {}
+        for candidate, p in zip(found, odds[name], strict=True):
+            spans.setdefault(candidate.span, []).append(candidate)
+            chances[candidate.span] = chances.get(candidate.span, 0.0) + p
+        rates = readings.get(name, {})
+        read = {span: _as_read(ways, rates) for span, ways in spans.items()}
+        pooled: dict[str, float] = {}
+        for span, candidate in read.items():
+            pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + chances[span]
+        value = max(pooled, key=pooled.__getitem__)
+        best = max((s for s, c in read.items() if c.normalized == value), key=chances.get)
+        picks[name] = Pick(_mended(read[best], name, known, rates), pooled[value])
     return picks
 
 
