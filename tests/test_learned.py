@@ -166,7 +166,7 @@ def test_a_model_made_before_ensembles_loads_as_one_ranker(trained: Workdir, tmp
     assert as_old == as_one
 
 
-def test_a_shard_is_read_in_batches_each_document_as_alone(trained: Workdir, monkeypatch):
+def test_a_shard_is_read_in_batches_each_document_as_alone(trained: Workdir):
     """The model reads a batch of documents in one pass (their candidates side by side, each
     document's competing among themselves): each gets the fields and confidences it gets
     alone, a page without text among them too."""
@@ -181,8 +181,8 @@ def test_a_shard_is_read_in_batches_each_document_as_alone(trained: Workdir, mon
     blank = {"status": "ok", "text": "", "lines": [], "image": {"path": "blank.png"}}
     records = [record for record, _ in sample_pairs(trained)]
     documents = [Document(r, "") for r in [*records[:3], blank, *records[3:]]]
-    monkeypatch.setattr(learned, "BATCH", 4)  # two batches: 4 documents and 3
     extractor = learned.LearnedExtractor.from_config(config)
+    assert extractor.batch_size >= len(documents)  # the KIE stage hands it all at once
     together = extractor.extract_many(documents)
     alone = [extractor.extract_many([document])[0] for document in documents]
     for batch, single in zip(together, alone, strict=True):

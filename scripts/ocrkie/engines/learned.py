@@ -24,8 +24,6 @@ from .rules import REVISION, RuleExtractor
 if TYPE_CHECKING:
     from ..learn.training import Pick
 
-BATCH = 64  # documents the model reads in one pass (a few MB of tensors; one pass per batch)
-
 
 def ocr_kind(identity: dict[str, Any]) -> dict[str, Any]:
     """What of an OCR engine's identity a model depends on: the engine and its model."""
@@ -59,6 +57,8 @@ def fitting_card(folder: Path, schema: FieldSchema, config: dict[str, Any]) -> d
 
 class LearnedExtractor(Extractor):
     """Candidates from the OCR rows, ranked by a small torch model; batched over a shard."""
+
+    batch_size = 64  # documents per pass of the model (their tensors: a few MB)
 
     def __init__(
         self,
@@ -109,16 +109,13 @@ class LearnedExtractor(Extractor):
         return self.extract_many([document])[0]
 
     def extract_many(self, documents: Sequence[Document]) -> list[Extraction]:
+        """The documents read in one pass of the model (the KIE stage hands it a shard
+        ``batch_size`` documents at a time)."""
         from ..learn.training import read_many
 
-        model, readings = self._load(), self.card["readings"]
-        picks = []
-        for first in range(0, len(documents), BATCH):
-            sheets = [
-                read_sheet(document.ocr, self.schema, self.rules)
-                for document in documents[first : first + BATCH]
-            ]
-            picks += read_many(model, sheets, readings, self.known, self.device)
+        model = self._load()
+        sheets = [read_sheet(document.ocr, self.schema, self.rules) for document in documents]
+        picks = read_many(model, sheets, self.card["readings"], self.known, self.device)
         return [self._extraction(chosen) for chosen in picks]
 
     def _extraction(self, picks: dict[str, Pick]) -> Extraction:
