@@ -15,8 +15,8 @@ from ocrkie.fields import load_field_schema
 from ocrkie.learn.candidates import read_sheet
 from ocrkie.learn.folder import ModelError
 from ocrkie.learn.known import KNOWN, KnownValues
-from ocrkie.learn.model import FieldRanker, tensors
-from ocrkie.learn.training import examples, mend_rates, read_fields, reading_rates, train_model
+from ocrkie.learn.model import FieldRanker
+from ocrkie.learn.training import examples, mend_rates, read_many, reading_rates, train_model
 
 SCHEMA = load_field_schema(RECEIPT_SCHEMA)
 NAME = "LIM SENG THO HARDWARE TRADING"
@@ -50,11 +50,10 @@ def test_the_pick_is_mended_where_training_found_mending_right():
     sheet = read_sheet(ocr_record([[MISREAD]]), SCHEMA, RuleExtractor(SCHEMA))
     torch.manual_seed(0)
     model = FieldRanker([spec.name for spec in SCHEMA.fields]).eval()
-    prepared = tensors(sheet)
 
     def company(rate: float):
         rates = {"company": {"known": rate}}
-        return read_fields(model, sheet, prepared, rates, known(NAME))["company"].candidate
+        return read_many(model, [sheet], rates, known(NAME))[0]["company"].candidate
 
     mended = company(0.8)
     assert (mended.normalized, mended.mended) == (NAME, MISREAD)

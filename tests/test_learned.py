@@ -18,12 +18,12 @@ from ocrkie.engines.rules import REVISION
 from ocrkie.fields import load_field_schema
 from ocrkie.images import sha256_of
 from ocrkie.learn.folder import read_card
-from ocrkie.learn.model import Ensemble, load, save, tensors, weights_digest
+from ocrkie.learn.model import Ensemble, load, save, weights_digest
 from ocrkie.learn.training import (
     SETTINGS,
     examples,
     fit,
-    read_fields,
+    read_many,
     scores,
     train_model,
     truth_value,
@@ -161,8 +161,8 @@ def test_a_model_made_before_ensembles_loads_as_one_ranker(trained: Workdir, tmp
     assert not isinstance(loaded, Ensemble)
     sheet = examples(sample_pairs(trained), RECEIPT, 0.0)[0].sheet
     readings = card["readings"]
-    as_old = read_fields(loaded, sheet, tensors(sheet), readings)
-    as_one = read_fields(Ensemble([ranker]), sheet, tensors(sheet), readings)
+    as_old = read_many(loaded, [sheet], readings)
+    as_one = read_many(Ensemble([ranker]), [sheet], readings)
     assert as_old == as_one
 
 

@@ -11,8 +11,8 @@ from test_kie import RECEIPT_SCHEMA, ocr_record
 from ocrkie.engines.rules import RuleExtractor
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.candidates import read_sheet
-from ocrkie.learn.model import FieldRanker, tensors
-from ocrkie.learn.training import examples, read_fields, reading_rates
+from ocrkie.learn.model import FieldRanker
+from ocrkie.learn.training import examples, read_many, reading_rates
 from ocrkie.normalize import normalize_text
 
 SCHEMA = load_field_schema(RECEIPT_SCHEMA)
@@ -34,9 +34,8 @@ def receipt(sha256: str = "0" * 64) -> dict:
 def addresses_read(sheet, **rates: dict[str, float]) -> dict:
     """The address an untrained model picks on ``sheet``, read with each set of reading rates."""
     model = FieldRanker([spec.name for spec in SCHEMA.fields]).eval()
-    prepared = tensors(sheet)
     return {
-        case: read_fields(model, sheet, prepared, {"address": way_rates})["address"].candidate
+        case: read_many(model, [sheet], {"address": way_rates})[0]["address"].candidate
         for case, way_rates in rates.items()
     }
 

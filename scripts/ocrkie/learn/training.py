@@ -178,19 +178,6 @@ class Pick:
     confidence: float
 
 
-def read_fields(
-    model: Ranker,
-    sheet: Sheet,
-    prepared: Tensors,
-    readings: Readings,
-    known: KnownValues | None = None,
-) -> dict[str, Pick]:
-    """Each field's most probable value in one document (``choose``)."""
-    with torch.no_grad():
-        odds = {name: p.tolist() for name, p in model.odds(prepared).items()}
-    return choose(sheet, odds, readings, known)
-
-
 def read_many(
     model: Ranker,
     sheets: list[Sheet],
@@ -198,7 +185,9 @@ def read_many(
     known: KnownValues | None = None,
     device: str | torch.device = "cpu",
 ) -> list[dict[str, Pick]]:
-    """``read_fields`` of several documents, which the model reads in one pass."""
+    """Each document's fields (``choose``), the documents read in one pass of the model."""
+    if not sheets:
+        return []
     prepared = batched([tensors(sheet) for sheet in sheets])
     with torch.no_grad():
         every = model.odds(prepared.to(device))
@@ -311,8 +300,8 @@ def scores(
 ) -> dict[str, Any]:
     """Field accuracy of the model and of the rules on the same documents."""
     tally = {spec.name: {"model": 0, "rules": 0, "documents": 0} for spec in schema.fields}
-    for example in held:
-        picks = read_fields(model, example.sheet, example.tensors, readings, known)
+    every = read_many(model, [example.sheet for example in held], readings, known)
+    for example, picks in zip(held, every, strict=True):
         for name, counts in tally.items():
             truth = example.truth[name]
             if truth is None:
