@@ -137,6 +137,23 @@ def test_the_same_data_and_seed_give_the_same_model(trained: Workdir, tmp_path: 
     assert other["weights_sha256"] != first["weights_sha256"]
 
 
+def test_the_model_does_not_depend_on_the_cores_it_was_trained_with(
+    trained: Workdir, tmp_path: Path
+):
+    # torch splits a matrix product over its threads: summed in another order, it would
+    # give a machine with another core count (or --cores) other weights
+    pairs = sample_pairs(trained)
+    options = {"epochs": 2, "members": 1, "val_fraction": 0, "batch": 1}
+    digests = []
+    threads = torch.get_num_threads()
+    for count in (1, 2):
+        torch.set_num_threads(count)
+        card = train_model(pairs, RECEIPT, pairs[0][0]["engine"], options, tmp_path / f"{count}")
+        digests.append(card["weights_sha256"])
+    torch.set_num_threads(threads)
+    assert digests[0] == digests[1]
+
+
 def test_an_ensemble_reads_by_its_members_probabilities_averaged(trained: Workdir):
     pairs = sample_pairs(trained)
     made = examples(pairs, RECEIPT, 0.0)

@@ -13,7 +13,7 @@ rule train_kie:
         f"{RESULTS}/logs/train_kie.log",
     conda:
         "../../envs/ocrkie.yaml"
-    threads: 2
+    threads: 1  # training computes on one thread: the model then depends on no core count
     resources:
         mem_mb=4096,
     params:

@@ -56,7 +56,12 @@ def fitting_card(folder: Path, schema: FieldSchema, config: dict[str, Any]) -> d
 
 
 class LearnedExtractor(Extractor):
-    """Candidates from the OCR rows, ranked by a small torch model; batched over a shard."""
+    """Candidates from the OCR rows, ranked by a small torch model; batched over a shard.
+
+    It computes on the CPU, GPU or not: the model is a few small matrix products a document
+    (under 0.5 ms of its 13), and on an H100 each pass was slower than on one CPU thread, the
+    tensors' trips to the card included (README, Benchmarks). A KIE job holds no GPU either.
+    """
 
     batch_size = 64  # documents per pass of the model (their tensors: a few MB)
 
@@ -65,12 +70,10 @@ class LearnedExtractor(Extractor):
         folder: Path,
         schema: FieldSchema,
         card: dict[str, Any],
-        use_gpu: str,
         known: KnownValues | None = None,
     ):
         self.folder, self.schema, self.card = folder, schema, card
         self.known = known or KnownValues()
-        self.use_gpu = use_gpu
         self.rules = RuleExtractor(schema)  # the rules' pick is one of the model's features
         self.model: Any = None
 
@@ -79,8 +82,7 @@ class LearnedExtractor(Extractor):
         folder = Path(config["learned_model"])
         schema = load_field_schema(config["kie_schema"])
         card = fitting_card(folder, schema, config)
-        known = load_known(folder, card)
-        return cls(folder, schema, card, config["local"]["use_gpu"], known)
+        return cls(folder, schema, card, load_known(folder, card))
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -96,12 +98,8 @@ class LearnedExtractor(Extractor):
 
     def _load(self) -> Any:
         if self.model is None:
-            import torch
-
             from ..learn.model import load
 
-            cuda = self.use_gpu != "false" and torch.cuda.is_available()
-            self.device = "cuda" if cuda else "cpu"
             self.model = load(self.folder, self.card, self.device)
         return self.model
 

@@ -81,9 +81,6 @@ def labelled(
 
 def train_job(smk: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    import torch
-
-    torch.set_num_threads(smk.threads)
     with open(smk.input.plan, "rb") as handle:
         images = [image for shard in decode_plan(handle.read()) for image in shard.images]
     p = smk.params

@@ -12,7 +12,8 @@ import csv
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,10 @@ def examples(
     return made
 
 
-def _loss(model: FieldRanker, batch: list[Example]) -> torch.Tensor:
+def _loss(model: FieldRanker, batch: list[Example], device: str = "cpu") -> torch.Tensor:
     """The mean over ``batch`` of each document's loss: per field, the negative log of the
     probability its candidates that hold the label get (the batch read in one pass)."""
-    prepared = batched([example.tensors for example in batch])
+    prepared = batched([example.tensors for example in batch]).to(device)
     units = model.units(prepared)
     terms = []
     for name, field in prepared.fields.items():
@@ -135,17 +136,32 @@ def fit(
     seed: int,
     settings: dict[str, Any],
     start: Ranker | None = None,
+    device: str = "cpu",
 ) -> Ensemble:
-    """The same examples, settings, seed (and start) give the same weights on the CPU.
-    From ``start``, a trained model is adapted to the examples rather than replaced: each
-    member from its own. Otherwise ``settings["members"]`` rankers are trained one after the
-    other from one seeded stream, so each starts from other weights and sees another order."""
+    """The same examples, settings, seed (and start) give the same weights on the CPU,
+    however many cores it has: training computes on one thread, since a matrix product split
+    over two threads sums in another order (and on 2 cores is no faster). From ``start``, a
+    trained model is adapted to the examples rather than replaced: each member from its own.
+    Otherwise ``settings["members"]`` rankers are trained one after the other from one seeded
+    stream, so each starts from other weights and sees another order. ``device`` is for
+    benchmarks: on a GPU this model trains no faster (README, Benchmarks)."""
     torch.manual_seed(seed)
     order = random.Random(seed)
     fresh: list[FieldRanker | None] = [None] * settings["members"]
     starts = fresh if start is None else [*rankers(start)]
-    members = [_fit_ranker(train, fields, settings, s, order) for s in starts]
-    return rounded_to_half(Ensemble(members).eval())
+    with one_thread():
+        members = [_fit_ranker(train, fields, settings, s, order, device) for s in starts]
+    return rounded_to_half(Ensemble(members).cpu().eval())
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _fit_ranker(
@@ -154,10 +170,12 @@ def _fit_ranker(
     settings: dict[str, Any],
     start: FieldRanker | None,
     order: random.Random,
+    device: str,
 ) -> FieldRanker:
     model = FieldRanker(fields, settings["dim"], settings["hidden"], settings["dropout"])
     if start is not None:
         model.load_state_dict(start.state_dict())
+    model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
     )
@@ -167,7 +185,7 @@ def _fit_ranker(
         order.shuffle(usable)
         for first in range(0, len(usable), settings["batch"]):
             optimizer.zero_grad()
-            _loss(model, usable[first : first + settings["batch"]]).backward()
+            _loss(model, usable[first : first + settings["batch"]], device).backward()
             optimizer.step()
     return model.eval()
 
