@@ -59,7 +59,7 @@ class LearnedExtractor(Extractor):
     """Candidates from the OCR rows, ranked by a small torch model; batched over a shard.
 
     It computes on the CPU, GPU or not: the model is a few small matrix products a document
-    (under 0.5 ms of its 13), and on an H100 each pass was slower than on one CPU thread, the
+    (under 0.5 ms of its 13), and on an H100 a pass was no faster than on one CPU thread, the
     tensors' trips to the card included (README, Benchmarks). A KIE job holds no GPU either.
     """
 
