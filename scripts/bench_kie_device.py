@@ -36,11 +36,12 @@ from bench_kie import REPO, SCHEMA, SHARED, ocr_records
 
 from ocrkie.engines import Document
 from ocrkie.engines.learned import LearnedExtractor
+from ocrkie.engines.torch_device import in_batches
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.candidates import read_sheet
 from ocrkie.learn.folder import read_card
-from ocrkie.learn.model import batched, tensors, weights_digest
-from ocrkie.learn.training import SETTINGS, examples, fit, reading_rates, scores
+from ocrkie.learn.model import weights_digest
+from ocrkie.learn.training import SETTINGS, examples, fit, odds_many, reading_rates, scores
 
 BUNDLED = REPO / "scripts" / "ocrkie" / "models" / "receipt"
 BATCHES = (1, 8, 64, 256)
@@ -90,15 +91,12 @@ def training(train: list, held: list, schema: Any, seed: int) -> None:
         )
 
 
-def model_pass(model: Any, sheets: list, device: str, size: int) -> list[dict[str, Any]]:
+def model_pass(model: Any, sheets: list, device: str, size: int) -> list:
     """The probabilities of every document's candidates, ``size`` documents a pass."""
-    out = []
-    prepared = [tensors(sheet) for sheet in sheets]
-    with torch.no_grad():
-        for first in range(0, len(prepared), size):
-            odds = model.odds(batched(prepared[first : first + size]).to(device))
-            out.append({name: p.cpu() for name, p in odds.items()})
-    return out
+    return [
+        odds_many(model, sheets[first : first + size], device)
+        for first in range(0, len(sheets), size)
+    ]
 
 
 def best_of(count: int, device: str, run: Callable[..., Any], *args: Any) -> tuple[float, Any]:
@@ -122,7 +120,11 @@ def inference(records: list[dict], threads: list[int]) -> None:
         for size in BATCHES:
             seconds, _ = best_of(3, device, model_pass, extractor.model, sheets, device, size)
             row.append(1000 * seconds / len(documents))
-        seconds, picks = best_of(3, device, read_all, extractor, documents)
+        # as the KIE stage hands it a shard: batch_size documents a call
+        size = extractor.batch_size
+        seconds, (picks, _) = best_of(
+            3, device, in_batches, extractor.extract_many, documents, size
+        )
         values = [[(v["normalized"], v["confidence"]) for v in e.fields.values()] for e in picks]
         baseline = baseline or values
         against = compared(values, baseline)
@@ -141,15 +143,6 @@ def compared(values: list[list[tuple]], baseline: list[list[tuple]]) -> str:
     same = sum(a[0] == b[0] for a, b in pairs)
     apart = max(abs(a[1] - b[1]) for a, b in pairs)
     return f"  as the first row: {same}/{len(pairs)} values, confidences within {apart:.4f}"
-
-
-def read_all(extractor: LearnedExtractor, documents: list[Document]) -> list:
-    size = extractor.batch_size
-    return [
-        e
-        for first in range(0, len(documents), size)
-        for e in extractor.extract_many(documents[first : first + size])
-    ]
 
 
 def main() -> None:

@@ -206,14 +206,22 @@ def read_many(
     """Each document's fields (``choose``), the documents read in one pass of the model."""
     if not sheets:
         return []
-    prepared = batched([tensors(sheet) for sheet in sheets])
-    with torch.no_grad():
-        every = model.odds(prepared.to(device))
-    split = {name: p.cpu().split(prepared.fields[name].sizes) for name, p in every.items()}
+    split = odds_many(model, sheets, device)
     return [
         choose(sheet, {name: odds[i].tolist() for name, odds in split.items()}, readings, known)
         for i, sheet in enumerate(sheets)
     ]
+
+
+def odds_many(
+    model: Ranker, sheets: list[Sheet], device: str | torch.device = "cpu"
+) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Per field, each document's candidates' probabilities (on the CPU), the documents read
+    in one pass of the model on ``device``."""
+    prepared = batched([tensors(sheet) for sheet in sheets])
+    with torch.no_grad():
+        every = model.odds(prepared.to(device))
+    return {name: p.cpu().split(prepared.fields[name].sizes) for name, p in every.items()}
 
 
 def choose(
