@@ -146,11 +146,14 @@ def test_the_model_does_not_depend_on_the_cores_it_was_trained_with(
     options = {"epochs": 2, "members": 1, "val_fraction": 0, "batch": 1}
     digests = []
     threads = torch.get_num_threads()
-    for count in (1, 2):
-        torch.set_num_threads(count)
-        card = train_model(pairs, RECEIPT, pairs[0][0]["engine"], options, tmp_path / f"{count}")
-        digests.append(card["weights_sha256"])
-    torch.set_num_threads(threads)
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            folder = tmp_path / f"{count}"
+            card = train_model(pairs, RECEIPT, pairs[0][0]["engine"], options, folder)
+            digests.append(card["weights_sha256"])
+    finally:
+        torch.set_num_threads(threads)
     assert digests[0] == digests[1]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -36,10 +38,14 @@ def test_processes_share_one_limit(tmp_path: Path) -> None:
         worker.join(timeout=10)
         assert worker.exitcode == 0
 
-    measured = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     assert len(stamps) == processes * calls
+    measured = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     assert measured <= 1.02 * rate  # strict: the service must never see more
-    assert measured >= 0.85 * rate  # loose: a loaded machine may lag behind
+    # ...and no slower than it must. Not the mean rate: on a loaded machine a waiter that wakes
+    # late delays the ones after it, and one stall drags the mean down. Most gaps stay near one
+    # interval all the same, where a limiter that spaced them a quarter wider would not.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+    assert statistics.median(gaps) <= 1.25 / rate
 
 
 def test_single_process_spacing(tmp_path: Path) -> None:
