@@ -249,13 +249,14 @@ def test_broken_connections_are_retried(fake, image, make_client, fault):
 
 
 def test_read_timeout_is_retried(fake, image, make_client):
-    fake.script("slow")  # answers after 1 s; the client gives up after 0.3 s
+    fake.configure(slow_seconds=3.0)  # far beyond the timeout: a loaded machine stays clear
+    fake.script("slow")  # the first answer comes after 3 s; the client gives up after 0.3 s
     client = make_client(timeout=(1.0, 0.3))
     started = time.monotonic()
 
     assert client.ocr(image, "r.jpg")["text"].startswith("ACME")
     assert fake.calls[(sha(fake, image), "ocr")] == 2
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0
 
 
 def test_retry_after_is_honoured(fake, image, make_client):
@@ -419,7 +420,7 @@ def test_the_key_never_leaks(image, tmp_path, caplog):
         forbidden_keys=["up_FORBIDDEN_7a7a"],
         echo_key_in_errors=True,
         max_document_bytes=len(image) + 1000,
-        slow_seconds=0.5,
+        slow_seconds=2.0,  # far beyond the 0.2 s timeout, however loaded the machine
     ) as fake:
         fake.register(image, LINES, FIELDS)
 
