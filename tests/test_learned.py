@@ -25,6 +25,7 @@ from ocrkie.learn.training import (
     fit,
     read_many,
     scores,
+    torch_threads,
     train_model,
     truth_value,
 )
@@ -145,15 +146,11 @@ def test_the_model_does_not_depend_on_the_cores_it_was_trained_with(
     pairs = sample_pairs(trained)
     options = {"epochs": 2, "members": 1, "val_fraction": 0, "batch": 1}
     digests = []
-    threads = torch.get_num_threads()
-    try:
-        for count in (1, 2):
-            torch.set_num_threads(count)
-            folder = tmp_path / f"{count}"
+    for count in (1, 2):
+        folder = tmp_path / f"{count}"
+        with torch_threads(count):
             card = train_model(pairs, RECEIPT, pairs[0][0]["engine"], options, folder)
-            digests.append(card["weights_sha256"])
-    finally:
-        torch.set_num_threads(threads)
+        digests.append(card["weights_sha256"])
     assert digests[0] == digests[1]
 
 

@@ -61,7 +61,7 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fake() -> Iterator[FakeUpstage]:
-    with FakeUpstage(retry_after=0.05, slow_seconds=1.0) as server:
+    with FakeUpstage(retry_after=0.05) as server:
         yield server
 
 

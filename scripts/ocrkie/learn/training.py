@@ -149,19 +149,20 @@ def fit(
     order = random.Random(seed)
     fresh: list[FieldRanker | None] = [None] * settings["members"]
     starts = fresh if start is None else [*rankers(start)]
-    with one_thread():
+    with torch_threads(1):
         members = [_fit_ranker(train, fields, settings, s, order, device) for s in starts]
     return rounded_to_half(Ensemble(members).cpu().eval())
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def torch_threads(count: int) -> Iterator[None]:
+    """torch computes on ``count`` threads inside, on as many as before after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def _fit_ranker(
