@@ -1,6 +1,7 @@
 """The learned KIE model against the rules, on receipts it was not trained on.
 
     python scripts/bench_kie.py [--train DIR] [--heldout DIR] [--work DIR] [--seed 0]
+                                [--recognizer ONNX]
 
 Both folders are in the SROIE layout (img/, key/, box/); by default ../shared/data/sroie-train
 and ../shared/data/sroie-dev. In one invocation:
@@ -132,13 +133,18 @@ def main() -> None:
     parser.add_argument("--heldout", type=Path, default=SHARED / "sroie-dev")
     parser.add_argument("--work", type=Path, default=REPO / ".bench-kie")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--recognizer", default="", help="local.recognizer for the OCR")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     work = args.work.resolve()
     prepare(work)
-    common = ("--config", "kie_backend=none", f"cache={work / 'cache'}")
+    local = {"use_gpu": "false", "text_score": 0.5, "recognizer": args.recognizer}
+    ocr_settings = work / "ocr.yaml"
+    ocr_settings.write_text(json.dumps({"local": local}))
+    configs = ("--configfile", "config/config.yaml", str(ocr_settings))
+    common = (*configs, "--config", "kie_backend=none", f"cache={work / 'cache'}")
     for name, folder in (("train", args.train), ("heldout", args.heldout)):
         started = time.perf_counter()
         snakemake(work, *common, f"input_dir={folder.resolve() / 'img'}", f"results_dir={name}")
@@ -154,6 +160,7 @@ def main() -> None:
         "train_kie",
         "--configfile",
         "config/config.yaml",
+        str(ocr_settings),
         str(settings),
         "--config",
         f"train_dir={args.train.resolve()}",
@@ -174,7 +181,7 @@ def main() -> None:
         "kie_schema": str(SCHEMA),
         "learned_model": str(model),
         "ocr_backend": "local",
-        "local": {"use_gpu": "false", "text_score": 0.5},
+        "local": local,
     }
     mending = LearnedExtractor.from_config(config)  # with the training labels' values
     learned = LearnedExtractor.from_config(config)

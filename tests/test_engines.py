@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import rapidocr
 import torch
 
 from conftest import SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
@@ -18,6 +19,7 @@ from ocrkie.evaluate import evaluate
 from tiny_models import tiny_kraken, tiny_trocr
 
 TWO = SAMPLE_IMAGES[:2]
+RAPIDOCR_MODELS = Path(rapidocr.__file__).parent / "models"
 
 
 def settings(workdir: Path, text: str) -> str:
@@ -126,6 +128,33 @@ def test_a_retrained_model_reruns_ocr(tmp_path: Path):
     assert "OCR (kraken on cpu: torch sees no GPU): 1 of 1 jobs to run" in plan
 
 
+def recogniser_swapping_5_and_6(path: Path) -> Path:
+    """A copy of the bundled recogniser whose character list (in its metadata, at the end of
+    the file) has 5 and 6 swapped: it reads every 5 as 6 and every 6 as 5."""
+    data = (RAPIDOCR_MODELS / "PP-OCRv6_rec_small.onnx").read_bytes()
+    start = data.rfind(b"character")
+    characters = data[start:]
+    assert characters.count(b"\n5\n6\n") == 1  # one character a line, 5 just before 6
+    path.write_bytes(data[:start] + characters.replace(b"\n5\n6\n", b"\n6\n5\n"))
+    return path
+
+
+def test_a_recogniser_of_ones_own_reads_the_pages_and_keys_the_cache(tmp_path: Path):
+    own = recogniser_swapping_5_and_6(tmp_path / "receipts.onnx")
+    workdir = make_workdir(tmp_path / "run", TWO[:1])
+    run(workdir, "")
+    bundled = workdir.records("ocr")
+    run(workdir, f"local: {{recognizer: {own}}}")
+    for stem, record in workdir.records("ocr").items():
+        assert record["engine"]["model"].split("+")[1].startswith("receipts-")
+        swapped = [line["text"] for line in bundled[stem]["lines"]]
+        swapped = [text.translate(str.maketrans("56", "65")) for text in swapped]
+        assert [line["text"] for line in record["lines"]] == swapped
+        assert record["text"] != bundled[stem]["text"]
+    run(workdir, "")  # back to the bundled one: from the cache
+    assert all(r["timing"]["cached"] for r in workdir.records("ocr").values())
+
+
 def wrong_model(tmp_path: Path, kind: str) -> Path:
     if kind == "file":
         (tmp_path / "weights.bin").write_bytes(b"\0")
@@ -148,12 +177,16 @@ def wrong_model(tmp_path: Path, kind: str) -> Path:
         ("ocr_backend: kraken\nkraken: {model: FILE}", "(.mlmodel, .safetensors)"),
         ("ocr_backend: easyocr\neasyocr: {device: 'cuda:3'}", "easyocr.device is cuda:3, but"),
         ("ocr_backend: easyocr\neasyocr: {batch_size: 1000}", "1000 is outside 1 to 256"),
+        ("local: {recognizer: /no/such.onnx}", "local.recognizer /no/such.onnx is not a file"),
+        ("local: {recognizer: FILE}", "weights.bin is not an ONNX model"),
+        ("local: {recognizer: DETECTOR}", "is not a PP-OCR text recogniser"),
     ],
 )
 def test_a_bad_engine_setting_stops_the_run_before_any_job(tmp_path: Path, setting, message):
     workdir = make_workdir(tmp_path / "run", TWO)
     setting = setting.replace("FILE", str(wrong_model(tmp_path, "file")))
     setting = setting.replace("BERT", str(wrong_model(tmp_path, "folder")))
+    setting = setting.replace("DETECTOR", str(RAPIDOCR_MODELS / "PP-OCRv6_det_small.onnx"))
     done = run(workdir, setting, check=False)
     assert done.returncode != 0 and message in done.stdout, done.stdout[-2000:]
     assert not (workdir.results / "ocr").exists()

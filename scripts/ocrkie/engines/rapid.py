@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, Self
 
 from ..errors import ModelLoadError, UnsupportedImage
@@ -18,6 +20,7 @@ log = logging.getLogger(__name__)
 
 # The models rapidocr 3.10 ships; anything else would be downloaded at run time.
 MODELS = "PP-OCRv6_det_small+PP-OCRv6_rec_small+ch_ppocr_mobile_v2.0_cls"
+BUNDLED_RECOGNIZER = "PP-OCRv6_rec_small"
 
 
 def onnxruntime_version() -> str:
@@ -46,8 +49,10 @@ class RapidOcrEngine(OcrEngine):
         use_gpu: str = "auto",
         text_score: float = 0.5,
         gpu_lock_dir: str = LOCK_DIR,
+        recognizer: str = "",
     ):
         self.text_score = text_score
+        self.recognizer = recognizer  # an ONNX file in place of the bundled recogniser
         self.threads_per_job = threads
         self.use_gpu = use_gpu
         self.gpu_lock_dir = gpu_lock_dir
@@ -56,7 +61,12 @@ class RapidOcrEngine(OcrEngine):
     @classmethod
     def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
         local = config["local"]
-        return cls(threads=threads, use_gpu=local["use_gpu"], text_score=local["text_score"])
+        return cls(
+            threads=threads,
+            use_gpu=local["use_gpu"],
+            text_score=local["text_score"],
+            recognizer=local.get("recognizer", ""),
+        )
 
     @cached_property
     def device(self) -> str:  # type: ignore[override]
@@ -81,9 +91,21 @@ class RapidOcrEngine(OcrEngine):
             "name": "rapidocr",
             "version": version("rapidocr"),
             "onnxruntime": onnxruntime_version(),
-            "model": MODELS,
+            "model": self.models,
             "params": {"text_score": self.text_score},
         }
+
+    @cached_property
+    def models(self) -> str:
+        """The models' names, a recogniser of one's own named by its digest."""
+        if not self.recognizer:
+            return MODELS
+        path = Path(self.recognizer)
+        if not path.is_file():
+            raise ModelLoadError(f"local.recognizer {self.recognizer} is not a file")
+        _check_recognizer(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return MODELS.replace(BUNDLED_RECOGNIZER, f"{path.stem}-{digest}")
 
     def _load(self) -> Any:
         params = {
@@ -94,6 +116,8 @@ class RapidOcrEngine(OcrEngine):
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             "EngineConfig.onnxruntime.use_cuda": self.device != "cpu",
         }
+        if self.recognizer:
+            params["Rec.model_path"] = self.recognizer
         if self.device == "cuda":
             device_id = acquire_gpu(self.gpu_lock_dir) or 0
             params["EngineConfig.onnxruntime.cuda_ep_cfg.device_id"] = device_id
@@ -131,6 +155,22 @@ class RapidOcrEngine(OcrEngine):
 
     def close(self) -> None:
         self._engine = None
+
+
+def _check_recognizer(path: Path) -> None:
+    """A PP-OCR text recogniser in ONNX carries its characters in its metadata, which
+    rapidocr reads; anything else would fail in every OCR job, so it fails the plan."""
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelLoadError(f"local.recognizer {path} is not an ONNX model: {exc}") from exc
+    if "character" not in session.get_modelmeta().custom_metadata_map:
+        raise ModelLoadError(
+            f"local.recognizer {path} is not a PP-OCR text recogniser (rapidocr reads its "
+            "characters from the model's metadata, and it has none)"
+        )
 
 
 MIN_SIDE = 8  # pixels
