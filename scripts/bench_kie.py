@@ -140,7 +140,8 @@ def main() -> None:
     torch.set_num_threads(1)
     work = args.work.resolve()
     prepare(work)
-    local = {"use_gpu": "false", "text_score": 0.5, "recognizer": args.recognizer}
+    recognizer = str(Path(args.recognizer).resolve()) if args.recognizer else ""
+    local = {"use_gpu": "false", "text_score": 0.5, "recognizer": recognizer}
     ocr_settings = work / "ocr.yaml"
     ocr_settings.write_text(json.dumps({"local": local}))
     configs = ("--configfile", "config/config.yaml", str(ocr_settings))

@@ -104,7 +104,8 @@ class RapidOcrEngine(OcrEngine):
         if not path.is_file():
             raise ModelLoadError(f"local.recognizer {self.recognizer} is not a file")
         _check_recognizer(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        with path.open("rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()[:12]
         return MODELS.replace(BUNDLED_RECOGNIZER, f"{path.stem}-{digest}")
 
     def _load(self) -> Any:
