@@ -5,6 +5,7 @@ deep-text-recognition-benchmark reads it, and the report in a real headless brow
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -249,7 +250,6 @@ def test_the_report_renders_in_a_headless_browser(full_run, tmp_path: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
 
     full_run.snakemake("--configfile", "config/config.yaml", "all.yaml", "--report", "report.html")
     options = Options()
@@ -271,15 +271,19 @@ def test_the_report_renders_in_a_headless_browser(full_run, tmp_path: Path):
     try:
         for section, files in SECTIONS.items():
             browser.get((full_run.path / "report.html").as_uri())
-            _wait_for(browser, By.XPATH, f"//*[text()='{section}']").click()
             for name in files:
-                row = _wait_for(browser, By.XPATH, f"//tr[td[contains(text(), '/{name}')]]")
+                row = f"//tr[td[contains(text(), '/{name}')]]"
+                _click_until(browser, f"//*[text()='{section}']", row)
                 if name.endswith(".png"):  # shown as a real image, decoded by the browser
-                    row.find_element(By.XPATH, ".//a[@iconname='eye']").click()
-                    image = _wait_for(
-                        browser, By.XPATH, f"//img[contains(@src, 'filename={name}')]"
+                    image = _click_until(
+                        browser,
+                        f"{row}//a[@iconname='eye']",
+                        f"//img[contains(@src, 'filename={name}')]",
+                        ready=lambda img: (
+                            img.get_property("complete") and img.get_property("naturalWidth")
+                        ),
                     )
-                    assert int(image.get_attribute("naturalWidth")) >= 300, name
+                    assert image.get_property("naturalWidth") >= 300, name
             if section == "Overview":
                 browser.save_screenshot(str(shot))
     finally:
@@ -289,12 +293,42 @@ def test_the_report_renders_in_a_headless_browser(full_run, tmp_path: Path):
     assert pixels.size[0] >= 1000 and dark > 20_000  # the sidebar and a figure, not a blank page
 
 
-def _wait_for(browser, by, value, timeout: float = 20):
+def _click_until(browser, target: str, shown: str, ready=bool, attempts: int = 5):
+    """Clicks `target` until `shown` appears and is `ready`, and returns it.
+
+    The report's sidebar widens with a CSS transition when a section opens, so a click
+    landing mid-transition can miss the moving button; a user would click again.
+    """
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        StaleElementReferenceException,
+    )
+
+    for _ in range(attempts):
+        if found := _find(browser, shown, ready):
+            return found
+        with contextlib.suppress(ElementClickInterceptedException, StaleElementReferenceException):
+            _wait_for(browser, target).click()
+        with contextlib.suppress(AssertionError):
+            return _wait_for(browser, shown, ready, timeout=4)
+    raise AssertionError(f"{shown} never appeared after {attempts} clicks on {target}")
+
+
+def _wait_for(browser, xpath: str, ready=bool, timeout: float = 20):
     deadline = time.monotonic() + timeout
-    while True:
-        found = browser.find_elements(by, value)
-        if found:
-            return found[0]
+    while not (found := _find(browser, xpath, ready)):
         if time.monotonic() > deadline:
-            raise AssertionError(f"{value} never appeared")
+            raise AssertionError(f"{xpath} never appeared")
         time.sleep(0.2)
+    return found
+
+
+def _find(browser, xpath: str, ready=bool):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    for element in browser.find_elements(By.XPATH, xpath):
+        with contextlib.suppress(StaleElementReferenceException):  # re-rendered meanwhile
+            if ready(element):
+                return element
+    return None
