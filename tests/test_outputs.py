@@ -11,7 +11,6 @@ import io
 import json
 import math
 import re
-import time
 from pathlib import Path
 
 import lmdb
@@ -302,6 +301,7 @@ def _click_until(browser, target: str, shown: str, ready=bool, attempts: int = 5
     from selenium.common.exceptions import (
         ElementClickInterceptedException,
         StaleElementReferenceException,
+        TimeoutException,
     )
 
     for _ in range(attempts):
@@ -309,21 +309,20 @@ def _click_until(browser, target: str, shown: str, ready=bool, attempts: int = 5
             return found
         with contextlib.suppress(ElementClickInterceptedException, StaleElementReferenceException):
             _wait_for(browser, target).click()
-        with contextlib.suppress(AssertionError):
+        with contextlib.suppress(TimeoutException):
             return _wait_for(browser, shown, ready, timeout=4)
     raise AssertionError(f"{shown} never appeared after {attempts} clicks on {target}")
 
 
 def _wait_for(browser, xpath: str, ready=bool, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while not (found := _find(browser, xpath, ready)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{xpath} never appeared")
-        time.sleep(0.2)
-    return found
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    wait = WebDriverWait(browser, timeout, poll_frequency=0.2)
+    return wait.until(lambda _: _find(browser, xpath, ready), f"{xpath} never appeared")
 
 
 def _find(browser, xpath: str, ready=bool):
+    """The first element at `xpath` that is `ready`, or None."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
