@@ -11,7 +11,10 @@ the time from the first OCR job's start to the last one's end, model loads inclu
 the whole run, the device, the line batch size the engine chose, the engine process's peak
 resident memory, and on a GPU the mean and peak utilisation (nvidia-smi, sampled every half
 second). The default images are ../shared/data/sroie-dev (60 receipts, never used to build
-or tune any engine here). ``--set block.key=value`` changes an engine setting.
+or tune any engine here). ``--set block.key=value`` changes an engine setting for every
+engine; an engine named ``NAME:block.key=value:...`` runs with settings of its own, so that
+one engine can be set two ways side by side (``local local:local.batch_size=6:local.turn=line``:
+rapidocr as this workflow reads, and as it comes).
 
 ``--bare`` runs each engine alone, in the benchmark's process, on the same images (model
 load and one warm-up page excluded): for a machine with the engines' packages but not the
@@ -75,8 +78,10 @@ def overrides(settings: list[str]) -> dict[str, dict[str, Any]]:
     return nested
 
 
-def run_engine(engine: str, images: Path, work: Path, cores: int, extra: list[str]) -> dict:
-    results = work / engine
+def run_engine(spec: str, images: Path, work: Path, cores: int, extra: list[str]) -> dict:
+    engine, *own = spec.split(":")
+    extra = [*extra, *own]
+    results = work / safe_name(spec)
     shutil.rmtree(results, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -88,7 +93,7 @@ def run_engine(engine: str, images: Path, work: Path, cores: int, extra: list[st
         "exports": ["json"],
         **overrides(extra),
     }
-    config_file = work / f"{engine}.json"
+    config_file = work / f"{safe_name(spec)}.json"
     config_file.write_text(json.dumps(settings))
     command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local-gpu"]
     command += ["--cores", str(cores), "--configfile", "config/config.yaml", str(config_file)]
@@ -106,7 +111,9 @@ def run_engine(engine: str, images: Path, work: Path, cores: int, extra: list[st
     return {
         "engine": engine_info["name"],
         "device": engine_info.get("device"),
-        "line_batch": engine_info.get("line_batch", "-"),
+        "line_batch": engine_info.get(
+            "line_batch", engine_info.get("params", {}).get("batch_size", "-")
+        ),
         "pages": len(records),
         "wall_s": wall,
         "ocr_rate": summary["ocr"]["images_per_second"],
@@ -116,15 +123,20 @@ def run_engine(engine: str, images: Path, work: Path, cores: int, extra: list[st
     }
 
 
-def run_bare(engine: str, images: list[Path], results: Path, settings: list[str]) -> dict:
+def safe_name(spec: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)
+
+
+def run_bare(spec: str, images: list[Path], results: Path, settings: list[str]) -> dict:
     """The engine alone, in this process, without Snakemake: for a machine that has the
     engine's packages but not the workflow's (the lent GPU machine). Model load excluded."""
     from ocrkie.engines.registry import build
     from ocrkie.evaluate import page_text
     from ocrkie.images import load_page
 
+    engine, *own = spec.split(":")
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for block, values in overrides(settings).items():
+    for block, values in overrides([*settings, *own]).items():
         config[block].update(values)
     config["ocr_backend"] = engine
     ocr = build("ocr", config, threads=int(config["resources"]["ocr"]["threads"]))
@@ -185,15 +197,16 @@ def main() -> int:
             for engine in args.engines:
                 if args.bare:
                     paths = sorted(images.iterdir())
-                    run = run_bare(engine, paths, args.work / engine, args.set)
+                    run = run_bare(engine, paths, args.work / safe_name(engine), args.set)
                 else:
                     run = run_engine(engine, images, args.work, args.cores, args.set)
                 runs[engine].append(run)
                 print(f"round {round_ + 1}: {engine} {run['wall_s']:.1f} s", flush=True)
 
     print(f"\n{len(chosen)} images of {truth}, {args.cores} cores, {args.rounds} round(s)")
+    wide = max(10, *(len(e) for e in args.engines))
     header = (
-        f"{'engine':<10} {'device':<8} {'batch':>5} {'word F1':>8} {'CER':>7} "
+        f"{'engine':<{wide}} {'device':<8} {'batch':>5} {'word F1':>8} {'CER':>7} "
         f"{'img/s OCR':>9} {'img/s run':>9} {'peak RSS':>9} {'GPU util':>14}"
     )
     print(header)
@@ -205,7 +218,7 @@ def main() -> int:
         samples = [s for r in done for s in r["gpu"]]
         gpu = f"{statistics.mean(samples):.0f}% (max {max(samples):.0f})" if samples else "-"
         print(
-            f"{engine:<10} {last['device']:<8} {last['line_batch']!s:>5} "
+            f"{engine:<{wide}} {last['device']:<8} {last['line_batch']!s:>5} "
             f"{score['word_f1']:>8.3f} {score['cer']:>7.2%} {ocr_rate:>9.3f} "
             f"{run_rate:>9.3f} {max(r['peak_rss_mb'] for r in done):>6.0f} MB {gpu:>14}"
         )

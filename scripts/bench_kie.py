@@ -1,7 +1,7 @@
 """The learned KIE model against the rules, on receipts it was not trained on.
 
     python scripts/bench_kie.py [--train DIR] [--heldout DIR] [--work DIR] [--seed 0]
-                                [--recognizer ONNX]
+                                [--recognizer ONNX] [--alphabet all|ascii]
 
 Both folders are in the SROIE layout (img/, key/, box/); by default ../shared/data/sroie-train
 and ../shared/data/sroie-dev. In one invocation:
@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / ".bench-kie")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recognizer", default="", help="local.recognizer for the OCR")
+    parser.add_argument("--alphabet", default="all", help="local.alphabet for the OCR")
     args = parser.parse_args()
     import torch
 
@@ -141,7 +142,12 @@ def main() -> None:
     work = args.work.resolve()
     prepare(work)
     recognizer = str(Path(args.recognizer).resolve()) if args.recognizer else ""
-    local = {"use_gpu": "false", "text_score": 0.5, "recognizer": recognizer}
+    local = {
+        "use_gpu": "false",
+        "text_score": 0.5,
+        "recognizer": recognizer,
+        "alphabet": args.alphabet,
+    }
     ocr_settings = work / "ocr.yaml"
     ocr_settings.write_text(json.dumps({"local": local}))
     configs = ("--configfile", "config/config.yaml", str(ocr_settings))
