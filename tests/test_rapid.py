@@ -56,7 +56,7 @@ def test_a_page_turns_its_lines_together_or_not_at_all(engine: RapidOcrEngine):
     assert "180" in classifier(one_turned).cls_res[0][0]
     kept, _ = _turn_page_lines(rapid, one_turned)
     assert all(a is b for a, b in zip(kept, one_turned, strict=True))
-    # a page upside down: every line is turned, those the classifier was unsure of too
+    # a page upside down: every line is turned, whatever the classifier said of each
     all_turned = [np.rot90(crop, 2) for crop in crops]
     upright, _ = _turn_page_lines(rapid, all_turned)
     assert all(np.array_equal(a, b) for a, b in zip(upright, crops, strict=True))
