@@ -1,5 +1,6 @@
 """How the learned KIE reads a value's rows: an address's parting full stops as commas, a
-number parted from the word run into it, and the ways training found right."""
+number parted from the word run into it, and the ways training found right; a company's name
+printed over two rows offered whole."""
 
 from __future__ import annotations
 
@@ -139,3 +140,15 @@ def test_a_block_of_rows_normalises_as_its_joined_text_would():
         sheet = read_sheet(ocr_record([[text] for text in block]), SCHEMA, RuleExtractor(SCHEMA))
         for candidate in sheet.candidates["address"]:
             assert candidate.normalized == normalize_text(candidate.value), candidate.value
+
+
+def test_a_company_name_printed_over_two_rows_is_offered_whole_never_a_piece():
+    rows = [["POPULAR BOOK"], ["CO.(M) SDN BHD"], ["HOME MASTER HARDWARE &"], ["ELECTRICAL"]]
+    rows += [["S&Y STATIONERY"], ["SDN.BHD"]]
+    sheet = read_sheet(ocr_record(rows), SCHEMA, RuleExtractor(SCHEMA))
+    companies = {c.normalized for c in sheet.candidates["company"]}
+    assert {"POPULAR BOOK CO.(M) SDN BHD", "HOME MASTER HARDWARE & ELECTRICAL"} <= companies
+    assert not companies & {"CO.(M) SDN BHD", "HOME MASTER HARDWARE &", "SDN.BHD"}
+    assert "S&Y STATIONERY" in companies  # a short name beside a trade word is whole
+    # only a field named by its legal forms reads so: an address row may be anything
+    assert "CO.(M) SDN BHD" in {c.normalized for c in sheet.candidates["address"]}

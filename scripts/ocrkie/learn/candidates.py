@@ -30,7 +30,7 @@ from .features import text_ids
 
 NUMERIC = 26  # numeric features per candidate
 FEATURES = 2  # the version of what the model reads: a model made for another is refused
-CANDIDATE_REVISION = 1  # raise it with any change to the values offered: their records rerun
+CANDIDATE_REVISION = 2  # raise it with any change to the values offered: their records rerun
 MAX_NAME_ROWS = 2  # a text field's value spans at most this many rows
 # "VILLAGE. JALAN", "NO 290. JALAN": a full stop after a word or a number, not after an
 # abbreviation of one or two letters ("NO. 7", "D.E.")
@@ -38,6 +38,11 @@ _STOP = re.compile(r"(?<![^\W_])(\d+|[^\W\d_]{3,})\.(?=\s|$)")
 # "52200KUALA", "U3SHAH", "53300KL": a number run into the word after it (of three letters or
 # more, so that "3RD" stays; of two after a five-digit postcode)
 _GLUED = re.compile(r"(?<=\d)(?=[^\W\d_]{3})|(?<=(?<!\d)\d{5})(?=[^\W\d_]{2})")
+
+# A company's legal form, and a country in brackets: "SDN BHD", "S/B", "CO.(M)", "PTE LTD"
+_LEGAL_FORM = re.compile(
+    r"\b(?:SDN|BHD|BERHAD|SENDIRIAN|S/B|PLT|PTE|PTY|LTD|LLC|INC|GMBH|CORP|CO)\b|\([A-Z]\)"
+)
 
 
 @dataclass
@@ -141,7 +146,19 @@ def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
                 if spec.type == "text" and (short := _cut(form)) is not form:
                     cut = (row, start, start + len(short.text))
                     found.append(_block([short], [cut], unit, first, first, len(rows)))
-    return [c for c in found if c.normalized]
+    whole = _whole_name if _names_company(spec) else bool
+    return [c for c in found if c.normalized and whole(c.normalized)]
+
+
+def _names_company(spec: FieldSpec) -> bool:
+    """Whether the field is a company's name: its hints hold a legal form ("sdn bhd")."""
+    return spec.type == "text" and any(_LEGAL_FORM.search(k.upper()) for k in spec.keywords)
+
+
+def _whole_name(name: str) -> bool:
+    """Not a piece of a name printed over two rows: only its legal form ("CO.(M) SDN BHD"
+    below "POPULAR BOOK"), or a row that breaks off at "&"."""
+    return not name.endswith("&") and any(c.isalnum() for c in _LEGAL_FORM.sub("", name))
 
 
 @dataclass(frozen=True)
