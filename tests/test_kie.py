@@ -93,6 +93,20 @@ def test_a_registration_number_is_cut_off_however_it_is_printed(printed, name):
     assert extracted.fields["company"]["value"] == name
 
 
+@pytest.mark.parametrize(
+    ("printed", "name"),
+    [
+        (["POPULAR BOOK", "CO.(M) SDN BHD"], "POPULAR BOOK CO.(M) SDN BHD"),  # a legal form alone
+        (["MAJU JAYA", "Sdn. Bhd."], "MAJU JAYA SDN.BHD"),  # the label alone
+        (["HOME MASTER HARDWARE &", "ELECTRICAL"], "HOME MASTER HARDWARE & ELECTRICAL"),
+    ],
+)
+def test_a_name_printed_over_two_rows_is_read_whole(printed, name):
+    record = ocr_record([RECEIPT[0], *([row] for row in printed), *RECEIPT[2:]])
+    extracted = RuleExtractor(load_field_schema(RECEIPT_SCHEMA)).extract(Document(record, ""))
+    assert extracted.fields["company"]["normalized"] == name
+
+
 def test_address_spans_rows_down_to_the_postcode_and_state(fields):
     assert fields["address"]["normalized"] == ADDRESS
     assert len(fields["address"]["source"]["lines"]) == 4

@@ -18,13 +18,23 @@ from ..fields import FieldSchema, FieldSpec, load_field_schema
 from ..normalize import AMOUNT_PATTERN, amount_value, find_dates, normalize
 from . import Document, Extraction, Extractor
 
-REVISION = 4  # raise it with any change to what the rules extract: their records rerun
+REVISION = 5  # raise it with any change to what the rules extract: their records rerun
 
 # A company's registration number after its name: "(126926-H)", "519537-X)", "273500-U (GKJ)",
 # "273500-U (KJ1)"
 REGISTRATION = re.compile(
     r"\s*(?:(?:\([^()]*\d[^()]*\)|\(?\b\d{4,}-[A-Z]\)?)\s*)+(?:\([A-Z]{2,5}\))?\s*$"
 )
+# A company's legal form, and a country in brackets: "SDN BHD", "S/B", "CO.(M)", "PTE LTD"
+LEGAL_FORM = re.compile(
+    r"\b(?:SDN|BHD|BERHAD|SENDIRIAN|S/B|PLT|PTE|PTY|LTD|LLC|INC|GMBH|CORP|CO)\b|\([A-Z]\)", re.I
+)
+
+
+def legal_form_only(text: str) -> bool:
+    """Whether ``text`` is a legal form and nothing else: the last row of a name printed over
+    two ("CO.(M) SDN BHD" below "POPULAR BOOK")."""
+    return not any(c.isalnum() for c in LEGAL_FORM.sub("", text))
 
 
 def _region(rows: list[Row], region: str) -> list[Row]:
@@ -97,13 +107,18 @@ def _find_text(spec: FieldSpec, rows: list[Row]) -> Found | None:
 
 
 def _found_name(spec: FieldSpec, rows: list[Row], row: Row, label: re.Match[str]) -> Found:
-    """A name row, joined with the row above when the label stands alone ("SDN BHD"),
-    without a trailing registration number such as "(126926-H)"."""
+    """A name row, joined with the row above when the label or a legal form stands alone
+    ("SDN BHD", "CO.(M) SDN BHD") and with the row below when it breaks off at "&", without a
+    trailing registration number such as "(126926-H)"."""
     pieces = [(row, 0, len(row.text))]
     rest = row.text[: label.start()] + row.text[label.end() :]
-    if sum(c.isalpha() for c in rest) < 3 and row.index > 0:
+    alone = sum(c.isalpha() for c in rest) < 3 or legal_form_only(row.text)
+    if alone and row.index > 0:
         above = rows[row.index - 1]
         pieces.insert(0, (above, 0, len(above.text)))
+    if row.text.rstrip().endswith("&") and row.index + 1 < len(rows):
+        below = rows[row.index + 1]
+        pieces.append((below, 0, len(below.text)))
     value = " ".join(r.text for r, _, _ in pieces)
     value = REGISTRATION.sub("", value)
     return _found(spec, value, pieces, 1.0)

@@ -17,10 +17,12 @@ from typing import Any
 
 from ..engines import Document
 from ..engines.rules import (
+    LEGAL_FORM,
     REGISTRATION,
     RuleExtractor,
     excluded,
     label_match,
+    legal_form_only,
     matches_pattern,
 )
 from ..evidence import Row, rows_of
@@ -38,11 +40,6 @@ _STOP = re.compile(r"(?<![^\W_])(\d+|[^\W\d_]{3,})\.(?=\s|$)")
 # "52200KUALA", "U3SHAH", "53300KL": a number run into the word after it (of three letters or
 # more, so that "3RD" stays; of two after a five-digit postcode)
 _GLUED = re.compile(r"(?<=\d)(?=[^\W\d_]{3})|(?<=(?<!\d)\d{5})(?=[^\W\d_]{2})")
-
-# A company's legal form, and a country in brackets: "SDN BHD", "S/B", "CO.(M)", "PTE LTD"
-_LEGAL_FORM = re.compile(
-    r"\b(?:SDN|BHD|BERHAD|SENDIRIAN|S/B|PLT|PTE|PTY|LTD|LLC|INC|GMBH|CORP|CO)\b|\([A-Z]\)"
-)
 
 
 @dataclass
@@ -152,13 +149,13 @@ def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
 
 def _names_company(spec: FieldSpec) -> bool:
     """Whether the field is a company's name: its hints hold a legal form ("sdn bhd")."""
-    return spec.type == "text" and any(_LEGAL_FORM.search(k.upper()) for k in spec.keywords)
+    return spec.type == "text" and any(LEGAL_FORM.search(k) for k in spec.keywords)
 
 
 def _whole_name(name: str) -> bool:
     """Not a piece of a name printed over two rows: only its legal form ("CO.(M) SDN BHD"
     below "POPULAR BOOK"), or a row that breaks off at "&"."""
-    return not name.endswith("&") and any(c.isalnum() for c in _LEGAL_FORM.sub("", name))
+    return not name.endswith("&") and not legal_form_only(name)
 
 
 @dataclass(frozen=True)
