@@ -143,8 +143,8 @@ def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:
                 if spec.type == "text" and (short := _cut(form)) is not form:
                     cut = (row, start, start + len(short.text))
                     found.append(_block([short], [cut], unit, first, first, len(rows)))
-    whole = _whole_name if _names_company(spec) else bool
-    return [c for c in found if c.normalized and whole(c.normalized)]
+    company = _names_company(spec)
+    return [c for c in found if c.normalized and not (company and _piece_of_name(c.normalized))]
 
 
 def _names_company(spec: FieldSpec) -> bool:
@@ -152,10 +152,10 @@ def _names_company(spec: FieldSpec) -> bool:
     return spec.type == "text" and any(LEGAL_FORM.search(k) for k in spec.keywords)
 
 
-def _whole_name(name: str) -> bool:
-    """Not a piece of a name printed over two rows: only its legal form ("CO.(M) SDN BHD"
-    below "POPULAR BOOK"), or a row that breaks off at "&"."""
-    return not name.endswith("&") and not legal_form_only(name)
+def _piece_of_name(name: str) -> bool:
+    """A piece of a name printed over two rows, never the name itself: its legal form alone
+    ("CO.(M) SDN BHD" below "POPULAR BOOK"), or a row that breaks off at "&"."""
+    return name.endswith("&") or legal_form_only(name)
 
 
 @dataclass(frozen=True)
