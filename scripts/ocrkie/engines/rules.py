@@ -37,6 +37,12 @@ def legal_form_only(text: str) -> bool:
     return not any(c.isalnum() for c in LEGAL_FORM.sub("", text))
 
 
+def breaks_off(text: str) -> bool:
+    """Whether ``text`` ends at "&": the first row of a name printed over two ("HOME MASTER
+    HARDWARE &" above "ELECTRICAL")."""
+    return text.rstrip().endswith("&")
+
+
 def _region(rows: list[Row], region: str) -> list[Row]:
     if region == "top":
         return rows[: max(8, round(len(rows) * 0.35))]
@@ -116,7 +122,7 @@ def _found_name(spec: FieldSpec, rows: list[Row], row: Row, label: re.Match[str]
     if alone and row.index > 0:
         above = rows[row.index - 1]
         pieces.insert(0, (above, 0, len(above.text)))
-    if row.text.rstrip().endswith("&") and row.index + 1 < len(rows):
+    if breaks_off(row.text) and row.index + 1 < len(rows):
         below = rows[row.index + 1]
         pieces.append((below, 0, len(below.text)))
     value = " ".join(r.text for r, _, _ in pieces)

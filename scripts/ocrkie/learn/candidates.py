@@ -20,6 +20,7 @@ from ..engines.rules import (
     LEGAL_FORM,
     REGISTRATION,
     RuleExtractor,
+    breaks_off,
     excluded,
     label_match,
     legal_form_only,
@@ -155,7 +156,7 @@ def _names_company(spec: FieldSpec) -> bool:
 def _piece_of_name(name: str) -> bool:
     """A piece of a name printed over two rows, never the name itself: its legal form alone
     ("CO.(M) SDN BHD" below "POPULAR BOOK"), or a row that breaks off at "&"."""
-    return name.endswith("&") or legal_form_only(name)
+    return breaks_off(name) or legal_form_only(name)
 
 
 @dataclass(frozen=True)
