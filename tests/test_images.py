@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocrkie.errors import DecompressionBomb, UnreadableImage
-from ocrkie.images import count_pages, decode_page
+from ocrkie.errors import DecompressionBomb, TooManyPages, UnreadableImage
+from ocrkie.images import count_pages, decode_page, describe
 
 LIMITS = {"max_pixels": 50_000_000, "max_side": 4096}
 
@@ -115,3 +115,21 @@ def test_normalisation_records_only_steps_that_happened():
     assert plain.steps == []
     grey = decode_page(encode(Image.new("L", (300, 200), 255), "PNG"), **LIMITS)
     assert grey.steps == ["mode:L->RGB"]
+
+
+def test_the_pixel_limit_holds_for_every_frame_not_the_first_alone():
+    small, huge = Image.new("1", (100, 100)), Image.new("1", (3000, 3000))
+    data = encode(small, "TIFF", save_all=True, append_images=[huge], compression="group4")
+    assert len(data) < 5000  # a few kilobytes that would decode to 9 megapixels
+    assert describe(data, max_pixels=1_000_000).pages == 2
+    assert decode_page(data, max_pixels=1_000_000, max_side=4096).width == 100  # page 1 reads
+    with pytest.raises(DecompressionBomb, match="page 2 is 3000x3000 pixels, over the limit"):
+        decode_page(data, max_pixels=1_000_000, max_side=4096, number=2)
+
+
+def test_a_document_past_the_page_limit_is_refused_whole():
+    blank = Image.new("L", (50, 50), 255)
+    data = encode(blank, "PDF", save_all=True, append_images=[blank] * 11, resolution=72)
+    assert describe(data, max_pixels=10**8, max_pages=12).pages == 12
+    with pytest.raises(TooManyPages, match=r"12 pages, over the limit of 10 \(images.max_pages\)"):
+        describe(data, max_pixels=10**8, max_pages=10)

@@ -118,7 +118,7 @@ def test_open_cache_dispatches_s3_locations(
     from ocrkie.cache import open_cache
 
     monkeypatch.chdir(tmp_path)  # were it taken for a folder, LMDB would create one here
-    assert isinstance(open_cache("s3://some-bucket/cache"), S3Cache)
+    assert isinstance(open_cache("s3://some-bucket/cache").cache, S3Cache)
 
 
 # -- list_s3_images -------------------------------------------------------------------------

@@ -3,24 +3,29 @@ its pipeline with crashing engine plugins): real images, a real LMDB cache, real
 
 from __future__ import annotations
 
+import io
+import random
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import lmdb
 import pytest
+from PIL import Image
 
 from conftest import SAMPLE_IMAGES
-from ocrkie.cache import LmdbCache, NoCache
+from ocrkie.breaker import Breaker, ServiceUnavailable, clear_outages, outages
+from ocrkie.cache import BestEffort, LmdbCache, NoCache
 from ocrkie.engines import Document, Extraction, Extractor, OcrEngine, Recognition
-from ocrkie.errors import ModelLoadError, UnreadableImage
-from ocrkie.formats import Line, Word
-from ocrkie.images import PageImage
+from ocrkie.errors import ModelLoadError, TransientError, UnreadableImage
+from ocrkie.formats import Line, Word, error_info
+from ocrkie.images import ImageLimits, PageDecoder, PageImage
 from ocrkie.inputs import InputImage, image_id
 from ocrkie.results import Results
-from ocrkie.stages import ImageLimits, make_stage, run_shard
-from ocrkie.worker import InWorker
+from ocrkie.stages import make_stage, run_shard
+from ocrkie.worker import GuardedDecoder, InWorker
 
 LIMITS = ImageLimits(max_pixels=10**8, max_side=4096)
 
@@ -283,3 +288,191 @@ class BrokenOcr(FakeOcr):
     @classmethod
     def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
         return cls(UnreadableImage("not a page"))
+
+
+# -- the cache is best effort ------------------------------------------------------------------
+
+
+class PaidOcr(FakeOcr):
+    """An engine whose every answer costs money and is large (a service's raw answer)."""
+
+    def recognize(self, page: PageImage) -> Recognition:
+        result = super().recognize(page)
+        noise = random.Random(page.name).randbytes(3000).hex()
+        return Recognition(result.lines, {"answer": noise}, {"endpoint": "ocr", "billed_pages": 1})
+
+
+def test_a_cache_that_cannot_keep_a_result_costs_a_warning_not_the_result(tmp_path, caplog):
+    images = scans(tmp_path, bad=0, good=4)
+    cache = BestEffort(LmdbCache(tmp_path / "cache", map_size=32768))  # room for one or two
+    engine = PaidOcr()
+    entries = run("ocr", engine, images, tmp_path, cache)
+    assert [e["status"] for e in entries] == ["ok"] * 4  # every paid result kept
+    assert len(engine.calls) == 4  # each page paid once: no batch recomputed page by page
+    assert all(e["billing"]["billed_pages"] == 1 for e in entries)
+    assert cache.failed_writes >= 2
+    assert "a result could not be kept (MapFullError" in caplog.text
+
+
+def test_a_corrupt_cache_entry_is_a_miss_and_is_replaced(tmp_path):
+    images = scans(tmp_path, bad=0, good=3)
+    run("ocr", FakeOcr(), images, tmp_path, BestEffort(LmdbCache(tmp_path / "cache")))
+    env = lmdb.open(str(tmp_path / "cache"))
+    with env.begin(write=True) as txn:
+        for key, _ in list(txn.cursor()):
+            txn.put(key, b"not zlib at all")  # a torn write, a disk error
+    env.close()
+
+    for calls in (3, 0):  # recomputed once, then served from the replaced entries
+        engine = FakeOcr()
+        cache = BestEffort(LmdbCache(tmp_path / "cache"))
+        entries = run("ocr", engine, images, tmp_path, cache)
+        assert [e["status"] for e in entries] == ["ok"] * 3
+        assert len(engine.calls) == calls
+        assert cache.unreadable == calls
+        cache.close()
+
+
+# -- decoding is guarded like the engine -------------------------------------------------------
+
+
+class TrappedDecoder(PageDecoder):
+    """Decodes as usual, except a file that ends in HANG (hangs) or GREEDY (takes 4 GB): what
+    a crafted file does to a real decoder."""
+
+    def page(self, data, sha, number, limits):
+        held = self._hold(data, sha)
+        if held.endswith(b"HANG"):
+            time.sleep(3600)
+        if held.endswith(b"GREEDY"):
+            self.kept = bytearray(4 * 2**30)
+        return super().page(data, sha, number, limits)
+
+
+def test_a_file_that_hangs_or_exhausts_the_decoder_costs_its_page_only(tmp_path):
+    images = scans(tmp_path, bad=0, good=2)
+    data = SAMPLE_IMAGES[0].read_bytes()
+    hanging = _copy(tmp_path / "scans", data + b"HANG", "hang.jpg")
+    greedy = _copy(tmp_path / "scans", data + b"GREEDY", "greedy.jpg")
+    decoder = GuardedDecoder(timeout_s=3, max_rss_mb=300, decoder=TrappedDecoder)
+    results = Results(str(tmp_path / "results"))
+    runner = make_stage("ocr", FakeOcr(), NoCache(), results, LIMITS, decoder)
+    started = time.monotonic()
+    try:
+        entries = run_shard(runner, [images[0], hanging, greedy, images[1]])
+    finally:
+        decoder.close()
+    assert statuses(entries) == {
+        "good0.jpg": "ok",
+        "hang.jpg": "error",
+        "greedy.jpg": "error",
+        "good1.jpg": "ok",
+    }
+    assert entries[1]["error"]["class"] == "PageTimeout"
+    assert entries[2]["error"]["class"] == "MemoryError"  # the child's address space is capped
+    assert time.monotonic() - started < 60
+
+
+def test_every_frame_and_the_page_count_are_limited_where_the_shard_reads_them(tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    small, huge = Image.new("1", (300, 300), 1), Image.new("1", (12000, 12000), 1)
+    bomb = io.BytesIO()
+    small.save(bomb, "TIFF", save_all=True, append_images=[huge], compression="group4")
+    blank, many = Image.new("L", (100, 100), 255), io.BytesIO()
+    blank.save(many, "PDF", save_all=True, append_images=[blank] * 5, resolution=72)
+    images = [_copy(folder, bomb.getvalue(), "bomb.tif"), _copy(folder, many.getvalue(), "six.pdf")]
+    engine = FakeOcr()
+    results = Results(str(tmp_path / "results"))
+    limits = ImageLimits(max_pixels=10**8, max_side=4096, max_pages=5)
+    entries = run_shard(make_stage("ocr", engine, NoCache(), results, limits), images)
+    assert [(e["path"], e.get("page"), e["status"]) for e in entries] == [
+        ("bomb.tif", 1, "ok"),
+        ("bomb.tif", 2, "error"),
+        ("six.pdf", None, "error"),
+    ]
+    assert entries[1]["error"]["class"] == "DecompressionBomb"
+    assert entries[2]["error"]["class"] == "TooManyPages"
+    assert [name for call in engine.calls for name in call] == ["bomb.tif"]
+
+
+# -- page records follow the file --------------------------------------------------------------
+
+
+def pages_of(folder: Path, stem: str) -> list[str]:
+    return sorted(p.name for p in folder.glob(f"{stem}*.json"))
+
+
+def test_a_file_replaced_by_one_of_other_length_leaves_no_stale_page_record(tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    receipts = [Image.open(p).convert("RGB") for p in SAMPLE_IMAGES[:3]]
+    layouts = {
+        "one page": receipts[:1],
+        "three pages": receipts,
+        "two pages": receipts[:2],
+        "one page again": receipts[2:],
+    }
+    results = Results(str(tmp_path / "results"))
+    for pages in layouts.values():
+        tiff = io.BytesIO()
+        pages[0].save(tiff, "TIFF", save_all=True, append_images=pages[1:])
+        image = _copy(folder, tiff.getvalue(), "scan.tif")
+        run("ocr", FakeOcr(), [image], tmp_path)
+        read = results.read_pages("ocr", image.id)
+        assert [r["image"]["pages"] for r in read] == [len(pages)] * len(pages)
+        assert len(pages_of(tmp_path / "results" / "ocr", image.id)) == len(pages)
+    assert pages_of(tmp_path / "results" / "ocr", image.id) == [f"{image.id}.json"]
+
+
+# -- a service that is down --------------------------------------------------------------------
+
+
+OUTAGE = TransientError("Upstage ocr: HTTP 503 after 6 attempts: Service unavailable")
+
+
+def test_a_transient_failure_is_recorded_to_be_tried_again(tmp_path):
+    entries = run("ocr", FakeOcr(OUTAGE), scans(tmp_path, bad=1, good=2), tmp_path)
+    failed = next(e for e in entries if e["status"] == "error")
+    assert failed["error"] == {**error_info(OUTAGE), "stage": "ocr", "retry": True}
+    assert [e["status"] for e in entries if e is not failed] == ["ok", "ok"]
+
+
+def test_a_service_down_stops_the_stage_and_every_other_job_before_it_sends(tmp_path):
+    images = scans(tmp_path, bad=6, good=0)
+    results = Results(str(tmp_path / "results"))
+    engine = FakeOcr(OUTAGE)
+    runner = make_stage(
+        "ocr", engine, NoCache(), results, LIMITS, breaker=Breaker("ocr", results, 3)
+    )
+    with pytest.raises(ServiceUnavailable, match=r"unavailable since 20\d\d-.*3 requests in a"):
+        run_shard(runner, images)
+    assert len(engine.calls) == 3
+    assert len(list((tmp_path / "results" / "ocr").glob("*.json"))) == 2  # the rest untouched
+    assert outages(results) and "HTTP 503" in outages(results)[0]
+
+    other = FakeOcr()  # another job of the same run, its service just as down
+    runner = make_stage(
+        "ocr", other, NoCache(), results, LIMITS, breaker=Breaker("ocr", results, 3)
+    )
+    with pytest.raises(ServiceUnavailable):
+        run_shard(runner, scans(tmp_path, bad=0, good=2))
+    assert other.calls == []
+
+    clear_outages(results)  # the next run tries again
+    runner = make_stage(
+        "ocr", other, NoCache(), results, LIMITS, breaker=Breaker("ocr", results, 3)
+    )
+    assert [e["status"] for e in run_shard(runner, images)] == ["ok"] * 6
+
+
+def test_the_jobs_of_a_run_count_failures_in_a_row_together(tmp_path):
+    results = Results(str(tmp_path / "results"))
+    jobs = [Breaker("ocr", results, 3), Breaker("ocr", results, 3)]
+    jobs[0].failed(OUTAGE)
+    jobs[1].failed(OUTAGE)
+    jobs[0].succeeded()  # an answer anywhere: the service is up
+    jobs[1].failed(OUTAGE)
+    jobs[0].failed(OUTAGE)
+    with pytest.raises(ServiceUnavailable):
+        jobs[1].failed(OUTAGE)

@@ -105,7 +105,7 @@ def sha(fake: FakeUpstage, data: bytes) -> str:
 
 def test_ocr_returns_the_registered_text_and_word_boxes(fake, image, make_client):
     client = make_client()
-    answer = client.ocr(image, "receipt.jpg")
+    answer = client.ocr(image, "receipt.jpg").body
 
     assert answer["text"] == "\n".join(line["text"] for line in LINES)
     page = answer["pages"][0]
@@ -124,13 +124,13 @@ def test_ocr_returns_the_registered_text_and_word_boxes(fake, image, make_client
 
 
 def test_unregistered_image_gets_a_valid_empty_answer(fake, make_client):
-    answer = make_client().ocr(receipt(seed=3, size=(300, 50)), "other.png")
+    answer = make_client().ocr(receipt(seed=3, size=(300, 50)), "other.png").body
     assert answer["text"] == "" and answer["pages"][0]["words"] == []
     assert answer["pages"][0]["width"] == 300
 
 
 def test_document_parse_sends_documented_fields(fake, image, make_client):
-    answer = make_client().document_parse(image, "receipt.jpg")
+    answer = make_client().document_parse(image, "receipt.jpg").body
 
     assert fake.received[-1]["fields"] == {
         "model": "document-parse",
@@ -148,8 +148,10 @@ def test_document_parse_sends_documented_fields(fake, image, make_client):
 
 
 def test_document_parse_without_coordinates(fake, image, make_client):
-    answer = make_client().document_parse(
-        image, "r.jpg", output_formats=["markdown"], coordinates=False
+    answer = (
+        make_client()
+        .document_parse(image, "r.jpg", output_formats=["markdown"], coordinates=False)
+        .body
     )
     assert fake.received[-1]["fields"]["coordinates"] == "false"
     assert all("coordinates" not in e for e in answer["elements"])
@@ -158,7 +160,7 @@ def test_document_parse_without_coordinates(fake, image, make_client):
 
 
 def test_extract_fills_the_schema_from_registered_fields(fake, image, make_client):
-    answer = make_client().extract(image, "image/jpeg", SCHEMA)
+    answer = make_client().extract(image, "image/jpeg", SCHEMA).body
 
     assert extracted_fields(answer) == {**FIELDS, "address": ""}
     assert answer["model"].startswith("information-extract-")
@@ -177,7 +179,7 @@ def test_resized_reencoded_image_still_finds_its_ground_truth(fake, make_client)
     small = io.BytesIO()
     Image.open(io.BytesIO(original)).convert("L").resize((240, 120)).save(small, "PNG")
 
-    answer = make_client().ocr(small.getvalue(), "small.png")
+    answer = make_client().ocr(small.getvalue(), "small.png").body
 
     assert answer["text"] == LINES[0]["text"]
     assert answer["pages"][0]["words"][0]["boundingBox"]["vertices"][0] == {"x": 20, "y": 10}
@@ -230,22 +232,42 @@ def test_fake_parses_list_and_boolean_variants(fake, image, formats, coordinates
 # -- retried faults ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "502", "503", "504", "malformed"])
-def test_transient_http_faults_are_retried(fake, image, make_client, fault):
-    fake.script(fault, fault)
+@pytest.mark.parametrize("fault", ["429", "503"])
+def test_faults_the_service_did_not_process_are_retried_freely(fake, image, make_client, fault):
+    fake.script(fault, fault, fault)
     client = make_client()
 
-    assert client.ocr(image, "r.jpg")["text"].startswith("ACME")
-    assert fake.calls[(sha(fake, image), "ocr")] == 3
-    assert client.stats["ocr"]["requests"] == 3
-    assert client.stats["ocr"]["http_429"] == (2 if fault == "429" else 0)
+    assert client.ocr(image, "r.jpg").body["text"].startswith("ACME")
+    assert fake.calls[(sha(fake, image), "ocr")] == 4
+    assert client.stats["ocr"]["requests"] == 4
+    assert client.stats["ocr"]["http_429"] == (3 if fault == "429" else 0)
+    assert client.stats["ocr"]["possibly_billed"] == 0
 
 
-@pytest.mark.parametrize("fault", ["drop", "reset", "truncate"])
-def test_broken_connections_are_retried(fake, image, make_client, fault):
+@pytest.mark.parametrize("fault", ["500", "502", "504", "malformed", "drop", "reset", "truncate"])
+def test_faults_after_processing_are_retried_once_and_counted(fake, image, make_client, fault):
+    """The service may have processed (and billed) the request: one retry, counted."""
     fake.script(fault)
-    assert make_client().ocr(image, "r.jpg")["text"].startswith("ACME")
+    client = make_client()
+    assert client.ocr(image, "r.jpg").body["text"].startswith("ACME")
     assert fake.calls[(sha(fake, image), "ocr")] == 2
+    assert client.stats["ocr"]["possibly_billed"] == 1
+
+    fake.script(fault, fault)
+    with pytest.raises(TransientError, match="after 2 attempts"):
+        client.ocr(image, "r.jpg")  # a second such fault: no third request
+    assert fake.calls[(sha(fake, image), "ocr")] == 4
+    assert client.stats["ocr"]["possibly_billed"] == 3
+    # what the service billed is covered: answered plus possibly billed, never less
+    stats = client.stats["ocr"]
+    assert fake.billed_pages["ocr"] <= stats["billed_pages"] + stats["possibly_billed"]
+
+
+def test_a_free_fault_between_two_billed_ones_does_not_buy_a_third(fake, image, make_client):
+    fake.script("500", "503", "500", "ok")
+    with pytest.raises(TransientError, match="HTTP 500 after 3 attempts"):
+        make_client().ocr(image, "r.jpg")
+    assert fake.calls[(sha(fake, image), "ocr")] == 3
 
 
 def test_read_timeout_is_retried(fake, image, make_client):
@@ -254,9 +276,43 @@ def test_read_timeout_is_retried(fake, image, make_client):
     client = make_client(timeout=(1.0, 0.3))
     started = time.monotonic()
 
-    assert client.ocr(image, "r.jpg")["text"].startswith("ACME")
+    assert client.ocr(image, "r.jpg").body["text"].startswith("ACME")
     assert fake.calls[(sha(fake, image), "ocr")] == 2
     assert time.monotonic() - started < 3.0
+
+
+def test_an_answer_trickling_in_is_cut_at_the_deadline(fake, image, make_client):
+    """Each byte comes well within the read timeout; the whole answer would take a minute."""
+    fake.configure(trickle_seconds=0.05)
+    fake.script("trickle")
+    client = make_client(timeout=(1.0, 1.0))
+    started = time.monotonic()
+
+    assert client.ocr(image, "r.jpg").body["text"].startswith("ACME")
+    assert time.monotonic() - started < 3.0  # one deadline, then a prompt retry
+    assert fake.calls[(sha(fake, image), "ocr")] == 2
+    assert client.stats["ocr"]["possibly_billed"] == 1
+
+
+def test_every_event_reaches_the_listener_as_it_happens(fake, image, make_client):
+    events: list[tuple[str, str, int, str]] = []
+    client = make_client()
+    client.listener = lambda endpoint, event, pages=0, request="": events.append(
+        (endpoint, event, pages, request)
+    )
+    fake.script("429", "500")
+    answer = client.ocr(image, "r.jpg", pages=1)
+
+    assert [e[1] for e in events] == [
+        "requests",
+        "http_429",
+        "requests",
+        "possibly_billed",
+        "requests",
+        "answered",
+    ]
+    assert events[-1] == ("ocr", "answered", 1, answer.request) and len(answer.request) == 32
+    assert answer.billed_pages == 1 and events[3][2] == 1
 
 
 def test_retry_after_is_honoured(fake, image, make_client):
@@ -320,7 +376,7 @@ def test_seeded_random_faults_are_reproducible_and_converge(fake, make_client):
     for _ in range(2):
         fake.reset()
         for data in images:
-            assert client.ocr(data, "r.jpg")["apiVersion"] == "1.1"
+            assert client.ocr(data, "r.jpg").body["apiVersion"] == "1.1"
         runs.append((dict(fake.calls), dict(fake.faults_injected)))
 
     assert runs[0] == runs[1]
@@ -482,11 +538,12 @@ def test_stats_count_requests_429s_and_billed_pages(fake, image, make_client):
     with pytest.raises(TransientError):
         client.document_parse(image, "r.jpg")
 
+    counters = ("requests", "http_429", "answered", "billed_pages", "possibly_billed")
     assert client.stats == {
-        "ocr": {"requests": 3, "http_429": 1, "billed_pages": 1},
-        "document-parse": {"requests": 5, "http_429": 0, "billed_pages": 1},
-        "information-extract": {"requests": 2, "http_429": 0, "billed_pages": 2},
-        "models": {"requests": 0, "http_429": 0, "billed_pages": 0},
+        "ocr": dict(zip(counters, (3, 1, 1, 1, 0), strict=True)),
+        "document-parse": dict(zip(counters, (5, 0, 1, 1, 0), strict=True)),
+        "information-extract": dict(zip(counters, (2, 0, 2, 2, 0), strict=True)),
+        "models": dict(zip(counters, (0, 0, 0, 0, 0), strict=True)),
     }
 
 
@@ -592,9 +649,11 @@ def test_fake_runs_as_a_script_with_a_ground_truth_directory(tmp_path):
             rate_limits=NO_LIMITS,
             rate_limit_dir=tmp_path / "slots",
         ) as client:
-            answer = client.ocr((tmp_path / "img" / "007.jpg").read_bytes(), "007.jpg")
+            answer = client.ocr((tmp_path / "img" / "007.jpg").read_bytes(), "007.jpg").body
             fields = extracted_fields(
-                client.extract((tmp_path / "img" / "007.jpg").read_bytes(), "image/jpeg", SCHEMA)
+                client.extract(
+                    (tmp_path / "img" / "007.jpg").read_bytes(), "image/jpeg", SCHEMA
+                ).body
             )
         assert answer["text"] == "NO.53 55,57 & 59, JALAN SAGU\nTOTAL 9.00"
         assert fields["company"] == "SAGU" and fields["total"] == "9.00"

@@ -5,17 +5,18 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from fakes.upstage_server import FakeUpstage
+from fakes.upstage_server import FakeUpstage, read_box_csv
+from PIL import Image
 
-from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
+from conftest import SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 from ocrkie.evaluate import evaluate
 from ocrkie.images import sha256_of
+from ocrkie.inputs import image_id
 from ocrkie.normalize import normalize
 from ocrkie.results import Results
 from ocrkie.usage import total_usage
@@ -32,7 +33,7 @@ def fake():
 
 def ledger_requests(workdir: Workdir) -> dict[str, int]:
     """Requests the jobs have counted so far, per endpoint (their usage ledgers)."""
-    usage = total_usage(Results(str(workdir.results)))
+    usage = total_usage(Results(str(workdir.results))).requests()
     return {endpoint: counts["requests"] for endpoint, counts in usage.items()}
 
 
@@ -123,14 +124,15 @@ def test_a_rerun_after_deleting_results_pays_nothing_and_says_so(
             record.unlink()
 
     plan = workdir.snakemake("-n", *arguments).stdout
-    assert "Upstage ocr: 0 images will be sent" in plan and "3 are in the cache (free)" in plan
+    assert "Upstage ocr: 0 requests (0 pages) will be sent" in plan
+    assert "3 pages are in the cache (free)" in plan
 
     calls_before = sum(fake.calls.values())
     workdir.snakemake(*arguments)
     assert sum(fake.calls.values()) == calls_before + 1  # the key check, nothing else
     summary = json.loads((workdir.results / "summary.json").read_text())
     assert summary["api"]["saved_by_cache"]["ocr"] == {"calls": 3, "billed_pages": 3}
-    assert "ocr" not in summary["api"]["spent"]
+    assert summary["api"]["spent"]["ocr"] == {"calls": 3, "billed_pages": 3}  # paid once
 
 
 def test_kill_9_then_resume_resends_only_unanswered_images(
@@ -162,21 +164,26 @@ def test_kill_9_then_resume_resends_only_unanswered_images(
     answered_ocr = sum(1 for _, endpoint in answered_before if endpoint == "ocr")
     plan = workdir.snakemake("-n", "--rerun-incomplete", *arguments).stdout
     forecast = re.search(
-        r"Upstage ocr: (\d+) images will be sent .*; (\d+) are in the cache \(free\), "
-        r"(\d+) already have results",
+        r"Upstage ocr: (\d+) requests \((\d+) pages\) will be sent .*; (\d+) pages are in "
+        r"the cache \(free\), (\d+) images already have results",
         plan,
     )
-    sent, cached, done = map(int, forecast.groups())
+    requests, sent, cached, done = map(int, forecast.groups())
     assert (cached + done, sent) == (answered_ocr, len(SAMPLE_IMAGES) - answered_ocr), plan
+    assert requests == sent  # one page an image
 
     workdir.snakemake("--rerun-incomplete", *arguments)
 
     assert_every_image_answered_once(fake, SAMPLE_IMAGES, ("ocr", "information-extract"))
     assert all(r["status"] == "ok" for r in workdir.records("kie").values())
-    # Every request sent is counted, those of the killed run included.
+    # Every request sent is counted, those of the killed run included; what the killed run
+    # was answered is spent (paid once), not saved by the cache.
     summary = json.loads((workdir.results / "summary.json").read_text())
     sent_by_endpoint = {e: c["requests"] for e, c in summary["api"]["requests"].items()}
     assert sent_by_endpoint == arrived(fake)
+    billed = fake.stats()["billed_pages"]
+    assert {e: c["billed_pages"] for e, c in summary["api"]["spent"].items()} == billed
+    assert summary["api"]["saved_by_cache"] == {}
 
 
 def test_a_bad_key_stops_the_run_before_any_image_is_sent(
@@ -261,13 +268,7 @@ def test_the_key_appears_nowhere_the_run_wrote(tmp_path: Path, with_key):
     assert leaks == []
 
 
-def readme_block_after(marker: str) -> str:
-    """The first shell block of README.md after ``marker``."""
-    text = (REPO / "README.md").read_text()
-    return text[text.index(marker) :].split("```bash\n", 1)[1].split("```", 1)[0]
-
-
-def test_faults_that_outlive_the_retries_are_retried_by_the_readme_recipe(
+def test_faults_that_outlive_the_retries_are_tried_again_by_the_next_plain_run(
     tmp_path: Path, fake: FakeUpstage, with_key
 ):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
@@ -280,18 +281,48 @@ def test_faults_that_outlive_the_retries_are_retried_by_the_readme_recipe(
         (victim.name, "ocr", "TransientError")
     ]
 
-    recipe = readme_block_after("To try the failed images").replace(
-        "snakemake --profile profiles/local-gpu", " ".join(workdir.command(*arguments))
-    )
-    subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", recipe],
-        cwd=workdir.path,
-        check=True,
-        capture_output=True,
-    )
+    plan = workdir.snakemake("-n", *arguments).stdout
+    assert "records in shards where some failed on a transient fault" in plan
+    assert "Upstage ocr: 1 requests (1 pages) will be sent" in plan  # the others are cached
+    workdir.snakemake(*arguments)
 
     assert (workdir.results / "failures.csv").read_text().count("\n") == 1  # the header
     assert_every_image_answered_once(fake, SAMPLE_IMAGES[:3], ("ocr", "information-extract"))
+    assert "Nothing to be done" in workdir.snakemake(*arguments).stdout
+
+
+def test_an_outage_stops_the_run_untouched_and_the_next_run_completes_it(
+    tmp_path: Path, fake: FakeUpstage, with_key
+):
+    images = [*SAMPLE_IMAGES, *SAMPLE_IMAGES[:2]]
+    workdir = make_workdir(tmp_path, [])
+    for n, image in enumerate(images):  # eight files, none a copy of another
+        (workdir.scans / f"{n}-{image.name}").write_bytes(image.read_bytes() + bytes(n // 6))
+    arguments = configure(
+        workdir,
+        fake,
+        shard_size=8,
+        kie_backend="rules",
+        upstage={"max_attempts": 2, "max_failures_in_a_row": 3, "concurrency": 1},
+    )
+    arguments += ["--resources", "upstage_api=1"]  # one job, one image at a time: in order
+    fake.script("ok", "ok", endpoint="ocr")  # two images read, then the service goes down
+    fake.outage("ocr")
+    started = time.monotonic()
+    done = workdir.snakemake(*arguments, check=False)
+    assert done.returncode != 0
+    assert time.monotonic() - started < 120
+    assert re.search(r"ocrkie: OCR: the service is unavailable since 20\d\d-", done.stdout)
+    records = workdir.records("ocr")
+    assert sorted(r["status"] for r in records.values()) == ["error", "error", "ok", "ok"]
+    assert fake.stats()["calls_total"]["ocr"] == 2 + 3 * 2  # 3 images failed, 2 attempts each
+
+    fake.recover()
+    workdir.snakemake(*arguments)
+    assert all(r["status"] == "ok" for r in workdir.records("ocr").values())
+    assert len(workdir.records("ocr")) == len(images)
+    assert sum(n for (_, e), n in fake.answers.items() if e == "ocr") == len(images)
+    assert fake.stats()["billed_pages"]["ocr"] == len(images)  # nothing paid twice
 
 
 def test_another_model_reruns_its_stage_and_says_so(tmp_path: Path, fake: FakeUpstage, with_key):
@@ -300,7 +331,96 @@ def test_another_model_reruns_its_stage_and_says_so(tmp_path: Path, fake: FakeUp
     plan = workdir.snakemake("-n", *configure(workdir, fake, upstage={"ocr_model": "ocr-2"})).stdout
     ocr = next(line for line in plan.splitlines() if line.startswith("OCR ("))
     assert "2 records made with model ocr, now ocr-2" in ocr
-    assert "Upstage ocr: 2 images will be sent" in plan  # a new model: the cache cannot serve
+    assert "Upstage ocr: 2 requests (2 pages) will be sent" in plan  # a new model: not cached
     kie = next(line for line in plan.splitlines() if line.startswith("KIE ("))
     assert "records made from other OCR records" in kie
-    assert "Upstage kie: 0 images will be sent" in plan  # extraction reads the image: cached
+    assert "Upstage kie: 0 requests (0 pages) will be sent" in plan  # reads the image: cached
+
+
+def truth_lines(sample: str) -> list[dict]:
+    return read_box_csv(SAMPLES / "box" / f"{sample}.csv")
+
+
+def texts_of(lines: list[dict]) -> list[str]:
+    """Line texts as OCR words joined by single spaces."""
+    return [" ".join(line["text"].split()) for line in lines]
+
+
+def test_documents_of_several_pages_are_read_billed_and_extracted_page_by_page(
+    tmp_path: Path, fake: FakeUpstage, with_key
+):
+    """A 3-page PDF and a 3-frame TIFF through OCR, Document Parse and Information
+    Extraction: each page its own text and boxes, each page billed once, one request per
+    document and service, and KIE reading every page."""
+    receipts = {
+        n: Image.open(SAMPLES / "img" / f"sample_00{n}.jpg").convert("RGB") for n in (0, 1, 4)
+    }
+    blank = Image.new("RGB", (640, 700), "white")  # a cover sheet: no text, no fields
+    workdir = make_workdir(tmp_path, [])
+    pdf_pages, tiff_pages = [receipts[0], receipts[1], receipts[4]], [blank, receipts[4].copy()]
+    pdf_pages[0].save(
+        workdir.scans / "three.pdf",
+        "PDF",
+        save_all=True,
+        append_images=pdf_pages[1:],
+        resolution=100,
+    )
+    tiff_pages[0].save(
+        workdir.scans / "cover.tif", "TIFF", save_all=True, append_images=tiff_pages[1:]
+    )
+    arguments = configure(workdir, fake, document_parse={"enabled": True})
+
+    plan = workdir.snakemake("-n", *arguments).stdout
+    assert "Upstage ocr: 2 requests (5 pages) will be sent" in plan
+    assert "Upstage kie: 2 requests (5 pages) will be sent" in plan
+    workdir.snakemake(*arguments)
+
+    ocr, layout = workdir.records("ocr"), workdir.records("layout")
+    pdf_id, tiff_id = (image_id("three.pdf"), image_id("cover.tif"))
+    for doc, samples, scale in (
+        (pdf_id, ["sample_000", "sample_001", "sample_004"], 2.0),
+        (tiff_id, [None, "sample_004"], 1.0),
+    ):
+        requests = set()
+        for number, sample in enumerate(samples, 1):
+            record = ocr[f"{doc}-p{number:04d}"]
+            assert (record["image"]["page"], record["image"]["pages"]) == (number, len(samples))
+            assert record["billing"]["billed_pages"] == 1
+            requests.add(record["billing"]["request"])
+            texts = [line["text"] for line in record["lines"]]
+            elements = layout[f"{doc}-p{number:04d}"]["elements"]
+            if sample is None:
+                assert texts == [] and elements == []
+                continue
+            truth = truth_lines(sample)
+            assert sorted(texts) == sorted(texts_of(truth))
+            assert [e["text"] for e in elements] == [line["text"] for line in truth]
+            # boxes in the record's frame (a PDF at 200 dpi: the 100-dpi page's pixels x 2),
+            # from the page size the service reported (it renders PDFs at 150 dpi)
+            first = next(line for line in record["lines"] if line["text"] == texts_of(truth)[0])
+            expected = [c * scale for point in truth[0]["polygon"] for c in point]
+            found = [c for point in first["polygon"] for c in point]
+            assert found == pytest.approx(expected, abs=2.5)
+        assert len(requests) == 1  # the document's pages answered together
+
+    kie = workdir.records("kie")
+    key = json.loads((SAMPLES / "key" / "sample_004.json").read_text())
+    assert kie[tiff_id]["fields"]["total"]["value"] == key["total"]  # found on page 2
+    assert kie[tiff_id]["image"]["pages"] == 2
+    sent = [r["pages"] for r in fake.received if r["endpoint"] == "information-extract"]
+    assert sorted(map(len, sent)) == [2, 3]  # each document whole
+
+    stats = fake.stats()
+    assert stats["calls_total"] == {
+        "models": 1,
+        "ocr": 2,
+        "document-parse": 2,
+        "information-extract": 2,
+    }
+    assert stats["billed_pages"] == {"ocr": 5, "document-parse": 5, "information-extract": 5}
+    summary = json.loads((workdir.results / "summary.json").read_text())
+    assert summary["pages"] == 5
+    assert summary["api"]["spent"] == {
+        endpoint: {"calls": 2, "billed_pages": 5}
+        for endpoint in ("ocr", "document-parse", "information-extract")
+    }

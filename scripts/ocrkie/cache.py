@@ -9,11 +9,17 @@ This module alone decides where the cache lives (``cache_location``): locally on
 environment (safe for many processes on one machine, not on NFS); with S3 storage (jobs that
 share no disk) one S3 object per key, written idempotently, so no locking is needed. Values
 are zlib-compressed JSON in both.
+
+The cache is best effort (``BestEffort``): a write that fails (a full disk or LMDB map, an S3
+error) is a warning and the result it would have kept is used all the same; an entry that
+cannot be read back (corrupt) is a miss, and is replaced by the next write.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import zlib
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +30,7 @@ from .formats import digest
 from .storage import S3Folder
 
 _MAP_SIZE = 1 << 40  # address space only; the file grows with use
+log = logging.getLogger(__name__)
 
 
 def cache_key(stage: str, sha256: str, identity: dict[str, Any]) -> str:
@@ -54,9 +61,9 @@ def decode(blob: bytes) -> dict[str, Any]:
 
 
 class LmdbCache:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, map_size: int = _MAP_SIZE):
         Path(path).mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(path), map_size=_MAP_SIZE, max_readers=512)
+        self._env = lmdb.open(str(path), map_size=map_size, max_readers=512)
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._env.begin() as txn:
@@ -90,6 +97,49 @@ class S3Cache:
         return f"S3Cache({self._folder.location!r})"
 
 
+class BestEffort:
+    """A cache whose failures cost a warning, never a result: see the module's docstring."""
+
+    def __init__(self, cache: ContentCache, location: str = ""):
+        self.cache = cache
+        self.location = location
+        self.failed_writes = 0
+        self.unreadable = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self.cache.get(key)
+        except Exception as exc:  # zlib.error, a JSON error, an LMDB or S3 read error
+            with self._lock:
+                self.unreadable += 1
+            log.warning("cache entry %s unreadable (%s): computed again", key, _short(exc))
+            return None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        try:
+            self.cache.put(key, value)
+        except Exception as exc:  # MapFullError, a full disk, an S3 error
+            with self._lock:
+                self.failed_writes += 1
+                first = self.failed_writes == 1
+            log.warning(
+                "cache %s: a result could not be kept (%s); it is used all the same%s",
+                self.location,
+                _short(exc),
+                "" if first else f" ({self.failed_writes} so far)",
+            )
+
+    def close(self) -> None:
+        close = getattr(self.cache, "close", None)
+        if close is not None:
+            close()
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
 def cache_location(config: dict[str, Any], results_location: str) -> str:
     """Where the content cache is: ``auto`` means beside the results (``<results>/cache``,
     which with S3 default storage, jobs that share no disk, is in S3); ``""`` is off.
@@ -101,13 +151,18 @@ def cache_location(config: dict[str, Any], results_location: str) -> str:
     return f"{results_location.rstrip('/')}/cache"
 
 
-def open_cache(location: str | None) -> ContentCache:
-    """An LMDB cache at ``location``, an S3 one at ``s3://...``; none when it is empty."""
+def open_cache(location: str | None) -> BestEffort:
+    """An LMDB cache at ``location``, an S3 one at ``s3://...``; none when it is empty. One
+    that cannot be opened is a warning: the job runs without it."""
     if not location:
-        return NoCache()
-    if location.startswith("s3://"):
-        return S3Cache(location)
-    return LmdbCache(location)
+        return BestEffort(NoCache())
+    try:
+        s3 = location.startswith("s3://")
+        cache: ContentCache = S3Cache(location) if s3 else LmdbCache(location)
+    except Exception as exc:
+        log.warning("cache %s cannot be opened (%s): running without it", location, _short(exc))
+        cache = NoCache()
+    return BestEffort(cache, location)
 
 
 def open_existing_cache(location: str) -> ContentCache:

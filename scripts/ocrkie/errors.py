@@ -29,6 +29,10 @@ class DecompressionBomb(ImageError):
     """More pixels than the configured limit."""
 
 
+class TooManyPages(ImageError):
+    """A document with more pages than the configured limit."""
+
+
 class UnsupportedImage(ImageError):
     """A pixel mode or format the normaliser cannot convert."""
 

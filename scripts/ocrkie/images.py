@@ -22,17 +22,27 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DecompressionBomb, UnreadableImage, UnsupportedImage
+from .errors import DecompressionBomb, TooManyPages, UnreadableImage, UnsupportedImage
 
 _ORIENTATION = 0x0112  # the EXIF orientation tag
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What a file may hold before it is refused (each page, and the document)."""
+
+    max_pixels: int
+    max_side: int
+    max_bytes: int = 256 * 2**20
+    pdf_dpi: int = 200
+    max_pages: int = 1000
 
 
 @dataclass
 class PageImage:
     """A decoded page ready for an OCR engine."""
 
-    data: bytes  # the original file, for engines (APIs) that take files
-    sha256: str
+    sha256: str  # of the whole file
     name: str  # the file name, for engines that upload files
     image: Image.Image  # oriented, RGB, possibly downscaled
     width: int  # oriented page size before downscaling
@@ -41,6 +51,28 @@ class PageImage:
     steps: list[str] = field(default_factory=list)  # what normalisation did
     number: int = 1  # 1-based, within its file
     count: int = 1  # the file's pages
+    format: str = ""  # the file's (PIL's name: JPEG, PNG, TIFF, ...; or PDF)
+    # The whole file, for engines that upload files (set by the stage; never pickled along
+    # to a child process, whose engines read pixels).
+    document: bytes | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "document": None}
+
+    @property
+    def reshaped(self) -> bool:
+        """Whether normalisation turned or downscaled the page (what a service sees differs
+        from the file's own pixels)."""
+        return any(step.startswith(("exif-orientation", "downscaled")) for step in self.steps)
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """What a file is, read without decoding its pixels."""
+
+    pages: int
+    format: str  # PIL's name for it (JPEG, PNG, TIFF, ...), or PDF
+    longest_side: int | None  # of the first page, in pixels (None for a PDF)
 
 
 def sha256_of(data: bytes) -> str:
@@ -60,12 +92,51 @@ PDF_MAGIC = b"%PDF-"
 def count_pages(data: bytes, max_pixels: int = Image.MAX_IMAGE_PIXELS or 0) -> int:
     """How many pages the file holds (frames of a TIFF or GIF, pages of a PDF); raises an
     ``ImageError`` when it is not a readable image at all."""
+    return describe(data, max_pixels).pages
+
+
+def describe(data: bytes, max_pixels: int, max_pages: int = 0) -> DocumentFacts:
+    """The file's page count, format and size, from its headers; an ``ImageError`` when it is
+    not a readable image at all, or holds more than ``max_pages`` pages (0: any number)."""
     if not data:
         raise UnreadableImage("the file is empty (0 bytes)")
     if data.startswith(PDF_MAGIC):
-        return len(_pdf(data))
-    with _opened(data, max_pixels) as image:
-        return getattr(image, "n_frames", 1)
+        facts = DocumentFacts(len(_pdf(data)), "PDF", None)
+    else:
+        with _opened(data, max_pixels) as image:
+            pages = getattr(image, "n_frames", 1)
+            facts = DocumentFacts(pages, image.format or "", max(image.size))
+    if max_pages and facts.pages > max_pages:
+        raise TooManyPages(
+            f"the document has {facts.pages:,} pages, over the limit of {max_pages:,} "
+            "(images.max_pages)"
+        )
+    return facts
+
+
+class PageDecoder:
+    """Decodes the pages of one file after another, keeping the file it was last given (and
+    its opened PDF), so that the pages of a document are handed over once. Run in a child
+    process (``worker.GuardedDecoder``) so that a crafted file cannot hang or exhaust the job."""
+
+    def __init__(self) -> None:
+        self._sha = ""
+        self._data = b""
+
+    def describe(self, data: bytes | None, sha: str, limits: ImageLimits) -> DocumentFacts:
+        return describe(self._hold(data, sha), limits.max_pixels, limits.max_pages)
+
+    def page(self, data: bytes | None, sha: str, number: int, limits: ImageLimits) -> PageImage:
+        return decode_page(
+            self._hold(data, sha), limits.max_pixels, limits.max_side, "", number, limits.pdf_dpi
+        )
+
+    def _hold(self, data: bytes | None, sha: str) -> bytes:
+        if data is not None:
+            self._sha, self._data = sha, data
+        if sha != self._sha:
+            raise RuntimeError("the decoder was not given this file")  # a bug, not the file's
+        return self._data
 
 
 def decode_page(
@@ -81,8 +152,10 @@ def decode_page(
         raise UnreadableImage("the file is empty (0 bytes)")
     if data.startswith(PDF_MAGIC):
         image, count = _pdf_page(data, number, pdf_dpi, max_pixels), len(_pdf(data))
+        file_format = "PDF"
     else:
         image, count = _frame(data, number, max_pixels)
+        file_format = image.format or ""
     steps: list[str] = []
     orientation = image.getexif().get(_ORIENTATION, 1)
     if orientation in range(2, 9):  # 1 is upright; other values are not orientations
@@ -94,19 +167,31 @@ def decode_page(
     if scale < 1.0:
         rgb = rgb.resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
         steps.append(f"downscaled:{scale:.4f}")
-    return PageImage(data, sha256_of(data), name, rgb, width, height, scale, steps, number, count)
+    return PageImage(
+        sha256_of(data), name, rgb, width, height, scale, steps, number, count, file_format
+    )
 
 
 def _frame(data: bytes, number: int, max_pixels: int) -> tuple[Image.Image, int]:
-    image = _open(data, max_pixels)
-    count = getattr(image, "n_frames", 1)
-    if number > 1:
+    if number == 1:
+        image = _open(data, max_pixels)
+        return image, getattr(image, "n_frames", 1)
+    with _opened(data, max_pixels) as image:  # the limit holds for every frame, not the first
+        count = getattr(image, "n_frames", 1)
         try:
             image.seek(number - 1)
-            image.load()
         except (EOFError, OSError, ValueError) as exc:
             raise UnreadableImage(f"cannot read page {number} of {count}: {exc}") from exc
-    return image, count
+        width, height = image.size
+        if width * height > max_pixels:
+            raise DecompressionBomb(
+                f"page {number} is {width}x{height} pixels, over the limit of {max_pixels}"
+            )
+        try:
+            image.load()
+        except (EOFError, OSError, ValueError, SyntaxError) as exc:
+            raise UnreadableImage(f"cannot read page {number} of {count}: {exc}") from exc
+        return image, count
 
 
 def _pdf(data: bytes) -> Any:

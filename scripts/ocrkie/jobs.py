@@ -7,18 +7,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .breaker import Breaker
 from .cache import cache_location, open_cache
 from .engines.registry import build
 from .exports import exporter
 from .exports.model import Page
 from .formats import error_info, now_iso, write_json_atomic
+from .images import PageDecoder
 from .inputs import InputImage
 from .plan import manifest_header, read_shard
 from .planner import export_identity, image_limits
 from .results import Results, record_name
 from .stages import make_stage, record_identity, run_shard
 from .usage import UsageLedger
-from .worker import InWorker
+from .worker import GuardedDecoder, InWorker
 
 MANIFEST_FORMAT = "ocrkie.shard/1"
 log = logging.getLogger(__name__)
@@ -57,8 +59,18 @@ def engine_for(stage: str, config: dict[str, Any], threads: int, mem_mb: float) 
     local = config["local"]
     if not engine.in_worker or not local["timeout_s"]:
         return engine
-    max_rss = local["max_rss_mb"] or 0.8 * mem_mb
-    return InWorker(type(engine), config, threads, local["timeout_s"], max_rss)
+    return InWorker(type(engine), config, threads, local["timeout_s"], max_rss(config, mem_mb))
+
+
+def decoder_for(config: dict[str, Any], mem_mb: float) -> Any:
+    """Where the job decodes files: a child process under the engine's own time and memory
+    limits, so that a crafted file costs its pages, never the job (none without a limit)."""
+    timeout_s = config["local"]["timeout_s"]
+    return GuardedDecoder(timeout_s, max_rss(config, mem_mb)) if timeout_s else PageDecoder()
+
+
+def max_rss(config: dict[str, Any], mem_mb: float) -> float:
+    return config["local"]["max_rss_mb"] or 0.8 * mem_mb
 
 
 def run_stage(
@@ -75,18 +87,31 @@ def run_stage(
     started = now_iso()
     shard = read_shard(plan_file, shard_name)
     results = Results(results_location)
-    withdraw_previous_manifests(results, stage_name, shard_name, Path(manifest).stem)
+    name = Path(manifest).stem
+    withdraw_previous_manifests(results, stage_name, shard_name, name)
     engine = engine_for(stage_name, config, threads, mem_mb)
-    engine.observe(UsageLedger(results, stage_name, shard_name))
+    ledger = UsageLedger(results, stage_name, shard_name)
+    engine.observe(ledger)
     limits = image_limits(config)
-    stage = make_stage(stage_name, engine, open_cache(cache_location), results, limits)
+    decoder = decoder_for(config, mem_mb)
+    # a service that keeps failing stops the stage (local engines have no outages)
+    in_a_row = config["upstage"]["max_failures_in_a_row"] if engine.paid else 0
+    breaker = Breaker(stage_name, results, in_a_row)
+    cache = open_cache(cache_location)
+    stage = make_stage(stage_name, engine, cache, results, limits, decoder, breaker)
     try:
         entries = run_shard(stage, shard.images)
     finally:
         usage = engine.usage()
         engine.close()
+        decoder.close()
         if usage:
             log.info("API usage of this job: %s", usage)
+    retry = sorted({e["id"] for e in entries if e.get("error", {}).get("retry")})
+    if retry:
+        log.warning(
+            "%d images failed on a transient fault: the next run tries them again", len(retry)
+        )
     document = {
         "format": MANIFEST_FORMAT,
         **manifest_header(stage_name, record_identity(stage_name, engine, limits), shard),
@@ -95,10 +120,19 @@ def run_stage(
         "finished_at": now_iso(),
         "usage": usage,
         **({"worker": engine.stats.as_dict()} if isinstance(engine, InWorker) else {}),
+        **({"cache": cache_trouble} if (cache_trouble := _cache_trouble(cache)) else {}),
         "entries": entries,
     }
+    results.mark_retry(stage_name, name, retry)  # before the manifest: a kill between reruns
     write_json_atomic(manifest, document)
+    ledger.finish()
     return document
+
+
+def _cache_trouble(cache: Any) -> dict[str, int]:
+    """Cache writes that failed and entries that could not be read, if any."""
+    counts = {"failed_writes": cache.failed_writes, "unreadable_entries": cache.unreadable}
+    return {k: v for k, v in counts.items() if v}
 
 
 def run_export_job(smk: Any) -> None:
@@ -145,6 +179,7 @@ def _export_pages(results: Results, name: str, image: InputImage) -> list[dict[s
         log.exception("%s export cannot read the OCR of %s", name, image.relpath)
         return [{**entry, "status": "error", "error": {**error_info(exc), "stage": name}}]
     entries = []
+    results.retire_other_pages(module.FOLDER, image.id, len(pages), module.SUFFIX)
     for record in pages:
         number, count = record["image"].get("page", 1), record["image"].get("pages", 1)
         page = {**entry, **({"page": number, "pages": count} if count > 1 else {})}

@@ -232,10 +232,12 @@ def survey(
     shards: Sequence[Shard],
     present: set[str],
     records: set[str] | None,
+    retry: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> Outlook:
     """Compare the expected manifests with those present. One that is present but whose
-    records (the image ids in ``records``, when given) were deleted since goes to ``repair``;
-    a missing one is explained from the shard's previous manifest, if any."""
+    records (the image ids in ``records``, when given) were deleted since, or that is marked
+    as having images to try again (``retry``: a transient fault), goes to ``repair``; a
+    missing one is explained from the shard's previous manifest, if any."""
     stage = stage_plan.stage
     outlook = Outlook(stage, shards=len(shards))
     previous: dict[str, list[str]] = {}
@@ -250,6 +252,10 @@ def survey(
                 stale.append((shard, max(previous[shard.name])))
             else:
                 outlook.reasons["new images"] += count
+        elif stage_plan.manifests[shard.name] in retry:
+            outlook.to_make.append(shard)
+            outlook.repair.append(shard)
+            outlook.reasons["records in shards where some failed on a transient fault"] += count
         elif records is not None and any(image.id not in records for image in shard.images):
             outlook.to_make.append(shard)
             outlook.repair.append(shard)

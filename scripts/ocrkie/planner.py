@@ -13,6 +13,7 @@ from .engines import Engine
 from .engines.guardrails import cpu_warning
 from .engines.registry import active_stages, build
 from .exports import exporter, requested
+from .images import ImageLimits
 from .inputs import discover
 from .plan import (
     PLAN_FILE,
@@ -26,7 +27,8 @@ from .plan import (
     survey,
 )
 from .results import Results
-from .stages import ImageLimits, Work, make_stage, record_identity
+from .stages import Work, make_stage, record_identity
+from .worker import GuardedDecoder
 
 LABELS = {"ocr": "OCR", "kie": "KIE", "layout": "Layout"}
 READ_IMAGES = ("ocr", "layout")  # the others read the OCR records: their names carry OCR's
@@ -98,8 +100,9 @@ def prepare_run(
         upstream = None if step in READ_IMAGES else plans["ocr"]
         present.setdefault(step, results.manifest_names(step))
         records = results.record_ids(step) if step in stages and present[step] else None
+        retry = results.retry_names(step) if step in stages and present[step] else set()
         plans[step] = manifest_names(step, identity, shards, upstream)
-        outlooks[step] = survey(results, plans[step], shards, present[step], records)
+        outlooks[step] = survey(results, plans[step], shards, present[step], records, retry)
         if outlooks[step].repair:  # supersede manifests whose records were deleted
             for shard in outlooks[step].repair:
                 shard.generation[step] = shard.generation.get(step, 0) + 1
@@ -120,7 +123,11 @@ def export_identity(name: str) -> dict[str, Any]:
 def image_limits(config: dict[str, Any]) -> ImageLimits:
     images = config["images"]
     return ImageLimits(
-        images["max_pixels"], images["max_side"], images["max_bytes"], images["pdf_dpi"]
+        images["max_pixels"],
+        images["max_side"],
+        images["max_bytes"],
+        images["pdf_dpi"],
+        images["max_pages"],
     )
 
 
@@ -138,20 +145,28 @@ ENDPOINTS = {
 def api_forecast(
     run: RunPlan, config: dict[str, Any], engines: dict[str, Engine], results: Results, cache: str
 ) -> list[str]:
-    """For each stage that pays per image: how many images already have results, how many
-    are in the cache (free), and how many will be sent. Reads the images of the shards to
-    run (to hash them): meant for dry runs."""
+    """For each stage that pays per page: the requests and pages it will send, the pages the
+    cache holds (free), and the images that already have results. Reads the images of the
+    shards to run (to hash and count them, in a child process as jobs do): meant for dry
+    runs."""
     lines = []
     store = open_existing_cache(cache)
-    for stage, engine in engines.items():
-        if not engine.paid:
-            continue
-        runner = make_stage(stage, engine, store, results, image_limits(config))
-        outlook = run.outlooks[stage]
-        todo = [image for shard in outlook.to_make for image in shard.images]
-        cached = sum(runner.in_cache(Work(image)) for image in todo)
-        lines.append(
-            f"Upstage {stage}: {len(todo) - cached} images will be sent to {ENDPOINTS[stage]}; "
-            f"{cached} are in the cache (free), {outlook.up_to_date} already have results"
-        )
+    decoder = GuardedDecoder(config["local"]["timeout_s"], 0)
+    try:
+        for stage, engine in engines.items():
+            if not engine.paid:
+                continue
+            runner = make_stage(stage, engine, store, results, image_limits(config), decoder)
+            outlook = run.outlooks[stage]
+            todo = [image for shard in outlook.to_make for image in shard.images]
+            forecasts = [runner.forecast(Work(image)) for image in todo]
+            columns = zip((0, 0, 0), *forecasts, strict=True)
+            pages, requests, cached = (sum(column) for column in columns)
+            lines.append(
+                f"Upstage {stage}: {requests} requests ({pages} pages) will be sent to "
+                f"{ENDPOINTS[stage]}; {cached} pages are in the cache (free), "
+                f"{outlook.up_to_date} images already have results"
+            )
+    finally:
+        decoder.close()
     return lines

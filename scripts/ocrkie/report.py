@@ -109,20 +109,19 @@ def fields_figure(entries: list[dict[str, Any]], out: Path) -> None:
 
 
 def costs_table(summary: dict[str, Any], out: Path) -> None:
-    """API calls and billed pages: spent, saved by the cache, and requests (429s)."""
+    """API calls and billed pages: spent, possibly billed besides, saved by the cache, and
+    requests (429s)."""
     api = summary.get("api", {})
+    sections = ("spent", "possibly_billed", "saved_by_cache", "requests")
     rows = []
-    for endpoint in sorted(
-        {*api.get("spent", {}), *api.get("saved_by_cache", {}), *api.get("requests", {})}
-    ):
-        spent = api.get("spent", {}).get(endpoint, {})
-        saved = api.get("saved_by_cache", {}).get(endpoint, {})
-        sent = api.get("requests", {}).get(endpoint, {})
+    for endpoint in sorted({e for section in sections for e in api.get(section, {})}):
+        spent, maybe, saved, sent = (api.get(section, {}).get(endpoint, {}) for section in sections)
         rows.append(
             [
                 endpoint,
                 spent.get("calls", 0),
                 spent.get("billed_pages", 0),
+                maybe.get("pages", 0),
                 saved.get("calls", 0),
                 saved.get("billed_pages", 0),
                 sent.get("requests", 0),
@@ -133,6 +132,7 @@ def costs_table(summary: dict[str, Any], out: Path) -> None:
         "endpoint",
         "calls paid",
         "pages paid",
+        "pages possibly billed besides (answers lost)",
         "calls saved by the cache",
         "pages saved by the cache",
         "requests sent",

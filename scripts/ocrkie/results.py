@@ -3,6 +3,7 @@
 <results>/ocr/<id>.json              per-image records of each stage (ocr, kie, layout)
 <results>/raw/<stage>/<id>.json      a service's own answer, kept to re-derive results
 <results>/shards/<stage>/<name>.json one manifest per shard job (what Snakemake tracks)
+<results>/shards/<stage>/<name>.retry  beside a manifest whose shard has images to try again
 <results>/plan/plan.json.gz          the plan: every image and its shard
 """
 
@@ -17,6 +18,7 @@ from .formats import dump_json
 from .storage import Folder, open_folder
 
 MANIFESTS = "shards"
+RETRY = ".retry"
 PAGE_SUFFIX = re.compile(r"-p\d{4}$")  # <id>-p0002: page 2 of a document of several
 
 
@@ -53,6 +55,17 @@ class Results:
             *(self.read_record(stage, f"{image_id}-p{n:04d}") for n in range(2, pages + 1)),
         ]
 
+    def retire_other_pages(self, folder: str, image_id: str, pages: int, suffix: str) -> None:
+        """Delete the files in ``folder`` of pages the image no longer has: ``<id><suffix>``
+        when it now has several pages, ``<id>-pNNNN<suffix>`` past its page count (a scan
+        replaced by a shorter or longer one, under the same name)."""
+        if pages > 1:
+            self.folder.delete(f"{folder}/{image_id}{suffix}")
+        number = 1 if pages == 1 else pages + 1
+        while self.folder.exists(name := f"{folder}/{image_id}-p{number:04d}{suffix}"):
+            self.folder.delete(name)
+            number += 1
+
     def write_raw(self, stage: str, image_id: str, raw: dict[str, Any]) -> None:
         self.folder.write_bytes(f"raw/{stage}/{image_id}.json", dump_json(raw))
 
@@ -64,13 +77,29 @@ class Results:
 
     def manifest_names(self, stage: str) -> set[str]:
         """The manifests present, without ``.json``."""
-        return {name.removesuffix(".json") for name in self.folder.names(f"{MANIFESTS}/{stage}")}
+        return self._names(f"{MANIFESTS}/{stage}", ".json")
+
+    def retry_names(self, stage: str) -> set[str]:
+        """The manifests whose shards have images to try again (a transient fault)."""
+        return self._names(f"{MANIFESTS}/{stage}", RETRY)
+
+    def mark_retry(self, stage: str, name: str, image_ids: list[str]) -> None:
+        """Mark (or, with no images, unmark) a manifest's shard as having images to retry."""
+        path = f"{MANIFESTS}/{stage}/{name}{RETRY}"
+        if image_ids:
+            self.folder.write_bytes(path, ("\n".join(image_ids) + "\n").encode())
+        else:
+            self.folder.delete(path)
+
+    def _names(self, folder: str, suffix: str) -> set[str]:
+        return {n.removesuffix(suffix) for n in self.folder.names(folder) if n.endswith(suffix)}
 
     def read_manifest(self, stage: str, name: str) -> dict[str, Any]:
         return json.loads(self.folder.read_bytes(f"{MANIFESTS}/{stage}/{name}.json"))
 
     def withdraw_manifest(self, stage: str, name: str) -> None:
         self.folder.delete(f"{MANIFESTS}/{stage}/{name}.json")
+        self.folder.delete(f"{MANIFESTS}/{stage}/{name}{RETRY}")
 
 
 def manifest_path(results_dir: str, stage: str, name: str) -> str:

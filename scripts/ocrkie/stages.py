@@ -15,13 +15,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
+from pathlib import PurePosixPath
 from time import perf_counter
 from typing import Any
 
+from .breaker import Breaker
 from .cache import ContentCache, cache_key
 from .engines import Document, Engine, Extractor, LayoutParser, OcrEngine
-from .errors import FatalError, OcrkieError, UnreadableImage
+from .errors import FatalError, OcrkieError, TransientError, UnreadableImage
 from .evidence import locate, merge_pages, rows_of
 from .formats import (
     KIE_FORMAT,
@@ -33,20 +35,13 @@ from .formats import (
     now_iso,
     ocr_lines_payload,
 )
-from .images import PDF_MAGIC, count_pages, decode_page, longest_side, sha256_of
+from .images import DocumentFacts, ImageLimits, PageDecoder, PageImage, sha256_of
 from .inputs import InputImage
 from .results import Results, record_name
 from .storage import read_input
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    max_pixels: int
-    max_side: int
-    max_bytes: int = 256 * 2**20
-    pdf_dpi: int = 200
+__all__ = ["ImageLimits", "make_stage", "record_identity", "run_shard"]
 
 
 class UpstreamFailure(OcrkieError):
@@ -71,6 +66,8 @@ class Work:
     sha: str | None = None
     key: str = ""
     source: Any = None  # what was read: the file's bytes, or for KIE its OCR records
+    facts: DocumentFacts | None = None  # what the file is (stages that read images)
+    read: tuple[int, ...] = ()  # KIE: the pages whose OCR it reads
     payload: dict[str, Any] | None = None  # the result, cached or computed
     cached: bool = False
     error: BaseException | None = None
@@ -90,16 +87,39 @@ class Stage(ABC):
     name: str
     format: str
 
-    def __init__(self, engine: Engine, cache: ContentCache, results: Results, limits: ImageLimits):
+    def __init__(
+        self,
+        engine: Engine,
+        cache: ContentCache,
+        results: Results,
+        limits: ImageLimits,
+        decoder: Any = None,
+        breaker: Breaker | None = None,
+    ):
         self.engine = engine
         self.cache = cache
         self.results = results
         self.limits = limits
         self.identity = engine.identity()
+        # where files are decoded: a child process the job can stop (worker.GuardedDecoder),
+        # or this one
+        self.decoder = decoder if decoder is not None else PageDecoder()
+        self.breaker = breaker if breaker is not None else Breaker(self.name, results, 0)
+
+    def result_identity(self, pages: int) -> dict[str, Any]:
+        """The engine's identity as far as a document of ``pages`` pages is concerned: keys
+        that change only how documents of several pages are read leave a single page's
+        cached results valid."""
+        if pages > 1:
+            return self.identity
+        return {k: v for k, v in self.identity.items() if k not in self.engine.document_keys}
 
     def expand(self, work: Work) -> list[Work]:
         """The works of one image: one per page for stages that read pages."""
         return [work]
+
+    def retire_other_pages(self, image: InputImage, pages: int) -> None:  # noqa: B027
+        """Remove the records of pages the image no longer has (stages with page records)."""
 
     @abstractmethod
     def look_up(self, work: Work) -> None:
@@ -129,32 +149,37 @@ class Stage(ABC):
         """The record's file name without suffix."""
         return work.name
 
-    def in_cache(self, work: Work) -> bool:
-        """Whether the cache holds the image's results, every page's (for a forecast: nothing
-        is computed)."""
+    def forecast(self, work: Work) -> tuple[int, int, int]:
+        """What the image would cost a paid engine: the pages and requests it would send,
+        and the pages the cache holds (nothing is computed; an image that cannot be read
+        sends nothing)."""
         try:
             pages = self.expand(work)
             for page in pages:
                 self.look_up(page)
-        except Exception:
-            return False
-        return all(self.cache.get(page.key) is not None for page in pages)
+        except OcrkieError:
+            return 0, 0, 0
+        cached = sum(self.cache.get(page.key) is not None for page in pages)
+        todo = len(pages) - cached
+        requests = self.engine.requests_for(todo, pages[0].pages) if todo else 0
+        return todo, requests, cached
 
 
 class PageStage(Stage):
     """Stages that read the image itself, page by page (OCR, layout)."""
 
     def expand(self, work: Work) -> list[Work]:
-        try:
-            data = read_input(work.image.path, self.limits.max_bytes)
-        except OSError as exc:
-            raise UnreadableImage(f"cannot read the file: {exc.strerror or exc}") from exc
-        work.sha, work.source = sha256_of(data), data
-        pages = count_pages(data, self.limits.max_pixels)
+        work.sha, work.source = read_image(work.image, self.limits)
+        work.facts = self.decoder.describe(work.source, work.sha, self.limits)
+        pages, facts = work.facts.pages, work.facts
         return [
-            Work(work.image, page=n, pages=pages, sha=work.sha, source=data)
+            Work(work.image, page=n, pages=pages, sha=work.sha, source=work.source, facts=facts)
             for n in range(1, pages + 1)
         ]
+
+    def retire_other_pages(self, image: InputImage, pages: int) -> None:
+        for folder in (self.name, f"raw/{self.name}"):
+            self.results.retire_other_pages(folder, image.id, pages, ".json")
 
     def look_up(self, work: Work) -> None:
         work.key = cache_key(self.name, work.sha or "", self.cache_identity(work))
@@ -163,23 +188,23 @@ class PageStage(Stage):
         """The engine's identity, the page, and where the page is downscaled the size it is
         read at (an image under ``max_side`` keeps its cached result whatever the limit);
         for a PDF, the resolution it is rendered at."""
-        identity = dict(self.identity)
+        identity = dict(self.result_identity(work.pages))
         if work.pages > 1:
             identity["page"] = work.page
-        if work.source.startswith(PDF_MAGIC):
+        facts = work.facts
+        assert facts is not None
+        if facts.format == "PDF":
             identity["pdf_dpi"] = self.limits.pdf_dpi
-            return identity
-        side = longest_side(work.source)
-        if side is not None and side > self.limits.max_side:
+        elif facts.longest_side is not None and facts.longest_side > self.limits.max_side:
             identity["max_side"] = self.limits.max_side
         return identity
 
-    def engine_input(self, work: Work) -> Any:
-        limits = self.limits
-        name = work.image.relpath.rsplit("/", 1)[-1]
-        return decode_page(
-            work.source, limits.max_pixels, limits.max_side, name, work.page, limits.pdf_dpi
-        )
+    def engine_input(self, work: Work) -> PageImage:
+        page = self.decoder.page(work.source, work.sha, work.page, self.limits)
+        page.name = PurePosixPath(work.image.relpath).name
+        if self.engine.reads_files:
+            page.document = work.source
+        return page
 
     def page_facts(self, page: Any) -> dict[str, Any]:
         return {"width": page.width, "height": page.height, "normalization": page.steps}
@@ -266,25 +291,46 @@ class KieStage(Stage):
             raise UpstreamFailure(pages[0]["error"])
         ocr = merge_pages(read)
         work.pages = len(pages)
+        work.read = tuple(page["image"].get("page", 1) for page in read)
         work.sha, work.source = ocr["image"]["sha256"], ocr
-        work.key = kie_cache_key(work.sha, self.identity, ocr if self.engine.reads_ocr else None)
+        identity = self.result_identity(work.pages)
+        if self.engine.reads_ocr:
+            work.key = kie_cache_key(work.sha, identity, ocr)
+        else:  # it reads the pages themselves: which ones, when some could not be read
+            some = work.read if len(work.read) < work.pages else None
+            work.key = kie_cache_key(work.sha, identity, None, some)
 
-    def engine_input(self, work: Work) -> Any:
-        return Document(work.source, work.image.path)
+    def engine_input(self, work: Work) -> Document:
+        if self.engine.reads_ocr:
+            return Document(work.source, work.image.path)
+        sha, data = read_image(work.image, self.limits)
+        if sha != work.sha:
+            raise UnreadableImage("the file changed since its OCR was read: run OCR again")
+        pages = []
+        for number in work.read:
+            page = self.decoder.page(data, sha, number, self.limits)
+            page.name, page.document = PurePosixPath(work.image.relpath).name, data
+            pages.append(page)
+        return Document(work.source, work.image.path, pages)
 
     def entry_extras(self, record: dict[str, Any]) -> dict[str, Any]:
         """The values, for the batch tables (kie.csv, kie.jsonl): no need to read records."""
         keep = ("value", "normalized", "confidence")
         return {"fields": {n: {k: f.get(k) for k in keep} for n, f in record["fields"].items()}}
 
-    def in_cache(self, work: Work) -> bool:
+    def forecast(self, work: Work) -> tuple[int, int, int]:
         if self.engine.reads_ocr:
-            return super().in_cache(work)
+            return super().forecast(work)
         try:  # the key needs no OCR record, which may not exist yet
-            sha = sha256_of(read_input(work.image.path))
-        except OSError:
-            return False
-        return self.cache.get(kie_cache_key(sha, self.identity, None)) is not None
+            sha, data = read_image(work.image, self.limits)
+            pages = self.decoder.describe(data, sha, self.limits).pages
+        except OcrkieError:
+            return 0, 0, 0
+        # (as for a document all of whose pages are read)
+        key = kie_cache_key(sha, self.result_identity(pages), None)
+        if self.cache.get(key) is not None:
+            return 0, 0, pages
+        return pages, self.engine.requests_for(pages, pages), 0
 
     def call(self, inputs: list[Any]) -> list[Any]:
         return self.engine.extract_many(inputs)
@@ -318,13 +364,30 @@ class KieStage(Stage):
         return work.image.id  # one KIE record per document
 
 
-def kie_cache_key(sha: str, identity: dict[str, Any], ocr: dict[str, Any] | None) -> str:
+def kie_cache_key(
+    sha: str,
+    identity: dict[str, Any],
+    ocr: dict[str, Any] | None,
+    pages: tuple[int, ...] | None = None,
+) -> str:
     """A KIE result depends on the extractor and on what it reads: the OCR record's lines,
-    or (for an extractor that reads the image itself) only the image."""
+    or (for an extractor that reads the image itself) the image, and ``pages``, the pages of
+    it that it reads when not all of them could be read."""
     depends_on: dict[str, Any] = {"kie": identity}
     if ocr is not None:
         depends_on["ocr"] = digest(ocr["lines"])
+    if pages is not None:
+        depends_on["pages"] = list(pages)
     return cache_key("kie", sha, depends_on)
+
+
+def read_image(image: InputImage, limits: ImageLimits) -> tuple[str, bytes]:
+    """The file's sha256 and bytes; an ``UnreadableImage`` says why they cannot be had."""
+    try:
+        data = read_input(image.path, limits.max_bytes)
+    except OSError as exc:
+        raise UnreadableImage(f"cannot read the file: {exc.strerror or exc}") from exc
+    return sha256_of(data), data
 
 
 STAGE_CLASSES: dict[str, type[Stage]] = {"ocr": OcrStage, "kie": KieStage, "layout": LayoutStage}
@@ -340,14 +403,21 @@ def record_identity(stage: str, engine: Engine, limits: ImageLimits) -> dict[str
             "max_pixels": limits.max_pixels,
             "max_bytes": limits.max_bytes,
             "pdf_dpi": limits.pdf_dpi,
+            "max_pages": limits.max_pages,
         }
     return identity
 
 
 def make_stage(
-    name: str, engine: Engine, cache: ContentCache, results: Results, limits: ImageLimits
+    name: str,
+    engine: Engine,
+    cache: ContentCache,
+    results: Results,
+    limits: ImageLimits,
+    decoder: Any = None,
+    breaker: Breaker | None = None,
 ) -> Stage:
-    return STAGE_CLASSES[name](engine, cache, results, limits)
+    return STAGE_CLASSES[name](engine, cache, results, limits, decoder, breaker)
 
 
 # -- the runner --------------------------------------------------------------------------------
@@ -355,21 +425,22 @@ def make_stage(
 
 def run_shard(stage: Stage, images: Sequence[InputImage]) -> list[dict[str, Any]]:
     """Write one record per page (KIE: per document); return the shard's manifest entries, in
-    image order. Images are read as their batch comes up, not all at once."""
+    image order. Images are read as their batch comes up, not all at once. An engine that
+    reads documents whole (a service that takes many pages a request) gets each image's
+    pages in one batch; the others get batches of their ``batch_size`` pages."""
     works: list[Work] = []
 
-    def pages() -> Iterator[Work]:
+    def documents() -> Iterator[list[Work]]:
         for image in images:
             expanded = _expanded(stage, Work(image))
             works.extend(expanded)
-            yield from expanded
+            yield expanded
 
-    size = max(1, stage.engine.batch_size)
-    _for_each(
-        batched(pages(), size),
-        lambda batch: _run_batch(stage, list(batch)),
-        stage.engine.concurrency,
-    )
+    if stage.engine.reads_documents:
+        batches: Iterable[list[Work]] = documents()
+    else:
+        batches = batched(chain.from_iterable(documents()), max(1, stage.engine.batch_size))
+    _for_each(batches, lambda batch: _run_batch(stage, batch), stage.engine.concurrency)
     return [_entry(stage, work) for work in works]
 
 
@@ -381,10 +452,13 @@ def batched(items: Iterable[Work], size: int) -> Iterator[list[Work]]:
 
 
 def _expanded(stage: Stage, work: Work) -> list[Work]:
-    """The image's works, or the image itself carrying the error that stopped it."""
+    """The image's works, or the image itself carrying the error that stopped it; the
+    records of pages it no longer has are removed first."""
     found: list[Work] = []
     _guarded(stage, work, lambda: found.extend(stage.expand(work)))
-    return found if work.error is None else [work]
+    works = found if work.error is None else [work]
+    _guarded(stage, work, lambda: stage.retire_other_pages(work.image, len(works)), timed=False)
+    return works
 
 
 def _for_each(items: Iterable[Any], one: Callable[[Any], None], workers: int) -> None:
@@ -443,8 +517,9 @@ def _from_cache(stage: Stage, work: Work) -> None:
 
 
 def _compute(stage: Stage, todo: list[Work]) -> None:
-    """Ask the engine for the works' results: the batch at once, or image by image when the
-    batch call fails (so that the failure lands on the image that caused it)."""
+    """Ask the engine for the works' results: the batch at once, or page by page when the
+    batch call fails on something other than the service (so that the failure lands on the
+    page that caused it)."""
     ready: list[tuple[Work, Any]] = []
     for work in todo:
         _guarded(stage, work, lambda w=work: ready.append((w, stage.engine_input(w))))
@@ -459,20 +534,50 @@ def _compute(stage: Stage, todo: list[Work]) -> None:
         except Exception:
             log.warning("%s batch of %d failed: retrying one by one", stage.name, len(ready))
     for work, item in ready:
-        _guarded(stage, work, lambda w=work, i=item: _call(stage, [(w, i)]), timed=False)
+        _call(stage, [(work, item)])
 
 
 def _call(stage: Stage, ready: list[tuple[Work, Any]]) -> None:
-    """One engine call; each work is charged its share of the time."""
+    """One engine call; each work is charged its share of the time. A transient fault (the
+    service, after its retries) is every work's error and counts towards the breaker; so is
+    one the engine answers in place of some pages' results (a service read in several
+    requests, one of which failed). A fresh result is kept in the cache."""
+    stage.breaker.check()  # another job found the service down: send nothing
     started = perf_counter()
-    results = stage.call([item for _, item in ready])
-    if len(results) != len(ready):
-        raise RuntimeError(f"the engine answered {len(results)} results for {len(ready)} inputs")
+    try:
+        results = stage.call([item for _, item in ready])
+        if len(results) != len(ready):
+            raise RuntimeError(
+                f"the engine answered {len(results)} results for {len(ready)} inputs"
+            )
+    except TransientError as exc:
+        results = [exc] * len(ready)
+    except FatalError:
+        raise
+    except Exception as exc:
+        if len(ready) > 1:
+            raise  # the batch is retried page by page
+        if not isinstance(exc, OcrkieError):
+            log.exception("%s failed on %s", stage.name, ready[0][0].image.relpath)
+        results = [exc]
     share = (perf_counter() - started) / len(ready)
     for (work, item), result in zip(ready, results, strict=True):
-        work.payload = stage.payload(work, item, result, share)
         work.seconds += share
-        stage.cache.put(work.key, work.payload)
+        if isinstance(result, BaseException):
+            work.error = result
+            continue
+        work.payload = stage.payload(work, item, result, share)
+        stage.cache.put(work.key, work.payload)  # best effort: the result is kept regardless
+    _tell_breaker(stage.breaker, results)
+
+
+def _tell_breaker(breaker: Breaker, results: list[Any]) -> None:
+    """An answer means the service is up; a call with nothing but failures, a transient one
+    among them, counts towards taking it to be down (and raises once it is)."""
+    if not all(isinstance(r, BaseException) for r in results):
+        breaker.succeeded()
+    elif transient := next((r for r in results if isinstance(r, TransientError)), None):
+        breaker.failed(transient)
 
 
 def _finish(stage: Stage, work: Work) -> None:
@@ -511,12 +616,22 @@ def _ok_record(stage: Stage, work: Work) -> None:
 def _error_record(stage: Stage, work: Work) -> dict[str, Any]:
     error = work.error or RuntimeError("unknown")
     failed_stage = "ocr" if isinstance(error, UpstreamFailure) else stage.name
+    info = {**error_info(error), "stage": failed_stage}
+    if is_transient(error):
+        info["retry"] = True  # the next run tries it again
     return {
         "format": stage.format,
         "status": "error",
         "image": image_info(work.image.id, work.image.relpath, work.sha, **_page_of(work)),
-        "error": {**error_info(error), "stage": failed_stage},
+        "error": info,
     }
+
+
+def is_transient(error: BaseException) -> bool:
+    """A fault of the service, not of the image (passed on from OCR to KIE too)."""
+    if isinstance(error, UpstreamFailure):
+        return bool(error.error.get("retry"))
+    return isinstance(error, TransientError)
 
 
 def _page_of(work: Work) -> dict[str, int]:

@@ -35,6 +35,8 @@ class Folder(Protocol):
 
     def delete(self, relpath: str) -> None: ...
 
+    def exists(self, relpath: str) -> bool: ...
+
     def names(self, relpath: str) -> set[str]:
         """The names of the files directly in the folder ``relpath`` (none if it is absent)."""
         ...
@@ -58,6 +60,9 @@ class LocalFolder:
 
     def delete(self, relpath: str) -> None:
         (self._root / relpath).unlink(missing_ok=True)
+
+    def exists(self, relpath: str) -> bool:
+        return (self._root / relpath).is_file()
 
     def names(self, relpath: str) -> set[str]:
         try:
@@ -102,6 +107,19 @@ class S3Folder:
 
     def delete(self, relpath: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
+
+    def exists(self, relpath: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        from .s3 import is_missing
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self.key(relpath))
+        except ClientError as error:
+            if is_missing(error):
+                return False
+            raise
+        return True
 
     def names(self, relpath: str) -> set[str]:
         from .s3 import list_objects

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import now_iso, read_json, write_json_atomic
+from .usage import Usage, total_usage
 
 FAILURE_COLUMNS = ["image", "path", "page", "stage", "class", "message"]
 STAGES = ("ocr", "kie", "layout")  # the other manifests are exports
@@ -45,25 +46,34 @@ def _wall_span(entries: list[dict[str, Any]]) -> float | None:
     return max(ends) - min(starts) or None
 
 
-def api_costs(manifests: list[dict[str, Any]], requests: dict[str, Any]) -> dict[str, Any]:
-    """Per endpoint: answered calls and billed pages behind the results, those the cache saved
-    (results reused instead of paid again), and ``requests``: those the jobs sent and the 429s
-    they received (from the usage ledgers)."""
-    spent: dict[str, Counter[str]] = {}
+def api_costs(manifests: list[dict[str, Any]], usage: Usage | None = None) -> dict[str, Any]:
+    """Per endpoint, from the usage ledgers: what was ``spent`` (requests answered, pages
+    billed; every run, killed ones included), what was ``possibly_billed`` besides (answers
+    lost after the service may have processed the request), the ``requests`` sent and the
+    429s received; and from the manifests, what the cache ``saved``: results reused instead of
+    paid again (not those a killed run paid for and the next run recorded: those are spent)."""
+    usage = usage or Usage()
     saved: dict[str, Counter[str]] = {}
+    requests: dict[str, set[str]] = {}
     for manifest in manifests:
         for entry in manifest["entries"]:
             billing = entry.get("billing")
-            if billing:
-                tally = (saved if entry["cached"] else spent).setdefault(
-                    billing["endpoint"], Counter()
-                )
-                tally["calls"] += 1
-                tally["billed_pages"] += billing["billed_pages"]
+            if not billing or not entry["cached"] or billing.get("request") in usage.unrecorded:
+                continue
+            endpoint = billing["endpoint"]
+            tally = saved.setdefault(endpoint, Counter())
+            tally["billed_pages"] += billing["billed_pages"]
+            request = billing.get("request") or f"entry-{len(requests.get(endpoint, ()))}"
+            requests.setdefault(endpoint, set()).add(request)
+    for endpoint, ids in requests.items():
+        saved[endpoint]["calls"] = len(ids)
     return {
-        "spent": {e: dict(c) for e, c in spent.items()},
-        "saved_by_cache": {e: dict(c) for e, c in saved.items()},
-        "requests": requests,
+        "spent": usage.spent(),
+        "possibly_billed": usage.possibly_billed(),
+        "saved_by_cache": {
+            e: {"calls": c["calls"], "billed_pages": c["billed_pages"]} for e, c in saved.items()
+        },
+        "requests": usage.requests(),
     }
 
 
@@ -94,7 +104,7 @@ def write_summary(
     failures_path: str,
     skipped: list[tuple[str, str]] = (),  # type: ignore[assignment]
     skipped_path: str | None = None,
-    requests: dict[str, Any] | None = None,
+    usage: Usage | None = None,
 ) -> dict[str, Any]:
     """``manifest_paths``: the shard manifests of each stage (ocr, kie, layout) and export."""
     manifests = {step: [read_json(p) for p in paths] for step, paths in manifest_paths.items()}
@@ -117,7 +127,7 @@ def write_summary(
         **{stage: stage_summary(stage_entries) for stage, stage_entries in stages.items()},
         "exports": exports,
         "api": api_costs(
-            [m for step_manifests in manifests.values() for m in step_manifests], requests or {}
+            [m for step_manifests in manifests.values() for m in step_manifests], usage
         ),
     }
     write_json_atomic(summary_path, summary)
@@ -138,12 +148,11 @@ def _write_csv(path: str, columns: list[str], rows: list[dict[str, Any]]) -> Non
 def summary_job(smk: Any) -> None:
     from .plan import read_skipped
     from .results import Results
-    from .usage import total_usage
 
     paths = {step: list(files) for step, files in smk.input.items() if step != "plan"}
     skipped = read_skipped(smk.input.plan)
-    requests = total_usage(Results(smk.params.results))
+    usage = total_usage(Results(smk.params.results))
     summary = write_summary(
-        paths, smk.output.summary, smk.output.failures, skipped, smk.output.skipped, requests
+        paths, smk.output.summary, smk.output.failures, skipped, smk.output.skipped, usage
     )
     print(json.dumps({k: summary[k] for k in ("images", "failed_images")}))

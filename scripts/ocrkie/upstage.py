@@ -2,10 +2,19 @@
 
 Every failure is classified once, with the classes of ``ocrkie.errors``:
 
-- 429, 5xx, timeouts, dropped connections and a 200 whose body is not JSON are retried with
-  exponential backoff and jitter (``Retry-After`` honoured); when retries run out: TransientError.
-- 400/413/415 (and other per-request 4xx): RejectedByService, not retried.
-- 401/403: AuthenticationError; 404/405: FatalError (wrong base URL). Neither is retried.
+- What the service provably did not process (a connection that could not be made, 408, 429,
+  503) is retried freely, with exponential backoff and jitter (``Retry-After`` honoured).
+- What it may have processed, and billed (a read timeout, a connection dropped or an answer
+  cut off after the request went out, a 200 whose body is not JSON, other 5xx), is retried at
+  most once: the API takes no idempotency key, so a retry may be billed twice. Each such
+  attempt is reported as ``possibly_billed``.
+- When retries run out: TransientError. 400/413/415 (and other per-request 4xx):
+  RejectedByService, not retried. 401/403: AuthenticationError; 404/405: FatalError (wrong
+  base URL). Neither is retried.
+
+Every request has a deadline (``timeout`` 's read part, from the moment it is sent), however
+slowly the answer trickles in. Each request sent, 429 received, answer (with its billed pages)
+and possibly billed attempt is told to ``listener`` as it happens: the jobs' usage ledgers.
 
 The API key is kept in an auth object that never prints it, and it is scrubbed from any server
 message quoted in an exception. See notes/upstage-api.md for the API facts used here.
@@ -21,14 +30,17 @@ import mimetypes
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
 import tenacity
+import urllib3
 from requests.auth import AuthBase
 
 from . import __version__
@@ -42,21 +54,42 @@ ENDPOINTS = ("ocr", "document-parse", "information-extract", "models")
 
 AUTH = {401, 403}
 WRONG_URL = {404, 405}
-RETRIED = {408, 429, 500, 502, 503, 504}
+NOT_PROCESSED = {408, 429, 503}  # the service says it did not take the request on
 MAX_MESSAGE = 300  # characters of a server message quoted in an exception
+MAX_BILLED_FAILURES = 2  # a second possibly billed failure ends the call: one retry of it
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answered request: the service's JSON, an id for it, and the pages it billed."""
+
+    body: dict[str, Any]
+    request: str
+    billed_pages: int
+
+
+class Listener(Protocol):
+    def __call__(self, endpoint: str, event: str, pages: int = 0, request: str = "") -> None: ...
 
 
 class _Retryable(Exception):
-    """One failed attempt worth retrying (internal: becomes TransientError when retries end)."""
+    """One failed attempt worth retrying (internal: becomes TransientError when retries end).
+    ``billed``: the service may have processed (and billed) the request."""
 
     def __init__(
-        self, fault: str, detail: str, status: int | None = None, retry_after: float | None = None
+        self,
+        fault: str,
+        detail: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        billed: bool = False,
     ) -> None:
         super().__init__(f"{fault}: {detail}" if detail else fault)
         self.fault = fault
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.billed = billed
 
 
 class _BearerAuth(AuthBase):
@@ -100,6 +133,7 @@ class UpstageClient:
             raise AuthenticationError("no Upstage API key given: set UPSTAGE_API_KEY")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self.deadline_s = self.timeout[1]  # a whole request, from the moment it is sent
         self.max_attempts = max(1, max_attempts)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -111,9 +145,9 @@ class UpstageClient:
         agent = f"ocrkie/{__version__} {requests.utils.default_user_agent()}"
         self._session.headers["User-Agent"] = agent
         self._lock = threading.Lock()
-        self._stats = {e: {"requests": 0, "http_429": 0, "billed_pages": 0} for e in ENDPOINTS}
-        # told of every request sent and every 429 received, as it happens (a usage ledger)
-        self.listener: Callable[[str, str], None] | None = None
+        self._stats = {e: dict.fromkeys(COUNTERS, 0) for e in ENDPOINTS}
+        # told of every request sent, 429, answer and possibly billed attempt (a usage ledger)
+        self.listener: Listener | None = None
 
     def __repr__(self) -> str:
         return f"UpstageClient(base_url={self.base_url!r}, api_key=***)"
@@ -129,24 +163,24 @@ class UpstageClient:
 
     @property
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per endpoint: ``requests`` sent (retries included), ``http_429`` answers received and
-        ``billed_pages`` reported by the service. A copy."""
+        """Per endpoint: ``requests`` sent (retries included), ``http_429`` answers received,
+        requests ``answered`` and the ``billed_pages`` the service reported for them, and the
+        pages of ``possibly_billed`` attempts (lost answers). A copy."""
         with self._lock:
             return {e: dict(c) for e, c in self._stats.items()}
 
     # -- API calls ----------------------------------------------------------------------------
 
-    def ocr(self, document: bytes, filename: str, model: str = "ocr") -> dict[str, Any]:
-        """Document OCR. Returns the raw response (``text``, ``pages[].words[]``, ...)."""
-        response = self._call(
+    def ocr(self, document: bytes, filename: str, model: str = "ocr", pages: int = 1) -> Answer:
+        """Document OCR of a file of ``pages`` pages: ``text``, ``pages[].words[]``, ..."""
+        return self._call(
             "ocr",
             "POST",
             "/document-digitization",
+            pages,
             files={"document": (filename, document, _mime_type(filename))},
             data={"model": model},
         )
-        self._bill("ocr", _int(response.get("numBilledPages"), 1))
-        return response
 
     def document_parse(
         self,
@@ -157,12 +191,14 @@ class UpstageClient:
         mode: str = "standard",
         output_formats: Iterable[str] = ("html", "text"),
         coordinates: bool = True,
-    ) -> dict[str, Any]:
-        """Synchronous Document Parse. Returns the raw response (``elements``, ``content``...)."""
-        response = self._call(
+        pages: int = 1,
+    ) -> Answer:
+        """Synchronous Document Parse: ``elements``, ``content``, ..."""
+        return self._call(
             "document-parse",
             "POST",
             "/document-digitization",
+            pages,
             files={"document": (filename, document, _mime_type(filename))},
             data={
                 "model": model,
@@ -172,8 +208,6 @@ class UpstageClient:
                 "coordinates": "true" if coordinates else "false",
             },
         )
-        self._bill("document-parse", _int((response.get("usage") or {}).get("pages"), 1))
-        return response
 
     def extract(
         self,
@@ -182,9 +216,10 @@ class UpstageClient:
         schema: Mapping[str, Any],
         model: str = "information-extract",
         schema_name: str = "document_schema",
-    ) -> dict[str, Any]:
-        """Universal Information Extraction with a JSON schema. Returns the raw chat-completion
-        response; ``extracted_fields(response)`` decodes the values."""
+        pages: int = 1,
+    ) -> Answer:
+        """Universal Information Extraction with a JSON schema: a chat completion, whose values
+        ``extracted_fields(answer.body)`` decodes."""
         data_url = f"data:{mime_type};base64,{base64.b64encode(document).decode('ascii')}"
         body = {
             "model": model,
@@ -201,35 +236,49 @@ class UpstageClient:
                 "json_schema": {"name": schema_name, "schema": dict(schema)},
             },
         }
-        response = self._call("information-extract", "POST", "/information-extraction", json=body)
-        usage = response.get("usage") or {}
-        self._bill("information-extract", _int(usage.get("pages"), 1))
-        return response
+        path = "/information-extraction"
+        return self._call("information-extract", "POST", path, pages, json=body)
 
     def check_key(self) -> dict[str, Any]:
         """Cheap credential check (``GET /models``); AuthenticationError if the key is refused."""
-        return self._call("models", "GET", "/models")
+        return self._call("models", "GET", "/models", 0).body
 
     # -- one logical call: retries around attempts --------------------------------------------
 
-    def _call(self, endpoint: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, endpoint: str, method: str, path: str, pages: int, **kwargs: Any) -> Answer:
+        """``pages``: the pages the request carries (what a lost answer may have cost; 0 for
+        a request that costs nothing, which is retried freely)."""
+        billed_failures = 0
+
+        def attempt() -> Answer:
+            nonlocal billed_failures
+            try:
+                return self._attempt(endpoint, method, path, pages, **kwargs)
+            except _Retryable as exc:
+                if exc.billed and pages:
+                    billed_failures += 1
+                    self._count(endpoint, "possibly_billed", pages)
+                raise
+
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
+            stop=tenacity.stop_after_attempt(self.max_attempts)
+            | (lambda _: billed_failures >= MAX_BILLED_FAILURES),
             wait=self._wait,
             retry=tenacity.retry_if_exception_type(_Retryable),
             before_sleep=lambda state: self._log_retry(endpoint, state),
             reraise=True,
         )
         try:
-            return retrying(self._attempt, endpoint, method, path, **kwargs)
+            return retrying(attempt)
         except _Retryable as exc:
+            attempts = retrying.statistics.get("attempt_number", self.max_attempts)
             error = TransientError(
-                f"Upstage {endpoint}: {exc.fault} after {self.max_attempts} attempts: {exc.detail}"
+                f"Upstage {endpoint}: {exc.fault} after {attempts} attempts: {exc.detail}"
             )
             error.status = exc.status  # type: ignore[attr-defined]
             raise error from None
 
-    def _attempt(self, endpoint: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _attempt(self, endpoint: str, method: str, path: str, pages: int, **kwargs: Any) -> Answer:
         url = self.base_url + path
         # The body (an image, base64 for extraction) is encoded before the rate-limit slot is
         # claimed, so that the slot is taken right before the request goes out: under load,
@@ -238,42 +287,78 @@ class UpstageClient:
         self.limiter.acquire(endpoint)
         self._count(endpoint, "requests")
         log.debug("%s %s (%s)", method, url, endpoint)
+        deadline = time.monotonic() + self.deadline_s
         try:
-            response = self._session.send(prepared, timeout=self.timeout)
+            response = self._session.send(prepared, timeout=self.timeout, stream=True)
+        except requests.ConnectTimeout as exc:
+            raise _Retryable("connection error", self._clip(str(exc))) from None
         except requests.Timeout as exc:
-            raise _Retryable("timeout", self._clip(str(exc))) from None
+            raise _Retryable("timeout", self._clip(str(exc)), billed=True) from None
+        except requests.ConnectionError as exc:
+            billed = not _never_sent(exc)
+            raise _Retryable("connection error", self._clip(str(exc)), billed=billed) from None
+        except requests.RequestException as exc:
+            message = self._clip(str(exc))
+            raise FatalError(f"Upstage {endpoint}: request failed: {message}") from None
+        with response:
+            content = self._read_body(response, deadline)
+        return self._handle(endpoint, response, content, pages)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """The whole body, or a timeout once the deadline passes: a watchdog shuts the socket
+        down (urllib3's way to stop a read from another thread) however the body trickles."""
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shutdown, [response])
+        watchdog.start()
+        try:
+            content = response.content
         except (
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError,
         ) as exc:
-            raise _Retryable("connection error", self._clip(str(exc))) from None
-        except requests.RequestException as exc:
-            message = self._clip(str(exc))
-            raise FatalError(f"Upstage {endpoint}: request failed: {message}") from None
-        return self._handle(endpoint, response)
+            if time.monotonic() >= deadline:
+                raise self._late() from None
+            raise _Retryable("connection error", self._clip(str(exc)), billed=True) from None
+        finally:
+            watchdog.cancel()
+        if time.monotonic() >= deadline:
+            raise self._late()
+        return content
 
-    def _handle(self, endpoint: str, response: requests.Response) -> dict[str, Any]:
+    def _late(self) -> _Retryable:
+        detail = f"no complete answer within {self.deadline_s:g} s (upstage.timeout_s)"
+        return _Retryable("timeout", detail, billed=True)
+
+    def _handle(
+        self, endpoint: str, response: requests.Response, content: bytes, pages: int
+    ) -> Answer:
         status = response.status_code
         if 200 <= status < 300:
             try:
-                body = json.loads(response.content)
+                body = json.loads(content)
             except ValueError:
                 body = None
             if not isinstance(body, dict):
-                raise _Retryable(f"malformed JSON in HTTP {status}", self._clip(response.text))
-            return body
-        message = self._server_message(response)
+                text = self._clip(content.decode("utf-8", "replace"))
+                raise _Retryable(f"malformed JSON in HTTP {status}", text, billed=True)
+            return self._answered(endpoint, body, pages)
+        message = self._server_message(content, response.reason)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if status == 429:
             self._count(endpoint, "http_429")
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
             pause = retry_after if retry_after is not None else 1.0
             self.limiter.pause(endpoint, min(pause, self.backoff_max))
-            raise _Retryable("HTTP 429", message, status, retry_after)
-        if status in RETRIED or (status >= 500 and status != 501):
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status in NOT_PROCESSED:
             raise _Retryable(f"HTTP {status}", message, status, retry_after)
+        if status >= 500 and status != 501:
+            raise _Retryable(f"HTTP {status}", message, status, retry_after, billed=True)
         raise self._permanent_error(endpoint, status, message, response.url)
+
+    def _answered(self, endpoint: str, body: dict[str, Any], pages: int) -> Answer:
+        answer = Answer(body, uuid.uuid4().hex, billed_pages(endpoint, body, pages))
+        if endpoint != "models":
+            self._count(endpoint, "answered", answer.billed_pages, answer.request)
+        return answer
 
     def _permanent_error(self, endpoint: str, status: int, message: str, url: str) -> OcrkieError:
         error: OcrkieError
@@ -319,10 +404,10 @@ class UpstageClient:
             wait,
         )
 
-    def _server_message(self, response: requests.Response) -> str:
+    def _server_message(self, content: bytes, reason: str | None) -> str:
         """The message of either error envelope, else the raw text; clipped and key-free."""
         try:
-            body = json.loads(response.content)
+            body = json.loads(content)
         except ValueError:
             body = None
         message = None
@@ -335,21 +420,50 @@ class UpstageClient:
             elif isinstance(error, str):
                 message = error
         if message is None:
-            message = response.text.strip() or response.reason or ""
+            message = content.decode("utf-8", "replace").strip() or reason or ""
         return self._clip(message)
 
     def _clip(self, text: str) -> str:
         text = self._auth.redact(" ".join(text.split()))
         return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
-    def _count(self, endpoint: str, counter: str, n: int = 1) -> None:
+    def _count(self, endpoint: str, event: str, pages: int = 0, request: str = "") -> None:
         with self._lock:
-            self._stats[endpoint][counter] += n
-        if self.listener is not None and counter != "billed_pages":
-            self.listener(endpoint, counter)
+            counts = self._stats[endpoint]
+            if event == "answered":
+                counts["answered"] += 1
+                counts["billed_pages"] += pages
+            else:
+                counts[event] += pages if event == "possibly_billed" else 1
+        if self.listener is not None:
+            self.listener(endpoint, event, pages, request)
 
-    def _bill(self, endpoint: str, pages: int) -> None:
-        self._count(endpoint, "billed_pages", pages)
+
+COUNTERS = ("requests", "http_429", "answered", "billed_pages", "possibly_billed")
+
+
+def billed_pages(endpoint: str, body: Mapping[str, Any], sent: int = 1) -> int:
+    """The pages an answer says it billed (OCR: ``numBilledPages``; Document Parse and
+    Information Extraction: ``usage.pages``); the pages ``sent`` where it does not say."""
+    if endpoint == "ocr":
+        value = body.get("numBilledPages")
+    else:
+        value = (body.get("usage") or {}).get("pages")
+    return max(1, _int(value, sent))
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """Whether the connection could not even be made (the request never left)."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # a MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.NewConnectionError | ConnectionRefusedError)
+
+
+def _shutdown(response: requests.Response) -> None:
+    try:
+        response.raw.shutdown()
+    except (AttributeError, RuntimeError, ValueError, OSError):
+        response.close()  # released or closed already: nothing is being read
 
 
 def extracted_fields(response: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,12 @@ As a script (prints its base URL on the first line of stdout, serves until kille
 
 Images are found by sha256; when that fails and Pillow is present, by a 32x32 thumbnail, so an
 image that was re-encoded or resized before upload still gets its ground truth (its coordinates
-scaled to the received size). Behaviour follows notes/upstage-api.md §1-4 and §6; only the
-synchronous endpoints are served.
+scaled to the received size). A document of several pages (a PDF, rendered at ``pdf_dpi`` as
+the service renders it, or the frames of a TIFF) is read page by page, each page matched on
+its own: OCR answers one ``pages`` entry per page (the first ``max_ocr_pages``; later pages are
+ignored, as the service's documentation says) and bills each page, Document Parse marks each
+element with its page and refuses more than ``max_parse_pages`` (413), Information Extraction
+reads every page. Only the synchronous endpoints are served.
 """
 
 from __future__ import annotations
@@ -71,8 +75,11 @@ FAULT_KINDS = (
     "truncate",
     "malformed",
     "slow",
+    "trickle",
 )
-DEFAULT_FAULTS = tuple(k for k in FAULT_KINDS if k != "slow")  # "slow" depends on client timeouts
+# "slow" and "trickle" depend on client timeouts
+DEFAULT_FAULTS = tuple(k for k in FAULT_KINDS if k not in ("slow", "trickle"))
+PROCESSED_FAULTS = ("truncate", "malformed", "trickle")  # answered (and billed), then broken
 FORMATS = ("text", "html", "markdown")
 MB = 1024 * 1024
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM", b"%PDF-")
@@ -91,6 +98,7 @@ CONFIG_KEYS = (
     "rate_limit_retry_after",
     "max_document_bytes",
     "seed",
+    "trickle_seconds",
 )
 
 
@@ -115,7 +123,7 @@ class GroundTruth:
 
 @dataclass
 class Match:
-    """What the fake knows about a received document."""
+    """What the fake knows about a received page."""
 
     image: str  # sha256 of the registered image it matched, else of the received bytes
     truth: GroundTruth | None
@@ -123,6 +131,14 @@ class Match:
     height: int
     scale: tuple[float, float] = (1.0, 1.0)
     how: str = "sha256"  # or "thumbnail", or "" when nothing matched
+
+
+@dataclass
+class Reading:
+    """A received document: its pages, each matched on its own."""
+
+    key: str  # what requests are counted by: the page's image for one page, else the file's
+    pages: list[Match]
 
 
 class FakeUpstage:
@@ -152,6 +168,10 @@ class FakeUpstage:
         max_document_bytes: int = 50 * MB,
         echo_key_in_errors: bool = False,
         fuzzy_match: bool = True,
+        pdf_dpi: int = 150,
+        max_ocr_pages: int = 30,
+        max_parse_pages: int = 100,
+        trickle_seconds: float = 0.05,
     ) -> None:
         _check_kinds(faults)
         self.host, self.port = host, port
@@ -168,11 +188,16 @@ class FakeUpstage:
         self.max_document_bytes = max_document_bytes
         self.echo_key_in_errors = echo_key_in_errors
         self.fuzzy_match = fuzzy_match and _pil() is not None
+        self.pdf_dpi = pdf_dpi
+        self.max_ocr_pages = max_ocr_pages
+        self.max_parse_pages = max_parse_pages
+        self.trickle_seconds = trickle_seconds
         self.truths: dict[str, GroundTruth] = {}
         self._lock = threading.Lock()
         self._gate = threading.Event()  # cleared by hold(): answers wait
         self._gate.set()
         self._drop_before = 0.0  # requests that arrived earlier are dropped (see release)
+        self.down: set[str] = set()  # endpoints answering 503 (see outage)
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -269,6 +294,16 @@ class FakeUpstage:
         with self._lock:
             self._script.extend((kind, endpoint, image) for kind in kinds)
 
+    def outage(self, *endpoints: str) -> None:
+        """Answer every request to these endpoints with 503 until ``recover`` (scripted
+        outcomes still come first): a service that is down."""
+        with self._lock:
+            self.down.update(endpoints)
+
+    def recover(self) -> None:
+        with self._lock:
+            self.down.clear()
+
     def hold(self) -> None:
         """Keep every answer not yet sent until ``release``: a deterministic moment to kill
         a client at, with nothing half-answered."""
@@ -301,7 +336,8 @@ class FakeUpstage:
         """Forget counters, logs and scripted faults (ground truth and settings stay)."""
         with self._lock:
             self.calls: Counter[tuple[str, str]] = Counter()
-            self.answers: Counter[tuple[str, str]] = Counter()  # complete 200 answers
+            self.answers: Counter[tuple[str, str]] = Counter()  # pages answered (complete 200s)
+            self.billed_pages: Counter[str] = Counter()  # pages processed, answers lost included
             self.faults_injected: Counter[str] = Counter()
             self.rate_limited: Counter[str] = Counter()
             self.responses: Counter[tuple[str, int]] = Counter()
@@ -335,6 +371,7 @@ class FakeUpstage:
                 "calls": calls,
                 "answers": answers,
                 "calls_total": dict(totals),
+                "billed_pages": dict(self.billed_pages),
                 "faults": dict(self.faults_injected),
                 "rate_limited": dict(self.rate_limited),
                 "responses": responses,
@@ -345,21 +382,37 @@ class FakeUpstage:
     # -- request bookkeeping (called by the handler) ------------------------------------------
 
     def match(self, document: bytes) -> Match:
+        """The first page of a document, matched."""
+        return self.read(document).pages[0]
+
+    def read(self, document: bytes) -> Reading:
+        """Every page of a document, each matched to a registered image if it can be."""
         sha = hashlib.sha256(document).hexdigest()
         truth = self.truths.get(sha)
         if truth is not None:
-            return Match(sha, truth, truth.width, truth.height)
-        size = _image_size(document) or (1000, 1000)
-        if self.fuzzy_match and self.truths:
-            found = self._fuzzy(document, size)
-            if found is not None:
-                image, truth = found
-                scale = (size[0] / truth.width, size[1] / truth.height)
-                return Match(image, truth, size[0], size[1], scale, "thumbnail")
-        return Match(sha, None, *size, how="")
+            return Reading(sha, [Match(sha, truth, truth.width, truth.height)])
+        images = _page_images(document, self.pdf_dpi) or [None]
+        pages = [
+            self._match_page(image, sha if len(images) == 1 else f"{sha}#{n}")
+            for n, image in enumerate(images, 1)
+        ]
+        return Reading(pages[0].image if len(pages) == 1 else sha, pages)
 
-    def _fuzzy(self, document: bytes, size: tuple[int, int]) -> tuple[str, GroundTruth] | None:
-        thumb = _thumbnail(document)
+    def _match_page(self, image: Any, fallback: str) -> Match:
+        if image is None:
+            return Match(fallback, None, 1000, 1000, how="")
+        size = image.size
+        if self.fuzzy_match and self.truths:
+            found = self._fuzzy(_thumb_of(image), size)
+            if found is not None:
+                sha, truth = found
+                scale = (size[0] / truth.width, size[1] / truth.height)
+                return Match(sha, truth, size[0], size[1], scale, "thumbnail")
+        return Match(fallback, None, *size, how="")
+
+    def _fuzzy(
+        self, thumb: tuple[float, ...] | None, size: tuple[int, int]
+    ) -> tuple[str, GroundTruth] | None:
         if thumb is None:
             return None
         ranked = sorted(
@@ -374,14 +427,19 @@ class FakeUpstage:
             return None  # ambiguous: several registered images look alike
         return ranked[0][1], self.truths[ranked[0][1]]
 
-    def arrive(self, match: Match | None, endpoint: str, fields: Mapping[str, Any]) -> int:
+    def arrive(self, reading: Reading | None, endpoint: str, fields: Mapping[str, Any]) -> int:
         """Count a request; returns how many this image has made to this endpoint (1-based)."""
-        image = match.image if match else ""
+        image = reading.key if reading else ""
         with self._lock:
             self.calls[(image, endpoint)] += 1
             self.arrivals[endpoint].append(time.monotonic() - self.started_at)
             if len(self.received) < 10_000:
-                record = {"endpoint": endpoint, "image": image, "matched_by": match and match.how}
+                record = {
+                    "endpoint": endpoint,
+                    "image": image,
+                    "matched_by": reading and reading.pages[0].how,
+                    "pages": [page.image for page in reading.pages] if reading else [],
+                }
                 self.received.append({**record, "fields": dict(fields)})
             return self.calls[(image, endpoint)]
 
@@ -434,6 +492,8 @@ class FakeUpstage:
             if scripted is not None:
                 kind: str | None = self._script.pop(scripted)[0]
                 kind = None if kind == "ok" else kind
+            elif endpoint in self.down:
+                kind = "503"
             elif self._last_faulted.get((image, endpoint)) or not self.faults:
                 kind = None  # never fault the same image twice in a row: retries converge
             else:
@@ -443,18 +503,23 @@ class FakeUpstage:
                 self.faults_injected[kind] += 1
         return kind, latency
 
-    def answered(self, endpoint: str, status: int, image: str | None = None) -> None:
-        """Count an answer; ``image`` is given for a complete 200 answer about that image."""
+    def answered(self, endpoint: str, status: int, pages: Sequence[Match] = ()) -> None:
+        """Count an answer; ``pages`` are given for a complete 200 answer about them."""
         with self._lock:
             self.responses[(endpoint, status)] += 1
-            if image is not None:
-                self.answers[(image, endpoint)] += 1
+            for page in pages:
+                self.answers[(page.image, endpoint)] += 1
+
+    def bill(self, endpoint: str, pages: int) -> None:
+        """Count pages processed: answered, or answered and then lost on the way."""
+        with self._lock:
+            self.billed_pages[endpoint] += pages
 
 
 # -- answers ----------------------------------------------------------------------------------
 
 
-def ocr_answer(match: Match) -> dict[str, Any]:
+def _page_words(match: Match) -> tuple[list[dict[str, Any]], list[str]]:
     words, texts = [], []
     for line in match.truth.lines if match.truth else []:
         polygon = _scaled(line["polygon"], match.scale)
@@ -472,56 +537,71 @@ def ocr_answer(match: Match) -> dict[str, Any]:
                     "text": word,
                 }
             )
-    text = "\n".join(texts)
-    confidence = sum(w["confidence"] for w in words) / len(words) if words else 0.0
-    return {
-        "apiVersion": "1.1",
-        "confidence": confidence,
-        "metadata": {"pages": [{"height": match.height, "page": 1, "width": match.width}]},
-        "mimeType": "multipart/form-data",
-        "modelVersion": MODEL_VERSIONS["ocr"],
-        "numBilledPages": 1,
-        "pages": [
+    return words, texts
+
+
+def ocr_answer(pages: Sequence[Match]) -> dict[str, Any]:
+    entries, confidences = [], []
+    for index, match in enumerate(pages):
+        words, texts = _page_words(match)
+        confidence = sum(w["confidence"] for w in words) / len(words) if words else 0.0
+        confidences.append(confidence)
+        entries.append(
             {
                 "confidence": confidence,
                 "height": match.height,
-                "id": 0,
-                "text": text,
+                "id": index,
+                "text": "\n".join(texts),
                 "width": match.width,
                 "words": words,
             }
-        ],
+        )
+    return {
+        "apiVersion": "1.1",
+        "confidence": sum(confidences) / len(confidences) if confidences else 0.0,
+        "metadata": {
+            "pages": [
+                {"height": m.height, "page": n, "width": m.width} for n, m in enumerate(pages, 1)
+            ]
+        },
+        "mimeType": "multipart/form-data",
+        "modelVersion": MODEL_VERSIONS["ocr"],
+        "numBilledPages": len(pages),
+        "pages": entries,
         "stored": True,
-        "text": text,
+        "text": "\n".join(entry["text"] for entry in entries),
     }
 
 
-def parse_answer(match: Match, formats: Sequence[str], coordinates: bool) -> dict[str, Any]:
-    elements = []
-    for i, line in enumerate(match.truth.lines if match.truth else []):
-        text = line["text"]
-        content = {
-            "html": f"<p id='{i}' data-category='paragraph' style='font-size:14px'>"
-            f"{html.escape(text)}</p>",
-            "markdown": text,
-            "text": text,
-        }
-        element: dict[str, Any] = {
-            "category": "paragraph",
-            "content": {f: content[f] if f in formats else "" for f in FORMATS},
-            "id": i,
-            "page": 1,
-        }
-        if coordinates:
-            polygon = _scaled(line["polygon"], match.scale)
-            element["coordinates"] = [
-                {
-                    "x": round(min(max(x / match.width, 0.0), 1.0), 4),
-                    "y": round(min(max(y / match.height, 0.0), 1.0), 4),
-                }
-                for x, y in polygon
-            ]
-        elements.append(element)
+def parse_answer(
+    pages: Sequence[Match], formats: Sequence[str], coordinates: bool
+) -> dict[str, Any]:
+    elements: list[dict[str, Any]] = []
+    for number, match in enumerate(pages, 1):
+        for line in match.truth.lines if match.truth else []:
+            i, text = len(elements), line["text"]
+            content = {
+                "html": f"<p id='{i}' data-category='paragraph' style='font-size:14px'>"
+                f"{html.escape(text)}</p>",
+                "markdown": text,
+                "text": text,
+            }
+            element: dict[str, Any] = {
+                "category": "paragraph",
+                "content": {f: content[f] if f in formats else "" for f in FORMATS},
+                "id": i,
+                "page": number,
+            }
+            if coordinates:
+                polygon = _scaled(line["polygon"], match.scale)
+                element["coordinates"] = [
+                    {
+                        "x": round(min(max(x / match.width, 0.0), 1.0), 4),
+                        "y": round(min(max(y / match.height, 0.0), 1.0), 4),
+                    }
+                    for x, y in polygon
+                ]
+            elements.append(element)
     joiners = {"html": "\n", "markdown": "\n\n", "text": "\n"}
     content = {f: joiners[f].join(e["content"][f] for e in elements) for f in formats}
     return {
@@ -529,12 +609,20 @@ def parse_answer(match: Match, formats: Sequence[str], coordinates: bool) -> dic
         "content": {f: content.get(f, "") for f in FORMATS},
         "elements": elements,
         "model": MODEL_VERSIONS["document-parse"],
-        "usage": {"pages": 1},
+        "usage": {"pages": len(pages)},
     }
 
 
-def extract_answer(match: Match, schema: Mapping[str, Any], document: bytes) -> dict[str, Any]:
-    values = _fill(schema, match.truth.fields if match.truth else {})
+def extract_answer(
+    pages: Sequence[Match], schema: Mapping[str, Any], document: bytes
+) -> dict[str, Any]:
+    """Each field from the first page that has a value for it: the service reads them all."""
+    fields: dict[str, Any] = {}
+    for match in pages:
+        for name, value in (match.truth.fields if match.truth else {}).items():
+            if value not in (None, "") and name not in fields:
+                fields[name] = value
+    values = _fill(schema, fields)
     content = json.dumps(values, ensure_ascii=False)
     prompt_tokens = 300 + len(document) // 750
     completion_tokens = max(1, len(content) // 4)
@@ -714,6 +802,40 @@ def _image_size(document: bytes) -> tuple[int, int] | None:
         return None
 
 
+def _page_images(document: bytes, pdf_dpi: int) -> list[Any] | None:
+    """Each page as the service sees it: a PDF's pages rendered at ``pdf_dpi``, a TIFF's (or
+    GIF's) frames, an image upright; None without Pillow, or for what is not an image."""
+    image_module = _pil()
+    if image_module is None:
+        return None
+    if document.startswith(b"%PDF-"):
+        try:
+            import pypdfium2
+
+            pdf = pypdfium2.PdfDocument(document)
+            return [page.render(scale=pdf_dpi / 72).to_pil() for page in pdf]
+        except Exception:
+            return None
+    try:
+        with image_module.open(io.BytesIO(document)) as image:
+            frames = []
+            for n in range(getattr(image, "n_frames", 1)):
+                image.seek(n)
+                frames.append(_upright(image.copy()))
+            return frames
+    except Exception:
+        return None
+
+
+def _thumb_of(image: Any) -> tuple[float, ...]:
+    """A THUMB x THUMB grey thumbnail of a decoded page, z-scored."""
+    small = image.convert("L").resize((THUMB, THUMB), _pil().Resampling.BOX)
+    pixels = small.tobytes()
+    mean = sum(pixels) / len(pixels)
+    std = (sum((p - mean) ** 2 for p in pixels) / len(pixels)) ** 0.5 or 1.0
+    return tuple((p - mean) / std for p in pixels)
+
+
 def _upright(image: Any) -> Any:
     """The page as displayed: the service, like the ground truth, sees EXIF orientation."""
     from PIL import ImageOps
@@ -729,13 +851,9 @@ def _thumbnail(document: bytes) -> tuple[float, ...] | None:
     try:
         with image_module.open(io.BytesIO(document)) as image:
             image.draft("L", (THUMB * 8, THUMB * 8))  # fast JPEG decode at reduced size
-            small = _upright(image).convert("L").resize((THUMB, THUMB), image_module.Resampling.BOX)
-            pixels = small.tobytes()
+            return _thumb_of(_upright(image))
     except Exception:
         return None
-    mean = sum(pixels) / len(pixels)
-    std = (sum((p - mean) ** 2 for p in pixels) / len(pixels)) ** 0.5 or 1.0
-    return tuple((p - mean) / std for p in pixels)
 
 
 # -- HTTP -------------------------------------------------------------------------------------
@@ -793,7 +911,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_fake/stats":
             self._send_json(200, self.fake.stats())
         elif path == "/v1/models":
-            self._serve("models", "openai", lambda match: models_answer())
+            self._serve("models", "openai", lambda reading: (models_answer(), []))
         else:
             self._send_error(HttpError(404, "not found"), "flat")
 
@@ -846,17 +964,19 @@ class _Handler(BaseHTTPRequestHandler):
         )
         document = parts["document"][1] if "document" in parts else None
 
-        def answer(match: Match | None) -> dict[str, Any]:
+        def answer(reading: Reading | None) -> tuple[dict[str, Any], list[Match]]:
             if endpoint == "document-digitization":
                 raise HttpError(400, "invalid model name")
-            match = self._check_document(document, match)
+            pages = self._check_document(document, reading).pages
             if endpoint == "ocr":
-                return ocr_answer(match)
+                pages = pages[: self.fake.max_ocr_pages]  # later pages are not read
+                return ocr_answer(pages), pages
+            self._check_pages(pages, self.fake.max_parse_pages)
             formats = parse_list(fields.get("output_formats"), ["html"])
             if not set(formats) <= set(FORMATS):
                 raise HttpError(400, f"invalid output_formats: {formats}")
             coordinates = parse_bool(fields.get("coordinates"), True, "coordinates")
-            return parse_answer(match, formats, coordinates)
+            return parse_answer(pages, formats, coordinates), pages
 
         self._serve(endpoint, "flat", answer, document, fields)
 
@@ -870,28 +990,34 @@ class _Handler(BaseHTTPRequestHandler):
         document = _data_url_document(request)
         fields = {k: v for k, v in (request or {}).items() if k != "messages"}
 
-        def answer(match: Match | None) -> dict[str, Any]:
+        def answer(reading: Reading | None) -> tuple[dict[str, Any], list[Match]]:
             if request is None:
                 raise HttpError(400, "request body is not a JSON object")
             if not str(request.get("model", "")).startswith("information-extract"):
                 raise HttpError(400, "invalid model name")
-            match = self._check_document(document, match)
+            pages = self._check_document(document, reading).pages
+            self._check_pages(pages, self.fake.max_parse_pages)
             schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema")
             if not isinstance(schema, dict) or schema.get("type") != "object":
                 raise HttpError(400, "response_format.json_schema.schema must be an object schema")
-            return extract_answer(match, schema, document or b"")
+            return extract_answer(pages, schema, document or b""), pages
 
         self._serve("information-extract", "openai", answer, document, fields)
 
-    def _check_document(self, document: bytes | None, match: Match | None) -> Match:
-        if not document or match is None:
+    def _check_document(self, document: bytes | None, reading: Reading | None) -> Reading:
+        if not document or reading is None:
             raise HttpError(400, "no document in the request")
         if len(document) > self.fake.max_document_bytes:
             limit = self.fake.max_document_bytes / MB
             raise HttpError(413, f"uploaded document is too large. max allowed size is {limit:g}MB")
         if not is_supported(document):
             raise HttpError(415, "unsupported document format")
-        return match
+        return reading
+
+    @staticmethod
+    def _check_pages(pages: Sequence[Match], limit: int) -> None:
+        if len(pages) > limit:
+            raise HttpError(413, f"the document has {len(pages)} pages; at most {limit} are read")
 
     # -- the common path: count, authenticate, rate-limit, inject faults, answer --
 
@@ -905,9 +1031,9 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         fake = self.fake
         arrived = getattr(self, "arrived", time.monotonic())
-        match = fake.match(document) if document else None
-        image = match.image if match else ""
-        attempt = fake.arrive(match, endpoint, fields or {})
+        reading = fake.read(document) if document else None
+        image = reading.key if reading else ""
+        attempt = fake.arrive(reading, endpoint, fields or {})
         try:
             fake.check_auth(self.headers.get("Authorization"))
             fake.check_rate(endpoint, arrived)
@@ -920,39 +1046,60 @@ class _Handler(BaseHTTPRequestHandler):
             fake.answered(endpoint, 0)
             self._broken("drop")
             return
-        if fault in ("drop", "reset", "truncate", "malformed"):
-            fake.answered(endpoint, 0 if fault in ("drop", "reset") else 200)
+        if fault in ("drop", "reset"):
+            fake.answered(endpoint, 0)
             self._broken(fault)
             return
-        if fault is not None and fault != "slow":
+        if fault is not None and fault not in ("slow", *PROCESSED_FAULTS):
             self._reply_error(endpoint, _fault_error(fault, fake.retry_after), envelope)
             return
         try:
-            result = answer(match)
+            result, pages = answer(reading)
         except HttpError as exc:
             self._reply_error(endpoint, exc, envelope)
             return
+        if pages:
+            fake.bill(endpoint, len(pages))
+        if fault in PROCESSED_FAULTS:  # processed and billed; the answer never arrives whole
+            fake.answered(endpoint, 200)
+            self._broken(fault, json.dumps(result).encode())
+            return
         # counted before it is sent, as errors are: a client that reads the stats as soon as
         # it has its answer finds the answer counted
-        fake.answered(endpoint, 200, image)
+        fake.answered(endpoint, 200, pages)
         self._send_json(200, result)
 
     def _reply_error(self, endpoint: str, exc: HttpError, envelope: str) -> None:
         self.fake.answered(endpoint, exc.status)
         self._send_error(exc, envelope)
 
-    def _broken(self, fault: str) -> None:
+    def _broken(self, fault: str, answer: bytes = b"") -> None:
         self.close_connection = True
         if fault == "reset":  # RST instead of FIN when the socket is closed
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
-        elif fault == "truncate":  # promise more body than is sent
-            body = b'{"apiVersion": "1.1", "pages": [{"text": "'
-            self._send_raw(200, body, "application/json", {"Content-Length": str(len(body) + 64)})
+        elif fault == "truncate":  # promise the whole answer, send its first half
+            body = answer[: len(answer) // 2]
+            self._send_raw(200, body, "application/json", {"Content-Length": str(len(answer))})
         elif fault == "malformed":
-            body = b'{"apiVersion": "1.1", "pages": [{"text": "cut short'
+            body = answer[: len(answer) // 2] or b'{"apiVersion": "1.1", "pages": [{"text": "'
             self._send_raw(200, body, "application/json")
             self.close_connection = False
+        elif fault == "trickle":  # the whole answer, a byte at a time: a stalled proxy
+            self._trickle(answer)
+
+    def _trickle(self, body: bytes) -> None:
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for offset in range(len(body)):
+                self.wfile.write(body[offset : offset + 1])
+                self.wfile.flush()
+                time.sleep(self.fake.trickle_seconds)
+        except OSError:  # the client gave up, as it should
+            pass
 
     # -- wire --
 

@@ -5,6 +5,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from ocrkie.awscheck import check_or_stop
+from ocrkie.breaker import clear_outages, outages
 from ocrkie.cache import cache_location
 from ocrkie.engines.learned import fitting_card
 from ocrkie.engines.registry import active_stages, build, check_backends

@@ -7,6 +7,9 @@ calls (``recognize_many`` ...) take the pages of up to ``batch_size`` images at 
 defaults loop. Failures follow ``errors``: raise an ``ImageError`` for a page the engine
 cannot use, a ``FatalError`` when no page can succeed; the stage runner does the rest.
 
+An engine that reads a batch in several requests may answer an exception in place of the
+results of the pages whose request failed, so that the others keep theirs.
+
 Adding an engine: a module here with a subclass of one of the stage interfaces below (a line
 recogniser: of ``lines.LineReader``), its ``guardrails`` (devices, batch sizes, speed on a
 CPU, model kind), one line in ``registry.BACKENDS``, and its settings block in the config
@@ -57,10 +60,12 @@ class Layout:
 
 @dataclass(frozen=True)
 class Document:
-    """What an extractor reads: the page's OCR record and where its image is."""
+    """What an extractor reads: the document's OCR record (its pages that were read, as one)
+    and where its image is; for an extractor that reads the image itself, those pages."""
 
     ocr: dict[str, Any]
     image: str  # a local path or an s3:// URI
+    pages: Sequence[PageImage] = ()
 
 
 class Engine(ABC):
@@ -72,6 +77,11 @@ class Engine(ABC):
     batch_size: int = 1  # images per batch call
     paid: bool = False  # each result costs money (the dry run forecasts what it would send)
     in_worker: bool = False  # native code that may hang or grow: run in a child the job can stop
+    reads_files: bool = False  # it sends the file itself (a service): pages carry its bytes
+    reads_documents: bool = False  # it reads an image's pages together (in one batch)
+    # Identity keys that change only how documents of several pages are read: a single
+    # page's cached result stays valid when they change.
+    document_keys: ClassVar[tuple[str, ...]] = ()
     guardrails: ClassVar[Guardrails] = Guardrails()  # devices, batch sizes, CPU speed, model
 
     @classmethod
@@ -92,6 +102,11 @@ class Engine(ABC):
         """Snakemake resources a job requests besides memory; ``remote``: jobs run on
         machines of their own (AWS Batch)."""
         return {}
+
+    def requests_for(self, pages: int, file_pages: int) -> int:
+        """Requests (engine calls) that reading ``pages`` pages of a file of ``file_pages``
+        takes: for a paid engine's forecast."""
+        return pages
 
     def preflight(self) -> None:  # noqa: B027 (optional: most engines need no check)
         """Checks before the first job (credentials); raise a ``FatalError`` to stop the run."""
