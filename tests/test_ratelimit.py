@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
+import stat
 import statistics
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-from ocrkie.ratelimit import DEFAULT_RATES, RateLimiter
+import pytest
+
+from ocrkie.errors import FatalError
+from ocrkie.ratelimit import DEFAULT_RATES, RateLimiter, default_directory
 
 
 def _worker(directory: str, rate: float, calls: int, start: float, queue) -> None:
@@ -112,3 +118,56 @@ def test_corrupt_or_absurd_state_is_ignored(tmp_path: Path) -> None:
         interval = limiter.interval("ocr")
         assert before + interval <= next_free <= time.time() + interval
         assert paused_until == 0.0
+
+
+def test_state_directory_made_private(tmp_path: Path) -> None:
+    RateLimiter({"ocr": 10.0}, tmp_path / "slots").acquire("ocr")
+    info = (tmp_path / "slots").lstat()
+    assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+    assert stat.S_IMODE((tmp_path / "slots" / "ocr.slots").lstat().st_mode) == 0o600
+
+
+def test_symlinked_state_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(FatalError, match=r"link is a symbolic link"):
+        RateLimiter({"ocr": 10.0}, tmp_path / "link").acquire("ocr")
+    assert not list((tmp_path / "real").iterdir())
+
+
+def test_state_directory_open_to_others_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "slots").mkdir()
+    (tmp_path / "slots").chmod(0o777)
+    with pytest.raises(FatalError, match=r"slots is open to other users \(mode 0777\)"):
+        RateLimiter({"ocr": 10.0}, tmp_path / "slots").pause("ocr", 1.0)
+    assert not list((tmp_path / "slots").iterdir())
+
+
+def test_state_directory_of_another_user_is_refused(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "slots").mkdir(mode=0o700)
+    owner = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)  # as seen by someone else
+    with pytest.raises(FatalError, match=rf"belongs to uid {owner}, not to you"):
+        RateLimiter({"ocr": 10.0}, tmp_path / "slots").acquire("ocr")
+
+
+def test_state_file_links_are_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (tmp_path / "slots").mkdir(mode=0o700)
+    (tmp_path / "slots" / "ocr.slots").symlink_to(victim)
+    with pytest.raises(FatalError, match=r"ocr\.slots: it is a symbolic link"):
+        RateLimiter({"ocr": 10.0}, tmp_path / "slots").acquire("ocr")
+    assert victim.read_text() == "precious\n"
+
+
+def test_default_directory_is_private_per_user(tmp_path: Path, monkeypatch) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert default_directory() == runtime / "ocrkie-ratelimit"
+    runtime.chmod(0o755)  # not what the XDG spec promises: not used
+    fallback = Path(tempfile.gettempdir()) / f"ocrkie-ratelimit-{os.getuid()}"
+    assert default_directory() == fallback
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert default_directory() == fallback

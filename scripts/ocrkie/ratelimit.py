@@ -9,18 +9,27 @@ process (``pause``).
 The state file holds two wall-clock times: the next free slot and the end of any pause. Wall time
 (not ``time.monotonic``) is used so that a file left behind by an earlier boot is merely in the
 past; a time absurdly far ahead (a clock that jumped back) is ignored.
+
+The state directory is private to the user: another user who could write there could hold the
+lock (stalling every job) or plant a link that turns the state write onto the victim's files. A
+directory that is a link, someone else's, or open to others is refused, never used; state files
+are opened without following links, and must be the user's own.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import FatalError
 
 # Documented base-tier limits in requests per second (notes/upstage-api.md §4).
 DEFAULT_RATES: dict[str, float] = {"ocr": 3.0, "document-parse": 3.0, "information-extract": 1.0}
@@ -35,8 +44,45 @@ MAX_AHEAD_S = 3600.0
 
 
 def default_directory() -> Path:
-    """Per-user directory under the system temp dir, so users never fight over permissions."""
+    """``$XDG_RUNTIME_DIR/ocrkie-ratelimit`` where that is a private directory of this user (as
+    the XDG spec makes it), else ``ocrkie-ratelimit-<uid>`` under the system temp dir. Processes
+    share limits only when they agree on it, as the jobs of one Snakemake run do."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(runtime) and _private_problem(Path(runtime)) is None:
+        return Path(runtime) / "ocrkie-ratelimit"
     return Path(tempfile.gettempdir()) / f"ocrkie-ratelimit-{os.getuid()}"
+
+
+def private_directory(path: Path) -> Path:
+    """Create ``path`` (mode 0700) unless it exists, then make sure only this user can use it:
+    a real directory, owned by this user, no access for group or others. Raises FatalError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    problem = _private_problem(path)
+    if problem:
+        raise FatalError(
+            f"rate limiter state directory {path} {problem}: it must be a directory of your own "
+            "with mode 0700; remove it (or set XDG_RUNTIME_DIR to a private directory)"
+        )
+    return path
+
+
+def _private_problem(path: Path) -> str | None:
+    """Why ``path`` is no private directory of this user (its own entry, links not followed)."""
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror})"
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != os.getuid():
+        return f"belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
+    if info.st_mode & 0o077:
+        return f"is open to other users (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
 
 
 class RateLimiter:
@@ -55,6 +101,7 @@ class RateLimiter:
         self.rates = {**DEFAULT_RATES, **(rates or {})}
         self.directory = Path(directory) if directory is not None else default_directory()
         self.namespace = namespace
+        self._checked = False
 
     def __repr__(self) -> str:
         return f"RateLimiter(rates={self.rates!r}, directory={str(self.directory)!r})"
@@ -98,8 +145,10 @@ class RateLimiter:
     def _locked(self, endpoint: str, shared: bool = False) -> Iterator[_State]:
         """Lock the endpoint's state file and yield its state; an exclusive holder's changes
         are written back on exit."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path(endpoint), os.O_RDWR | os.O_CREAT, 0o600)
+        if not self._checked:
+            private_directory(self.directory)
+            self._checked = True
+        fd = _open_state(self.path(endpoint))
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             state = _State.parse(os.pread(fd, 128, 0), time.time())
@@ -109,6 +158,24 @@ class RateLimiter:
                 os.pwrite(fd, state.dump(), 0)
         finally:
             os.close(fd)  # also releases the lock
+
+
+def _open_state(path: Path) -> int:
+    """The state file, created 0600; a link in its place is refused, as is a file not ours."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+        raise FatalError(f"cannot open the rate limiter state file {path}: {why}") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+        os.close(fd)
+        raise FatalError(
+            f"rate limiter state file {path} is not a file of your own (uid {info.st_uid}): "
+            "remove it"
+        )
+    return fd
 
 
 @dataclass
