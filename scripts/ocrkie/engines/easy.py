@@ -9,9 +9,11 @@ size, which would change what it reads, so pages go one at a time.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import version
 from typing import Any
 
@@ -38,19 +40,36 @@ def load_reader(device: str) -> Any:
         import easyocr
         import easyocr_en_models
 
-        return easyocr.Reader(
-            ["en"],
-            gpu=device if device.startswith("cuda") else False,
-            model_storage_directory=easyocr_en_models.model_dir(),
-            user_network_directory=f"{tempfile.gettempdir()}/ocrkie-easyocr",
-            download_enabled=False,
-            verbose=False,
-            # The float recogniser on the CPU too (EasyOCR's default there is int8): then a
-            # CPU and a GPU read alike, and a cache filled on one serves the other.
-            quantize=False,
-        )
+        with _private_network_directory() as networks:
+            return easyocr.Reader(
+                ["en"],
+                gpu=device if device.startswith("cuda") else False,
+                model_storage_directory=easyocr_en_models.model_dir(),
+                user_network_directory=networks,
+                download_enabled=False,
+                verbose=False,
+                # The float recogniser on the CPU too (EasyOCR's default there is int8): then a
+                # CPU and a GPU read alike, and a cache filled on one serves the other.
+                quantize=False,
+            )
     except Exception as exc:  # no page can be read without it
         raise ModelLoadError(f"cannot load the EasyOCR models: {exc}") from exc
+
+
+@contextmanager
+def _private_network_directory() -> Iterator[str]:
+    """A fresh empty directory of this process (mode 0700) for EasyOCR's custom networks.
+
+    EasyOCR appends that directory to ``sys.path`` and imports a custom network from it; the
+    bundled networks need none. A shared fixed path there would let another user plant code
+    this process imports, so the directory is private and goes again, with its ``sys.path``
+    entry, once the reader is built (EasyOCR reads it only while building)."""
+    with tempfile.TemporaryDirectory(prefix="ocrkie-easyocr-") as path:
+        try:
+            yield path
+        finally:
+            while path in sys.path:
+                sys.path.remove(path)
 
 
 class EasyOcrEngine(TorchOcrEngine):
