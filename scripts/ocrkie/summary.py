@@ -8,10 +8,10 @@ import io
 import json
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from .formats import now_iso, read_json, write_json_atomic
+from .formats import now_iso, read_json, write_atomic, write_json_atomic
+from .tables import spreadsheet_row
 from .usage import Usage, total_usage
 
 FAILURE_COLUMNS = ["image", "path", "page", "stage", "class", "message"]
@@ -138,11 +138,12 @@ def write_summary(
 
 
 def _write_csv(path: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Atomically, each text cell made safe to open in a spreadsheet (``tables``)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
-    Path(path).write_text(buffer.getvalue(), encoding="utf-8")
+    writer.writerows(spreadsheet_row(row) for row in rows)
+    write_atomic(path, buffer.getvalue().encode("utf-8"))
 
 
 def summary_job(smk: Any) -> None:

@@ -1,17 +1,31 @@
 """One table of the extracted fields per batch, ``kie.csv`` and ``kie.jsonl``, from the KIE
 shard manifests (which carry each record's values as it was written): one row per image,
-consistent with the records, and cheap at 100,000 images (no record is read)."""
+consistent with the records, and cheap at 100,000 images (no record is read).
+
+Every CSV the workflow writes is opened in spreadsheets, and its values come from scanned
+documents and file names: ``spreadsheet_row`` keeps a spreadsheet from running any as a
+formula. The JSON outputs keep the values exact."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 from .formats import read_json
+
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# Image ids (``inputs.image_id``: letters, digits and ``._-`` only) can call no function nor
+# reach outside the sheet, and scripts look records up by them: they are written exact.
+KEY_COLUMNS = frozenset({"id", "image"})
 
 
 def write_kie_tables(
@@ -27,25 +41,51 @@ def write_kie_tables(
         "error",
     ]
     count = 0
-    with _atomic(csv_path) as table, _atomic(jsonl_path) as lines:
+    with atomic_text(csv_path) as table, atomic_text(jsonl_path) as lines:
         writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for path in sorted(manifest_paths, key=lambda p: Path(p).name):
             for entry in read_json(path)["entries"]:
-                writer.writerow(_csv_row(entry, fields))
+                writer.writerow(spreadsheet_row(_csv_row(entry, fields)))
                 lines.write(json.dumps(_json_row(entry), ensure_ascii=False) + "\n")
                 count += 1
     return count
 
 
+def spreadsheet_cell(text: str) -> str:
+    """``text`` with a leading ``'`` where a spreadsheet would take it for a formula (it starts
+    with ``= + - @``, a tab or a carriage return), as OWASP advises; plain numbers such as
+    ``-12.50`` or ``+3`` stay as they are, so that number columns stay numbers."""
+    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def spreadsheet_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A CSV row with each text cell made safe to open in a spreadsheet (ids left exact)."""
+    return {
+        key: spreadsheet_cell(value) if isinstance(value, str) and key not in KEY_COLUMNS else value
+        for key, value in row.items()
+    }
+
+
 @contextmanager
-def _atomic(path: str) -> Iterator[TextIO]:
-    """A text file written under a temporary name, renamed into place when complete."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(f"{path}.partial")
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        yield handle
-    partial.replace(path)
+def atomic_text(path: str | Path) -> Iterator[TextIO]:
+    """A text file written under a temporary name in its folder, flushed to disk and renamed
+    into place only once complete: a killed job or a full disk never leaves half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for others to read too
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _csv_row(entry: dict[str, Any], fields: list[str]) -> dict[str, Any]:
