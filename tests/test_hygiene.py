@@ -1,11 +1,12 @@
 """Hygiene: EasyOCR's private network directory; CSV cells a spreadsheet will not run; tables
-and summaries written atomically."""
+and summaries written atomically; usage ledgers with a torn last line."""
 
 from __future__ import annotations
 
 import csv
 import errno
 import json
+import logging
 import os
 import stat
 import sys
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from ocrkie.engines import easy
+from ocrkie.results import Results
 from ocrkie.summary import write_summary
 from ocrkie.tables import spreadsheet_cell, write_kie_tables
+from ocrkie.usage import UsageLedger, total_usage
 
 
 def test_easyocr_network_directory_is_private_and_gone_after_loading(monkeypatch) -> None:
@@ -158,3 +161,17 @@ def test_a_full_disk_leaves_the_tables_as_they_were(tmp_path: Path, monkeypatch)
         write_kie_tables([], [], str(paths["kie.csv"]), str(paths["kie.jsonl"]))
     assert paths["kie.csv"].read_text() == paths["kie.jsonl"].read_text() == "before\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, "ocr-0.json"])
+
+
+def test_a_ledger_cut_off_mid_line_is_read_and_the_torn_line_reported(
+    tmp_path: Path, caplog
+) -> None:
+    results = Results(str(tmp_path))
+    ledger = UsageLedger(results, "ocr", "shard-0")
+    for counter in ("requests", "requests", "http_429"):
+        ledger("ocr", counter)
+    with results.local_path(ledger.relpath).open("ab") as handle:
+        handle.write(b'{"at": "2026-01-01T00:00:00.000+00:00", "endpoint": "oc')  # disk full
+    with caplog.at_level(logging.WARNING, logger="ocrkie.usage"):
+        assert total_usage(results).requests() == {"ocr": {"requests": 2, "http_429": 1}}
+    assert "1 unreadable lines in the usage ledgers" in caplog.text

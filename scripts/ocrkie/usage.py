@@ -103,7 +103,12 @@ def total_usage(results: Results, stages: tuple[str, ...] = STAGES) -> Usage:
         for name in sorted(results.folder.names(f"{FOLDER}/{stage}")):
             _add_ledger(usage, results.folder.read_bytes(f"{FOLDER}/{stage}/{name}"))
     if usage.unreadable_lines:
-        log.warning("usage ledgers: %d unreadable lines skipped", usage.unreadable_lines)
+        where = f"{results.location}/{FOLDER}"
+        log.warning(
+            "%d unreadable lines in the usage ledgers of %s: not counted",
+            usage.unreadable_lines,
+            where,
+        )
     return usage
 
 
