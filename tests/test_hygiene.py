@@ -1,5 +1,6 @@
 """Hygiene: EasyOCR's private network directory; CSV cells a spreadsheet will not run; tables
-and summaries written atomically; usage ledgers with a torn last line."""
+and summaries written atomically; usage ledgers with a torn last line; no API key over plain
+HTTP."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from ocrkie.engines import easy
+from ocrkie.errors import FatalError
 from ocrkie.results import Results
 from ocrkie.summary import write_summary
 from ocrkie.tables import spreadsheet_cell, write_kie_tables
+from ocrkie.upstage import UpstageClient
 from ocrkie.usage import UsageLedger, total_usage
 
 
@@ -175,3 +178,34 @@ def test_a_ledger_cut_off_mid_line_is_read_and_the_torn_line_reported(
     with caplog.at_level(logging.WARNING, logger="ocrkie.usage"):
         assert total_usage(results).requests() == {"ocr": {"requests": 2, "http_429": 1}}
     assert "1 unreadable lines in the usage ledgers" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.upstage.ai/v1",
+        "http://10.0.0.5:8080/v1",
+        "http://127.0.0.1.example.com/v1",
+        "http://localhost.example.com/v1",
+        "ftp://api.upstage.ai/v1",
+    ],
+)
+def test_the_api_key_is_not_sent_in_clear_text(url: str, tmp_path: Path) -> None:
+    with pytest.raises(FatalError, match=r"upstage\.base_url is .*: use https://"):
+        UpstageClient("key", base_url=url, rate_limit_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.upstage.ai/v1",
+        "http://127.0.0.1:8080/v1",
+        "http://127.3.2.1/v1",
+        "http://localhost:8080/v1",
+        "http://[::1]:8080/v1",
+    ],
+)
+def test_plain_http_is_accepted_to_localhost(url: str, tmp_path: Path) -> None:
+    client = UpstageClient("key", base_url=url, rate_limit_dir=tmp_path)
+    assert client.base_url == url.rstrip("/")
+    client.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import ipaddress
 import json
 import logging
 import mimetypes
@@ -109,6 +110,16 @@ class _BearerAuth(AuthBase):
         return text.replace(self._key, "***") if self._key else text
 
 
+def _is_loopback(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: where a request never leaves the machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
 class UpstageClient:
     """A thread-safe-enough client (one ``requests.Session``) for one API key.
 
@@ -131,6 +142,12 @@ class UpstageClient:
     ) -> None:
         if not api_key:
             raise AuthenticationError("no Upstage API key given: set UPSTAGE_API_KEY")
+        url = urlsplit(base_url)
+        if url.scheme != "https" and not (url.scheme == "http" and _is_loopback(url.hostname)):
+            raise FatalError(
+                f"upstage.base_url is {base_url}: use https:// (the API key would cross the "
+                "network in clear text; plain http:// is accepted only to localhost)"
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self.deadline_s = self.timeout[1]  # a whole request, from the moment it is sent
