@@ -34,20 +34,24 @@ RUN uv venv --seed --python 3.11 /opt/venv
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# torch first and pinned (as in the Makefile), then the locked runtime with the GPU build of
-# onnxruntime. snakemake 9.27.1 and both plugins (aws-batch 0.2.1, s3 0.3.6) come from the lock.
-COPY envs/requirements.txt /tmp/requirements.txt
-RUN sed 's/^onnxruntime==/onnxruntime-gpu==/' /tmp/requirements.txt > /tmp/requirements-gpu.txt \
-    && grep -q '^onnxruntime-gpu==1.31.1$' /tmp/requirements-gpu.txt \
-    && grep -q '^snakemake==9.27.1$' /tmp/requirements-gpu.txt \
-    && grep -q '^snakemake-executor-plugin-aws-batch==0.2.1$' /tmp/requirements-gpu.txt \
-    && grep -q '^snakemake-storage-plugin-s3==0.3.6$' /tmp/requirements-gpu.txt \
+# torch first and pinned by version (as in the Makefile), then the locked runtime with the GPU
+# build of onnxruntime, every file checked against the lock's hashes. snakemake 9.27.1 and both
+# plugins (aws-batch 0.2.1, s3 0.3.6) come from the lock. That step is pip's: uv's
+# --require-hashes also wants a hash for torch, installed already.
+COPY envs/requirements-gpu.txt /tmp/requirements-gpu.txt
+RUN grep -q '^onnxruntime-gpu==1.31.1 ' /tmp/requirements-gpu.txt \
+    && grep -q '^snakemake==9.27.1 ' /tmp/requirements-gpu.txt \
+    && grep -q '^snakemake-executor-plugin-aws-batch==0.2.1 ' /tmp/requirements-gpu.txt \
+    && grep -q '^snakemake-storage-plugin-s3==0.3.6 ' /tmp/requirements-gpu.txt \
     && uv pip install torch==2.13.0 \
-    && uv pip install -r /tmp/requirements-gpu.txt \
+    && pip install --no-cache-dir --require-hashes -r /tmp/requirements-gpu.txt \
     && python -c "import onnxruntime, torch, torchvision, easyocr, kraken, transformers, snakemake_storage_plugin_s3"
 
-# The wheel that answers the job's `pip install --target ... snakemake-storage-plugin-s3`.
-RUN pip download --no-deps --dest /opt/ocrkie/wheels snakemake-storage-plugin-s3==0.3.6
+# The wheel that answers the job's `pip install --target ... snakemake-storage-plugin-s3`,
+# checked against its hash in the lock.
+RUN awk '/^snakemake-storage-plugin-s3==/,!/\\$/' /tmp/requirements-gpu.txt > /tmp/s3-plugin.txt \
+    && pip download --no-cache-dir --no-deps --require-hashes --dest /opt/ocrkie/wheels \
+        -r /tmp/s3-plugin.txt
 
 # The project's package, for its console scripts and as a fallback: at run time jobs import
 # the workflow sources deployed with the run first (PYTHONPATH), so code changes need no

@@ -5,12 +5,13 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint format samples lock bench clean
 
-# torch goes in first, pinned, so nothing later pulls a CUDA build of it.
+# torch goes in first, pinned, so nothing later pulls a CUDA build of it; every other package
+# must match a hash in the lock files.
 $(STAMP): envs/requirements.txt envs/requirements-dev.txt pyproject.toml
 	python3 -c 'import sys; assert sys.version_info[:2] == (3, 11), "needs Python 3.11"'
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -r envs/requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r envs/requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -42,7 +43,7 @@ format: $(STAMP)
 samples: $(STAMP)  ## re-render resources/samples
 	$(PY) scripts/make_samples.py resources/samples
 
-lock:  ## re-pin envs/*.txt from clean environments (takes a few minutes)
+lock:  ## re-pin envs/*.txt from clean environments, with hashes (slow: see README.md)
 	scripts/lock.sh
 
 bench: $(STAMP)

@@ -100,7 +100,9 @@ def test_dockerfile_keeps_the_plugin_command_working() -> None:
     env = dockerfile_env()
     assert env["PIP_NO_INDEX"] == "1" and env["PIP_NO_DEPS"] == "1"
     run_lines = " ".join(rest for instruction, rest in instructions if instruction == "RUN")
-    assert "--dest /opt/ocrkie/wheels snakemake-storage-plugin-s3==0.3.6" in run_lines
+    words = " ".join(run_lines.split())
+    assert "--require-hashes --dest /opt/ocrkie/wheels -r /tmp/s3-plugin.txt" in words
+    assert "pip install --no-cache-dir --require-hashes -r /tmp/requirements-gpu.txt" in words
     assert "uv venv --seed --python 3.11" in run_lines  # pip inside the venv, Python 3.11
     assert "onnxruntime-gpu==" in run_lines and "torch==2.13.0" in run_lines
     copied = [rest.split()[0] for instruction, rest in instructions if instruction == "COPY"]
@@ -110,22 +112,29 @@ def test_dockerfile_keeps_the_plugin_command_working() -> None:
     assert env["PYTHONPATH"] == "/workflow/scripts"
 
 
+def lock_pins(name: str) -> list[str]:
+    """The ``name==version`` lines of a lock file, without their hashes."""
+    lines = (REPO / "envs" / name).read_text().splitlines()
+    return [line.rstrip(" \\") for line in lines if re.match(r"[A-Za-z0-9]", line)]
+
+
 def test_pinned_versions_are_the_ones_proven_together() -> None:
-    lock = (REPO / "envs" / "requirements.txt").read_text().splitlines()
+    lock = lock_pins("requirements.txt")
     for pin in (
         "snakemake==9.27.1",
         "snakemake-executor-plugin-aws-batch==0.2.1",
         "snakemake-storage-plugin-s3==0.3.6",
-        "onnxruntime==1.31.1",  # becomes onnxruntime-gpu==1.31.1 in the image (CUDA 13)
+        "onnxruntime==1.31.1",  # onnxruntime-gpu==1.31.1 in the image (CUDA 13)
     ):
         assert pin in lock, pin
+    assert "onnxruntime-gpu==1.31.1" in lock_pins("requirements-gpu.txt")
 
 
 def test_dockerignore_admits_exactly_what_the_image_copies() -> None:
     patterns = (REPO / ".dockerignore").read_text().split()
     assert patterns[patterns.index("*") :][:4] == [
         "*",
-        "!envs/requirements.txt",
+        "!envs/requirements-gpu.txt",
         "!pyproject.toml",
         "!scripts/ocrkie/",
     ]
@@ -163,12 +172,8 @@ def test_the_build_context_is_enough_to_install_the_package(tmp_path: Path) -> N
 
 def test_image_requirements_resolve(tmp_path: Path) -> None:
     """The image's package set, CUDA builds included, resolves on PyPI (metadata only)."""
-    gpu = (
-        (REPO / "envs" / "requirements.txt")
-        .read_text()
-        .replace("\nonnxruntime==", "\nonnxruntime-gpu==")
-    )
-    (tmp_path / "req.txt").write_text(gpu)
+    # without the hashes: pip would want one for torch too, and download every file to check
+    (tmp_path / "req.txt").write_text("\n".join(lock_pins("requirements-gpu.txt")))
     report = tmp_path / "report.json"
     subprocess.run(
         [

@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -209,3 +210,29 @@ def test_plain_http_is_accepted_to_localhost(url: str, tmp_path: Path) -> None:
     client = UpstageClient("key", base_url=url, rate_limit_dir=tmp_path)
     assert client.base_url == url.rstrip("/")
     client.close()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _locked(name: str) -> dict[str, list[str]]:
+    """A lock file's entries: ``name==version`` -> its hashes."""
+    text = (REPO / "envs" / name).read_text()
+    entries = re.findall(
+        r"^([A-Za-z0-9]\S*==\S+)((?: \\\n +--hash=sha256:[0-9a-f]{64})*)$", text, re.M
+    )
+    assert len(entries) == len(re.findall(r"^[A-Za-z0-9]", text, re.M)), name
+    return {pin: re.findall(r"sha256:[0-9a-f]{64}", hashes) for pin, hashes in entries}
+
+
+def test_every_locked_package_is_pinned_with_hashes_and_torch_is_installed_first() -> None:
+    runtime, dev, gpu = (_locked(f"requirements{s}.txt") for s in ("", "-dev", "-gpu"))
+    for pins in (runtime, dev, gpu):
+        assert pins and all(pins.values())
+        assert not [p for p in pins if p.startswith(("torch==", "setuptools=="))]
+    assert (REPO / "envs" / "requirements-dev.txt").read_text().count("\n-r requirements.txt\n")
+    assert not {p.split("==")[0] for p in dev} & {p.split("==")[0] for p in runtime}
+    assert set(gpu) == {p.replace("onnxruntime==", "onnxruntime-gpu==") for p in runtime}
+    makefile = (REPO / "Makefile").read_text()
+    torch_first = makefile.index("pip install --quiet torch==2.13.0\n")
+    assert makefile.index("--require-hashes -r envs/requirements-dev.txt") > torch_first
