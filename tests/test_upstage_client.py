@@ -270,6 +270,15 @@ def test_a_free_fault_between_two_billed_ones_does_not_buy_a_third(fake, image, 
     assert fake.calls[(sha(fake, image), "ocr")] == 3
 
 
+def test_no_retry_once_the_service_is_taken_to_be_down(fake, image, make_client):
+    fake.outage("ocr")
+    client = make_client(max_attempts=6)
+    client.halted = lambda: client.stats["ocr"]["requests"] >= 2  # another job tripped
+    with pytest.raises(TransientError, match="HTTP 503 after 2 attempts"):
+        client.ocr(image, "r.jpg")
+    assert fake.calls[(sha(fake, image), "ocr")] == 2
+
+
 def test_read_timeout_is_retried(fake, image, make_client):
     fake.configure(slow_seconds=3.0)  # far beyond the timeout: a loaded machine stays clear
     fake.script("slow")  # the first answer comes after 3 s; the client gives up after 0.3 s

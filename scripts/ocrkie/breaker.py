@@ -79,26 +79,35 @@ class Breaker:
         local = not results.location.startswith("s3://")
         path = results.local_path(f"{FOLDER}/{stage}.streak")
         self.streak = SharedStreak(path) if local else Streak()
-        self._checked = -RECHECK_S
+        self.down = ""  # the outage's message, once this job knows of one
+        self._looked = -RECHECK_S
         self._lock = threading.Lock()
 
     @property
     def marker(self) -> str:
         return f"{FOLDER}/{self.stage}.json"
 
-    def check(self) -> None:
-        """Raise ``ServiceUnavailable`` when another job has found the service down."""
+    def tripped(self) -> bool:
+        """Whether the service is taken to be down: by this job, or by another (whose marker
+        is looked for every few seconds). Cheap enough to ask before every retry."""
         if not self.max_in_a_row:
-            return
+            return False
         with self._lock:
-            if time.monotonic() - self._checked < RECHECK_S:
-                return
-            self._checked = time.monotonic()
+            if self.down or time.monotonic() - self._looked < RECHECK_S:
+                return bool(self.down)
+            self._looked = time.monotonic()
         try:
             outage = json.loads(self.results.folder.read_bytes(self.marker))
         except (FileNotFoundError, ValueError):
-            return
-        raise ServiceUnavailable(outage["message"])
+            return False
+        with self._lock:
+            self.down = self.down or outage["message"]
+        return True
+
+    def check(self) -> None:
+        """Raise ``ServiceUnavailable`` when the service is taken to be down."""
+        if self.tripped():
+            raise ServiceUnavailable(self.down)
 
     def failed(self, error: TransientError) -> None:
         if not self.max_in_a_row:
@@ -109,14 +118,17 @@ class Breaker:
             failures, since = streak.failures, streak.since
         if failures < self.max_in_a_row:
             return
-        message = (
-            f"{self.stage.upper()}: the service is unavailable since {since}: {failures} "
-            f"requests in a row failed after their retries (last: {error}). The job stopped; "
-            "images not yet read are untouched. Run again when the service is back: nothing "
-            "answered is paid twice."
-        )
-        self._leave_marker({"stage": self.stage, "since": since, "message": message})
-        raise ServiceUnavailable(message)
+        with self._lock:
+            first = not self.down
+            self.down = self.down or (
+                f"{self.stage.upper()}: the service is unavailable since {since}: {failures} "
+                f"requests in a row failed after their retries (last: {error}). The job "
+                "stopped; images not yet read are untouched. Run again when the service is "
+                "back: nothing answered is paid twice."
+            )
+        if first:
+            self._leave_marker({"stage": self.stage, "since": since, "message": self.down})
+        raise ServiceUnavailable(self.down)
 
     def succeeded(self) -> None:
         if not self.max_in_a_row:
@@ -125,6 +137,8 @@ class Breaker:
             streak.failures, streak.since = 0, ""
 
     def _leave_marker(self, outage: dict[str, Any]) -> None:
+        if self.results.folder.exists(self.marker):
+            return  # another job found it first: its words stand
         data = (json.dumps(outage, ensure_ascii=False, indent=1) + "\n").encode()
         self.results.folder.write_bytes(self.marker, data)
 

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .breaker import Breaker
+from .breaker import Breaker, ServiceUnavailable
 from .cache import cache_location, open_cache
 from .engines.registry import build
 from .exports import exporter
@@ -38,6 +38,14 @@ def _setup_logging(log_file: str | None) -> None:
 def run_stage_job(smk: Any) -> None:
     """Entry point of ``scripts/run_stage.py``; the stage is the rule's name."""
     _setup_logging(smk.log[0] if smk.log else None)
+    try:
+        _run_stage_of(smk)
+    except ServiceUnavailable as exc:  # expected, and said in one line: no traceback
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+
+
+def _run_stage_of(smk: Any) -> None:
     run_stage(
         stage_name=smk.rule,
         config=smk.config,
@@ -97,6 +105,7 @@ def run_stage(
     # a service that keeps failing stops the stage (local engines have no outages)
     in_a_row = config["upstage"]["max_failures_in_a_row"] if engine.paid else 0
     breaker = Breaker(stage_name, results, in_a_row)
+    engine.stop_retrying_when(breaker.tripped)
     cache = open_cache(cache_location)
     stage = make_stage(stage_name, engine, cache, results, limits, decoder, breaker)
     try:

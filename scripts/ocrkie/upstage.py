@@ -32,7 +32,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -165,6 +165,8 @@ class UpstageClient:
         self._stats = {e: dict.fromkeys(COUNTERS, 0) for e in ENDPOINTS}
         # told of every request sent, 429, answer and possibly billed attempt (a usage ledger)
         self.listener: Listener | None = None
+        # asked before every retry: the service is taken to be down, retry no more
+        self.halted: Callable[[], bool] = lambda: False
 
     def __repr__(self) -> str:
         return f"UpstageClient(base_url={self.base_url!r}, api_key=***)"
@@ -279,7 +281,8 @@ class UpstageClient:
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts)
-            | (lambda _: billed_failures >= MAX_BILLED_FAILURES),
+            | (lambda _: billed_failures >= MAX_BILLED_FAILURES)
+            | (lambda _: self.halted()),
             wait=self._wait,
             retry=tenacity.retry_if_exception_type(_Retryable),
             before_sleep=lambda state: self._log_retry(endpoint, state),

@@ -119,6 +119,10 @@ class Engine(ABC):
         """Tell ``listener(endpoint, event)`` of every request sent, as it is sent (engines
         that call a service): the job's usage ledger."""
 
+    def stop_retrying_when(self, halted: Callable[[], bool]) -> None:  # noqa: B027
+        """Ask ``halted()`` before retrying a failed request (engines that call a service):
+        once the service is taken to be down, retries stop."""
+
     def close(self) -> None:  # noqa: B027 (optional)
         """Release the model or the connections."""
 

@@ -23,7 +23,7 @@ import json
 import mimetypes
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Self
@@ -168,6 +168,7 @@ class UpstageEngine(Engine):
         self.concurrency = settings["concurrency"]
         self._client: UpstageClient | None = None
         self._listener: Listener | None = None
+        self._halted: Callable[[], bool] = lambda: False
         self._lock = threading.Lock()
 
     @property
@@ -184,12 +185,18 @@ class UpstageEngine(Engine):
                     rate_limits=self.settings["rate_limits"],
                 )
                 self._client.listener = self._listener
+                self._client.halted = self._halted
             return self._client
 
     def observe(self, listener: Listener) -> None:
         self._listener = listener
         if self._client is not None:
             self._client.listener = listener
+
+    def stop_retrying_when(self, halted: Callable[[], bool]) -> None:
+        self._halted = halted
+        if self._client is not None:
+            self._client.halted = halted
 
     def threads(self, configured: int) -> int:
         return 0  # the job waits on the network: it takes an `upstage_api` slot, not a core
