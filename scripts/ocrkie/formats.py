@@ -10,10 +10,12 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 OCR_FORMAT = "ocrkie.ocr/1"
 KIE_FORMAT = "ocrkie.kie/1"
@@ -132,13 +134,23 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync it, then rename it into place."""
+    with atomic_file(path, "wb") as handle:
+        handle.write(data)
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file written under a temporary name in its folder, flushed to disk and renamed into
+    place only once complete: a killed job or a full disk never leaves half a file. ``mode``:
+    ``w`` (UTF-8 text, newlines as written) or ``wb``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for others to read too
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, mode, **text) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -408,16 +408,9 @@ def record_identity(stage: str, engine: Engine, limits: ImageLimits) -> dict[str
     return identity
 
 
-def make_stage(
-    name: str,
-    engine: Engine,
-    cache: ContentCache,
-    results: Results,
-    limits: ImageLimits,
-    decoder: Any = None,
-    breaker: Breaker | None = None,
-) -> Stage:
-    return STAGE_CLASSES[name](engine, cache, results, limits, decoder, breaker)
+def make_stage(name: str, *parts: Any, **options: Any) -> Stage:
+    """The stage called ``name``, built from what ``Stage`` is built from."""
+    return STAGE_CLASSES[name](*parts, **options)
 
 
 # -- the runner --------------------------------------------------------------------------------

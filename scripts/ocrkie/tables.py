@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from .formats import read_json
+from .formats import atomic_file, read_json
 
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -41,7 +38,7 @@ def write_kie_tables(
         "error",
     ]
     count = 0
-    with atomic_text(csv_path) as table, atomic_text(jsonl_path) as lines:
+    with atomic_file(csv_path) as table, atomic_file(jsonl_path) as lines:
         writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for path in sorted(manifest_paths, key=lambda p: Path(p).name):
@@ -67,25 +64,6 @@ def spreadsheet_row(row: Mapping[str, Any]) -> dict[str, Any]:
         key: spreadsheet_cell(value) if isinstance(value, str) and key not in KEY_COLUMNS else value
         for key, value in row.items()
     }
-
-
-@contextmanager
-def atomic_text(path: str | Path) -> Iterator[TextIO]:
-    """A text file written under a temporary name in its folder, flushed to disk and renamed
-    into place only once complete: a killed job or a full disk never leaves half a table."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for others to read too
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _csv_row(entry: dict[str, Any], fields: list[str]) -> dict[str, Any]:
