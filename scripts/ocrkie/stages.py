@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import chain, islice
 from pathlib import PurePosixPath
 from time import perf_counter
@@ -450,7 +451,12 @@ def _expanded(stage: Stage, work: Work) -> list[Work]:
     found: list[Work] = []
     _guarded(stage, work, lambda: found.extend(stage.expand(work)))
     works = found if work.error is None else [work]
-    _guarded(stage, work, lambda: stage.retire_other_pages(work.image, len(works)), timed=False)
+    try:
+        stage.retire_other_pages(work.image, len(works))
+    except Exception as exc:  # the records are still written; a reader may find old pages
+        log.warning(
+            "%s: old page records of %s not removed: %s", stage.name, work.image.relpath, exc
+        )
     return works
 
 
@@ -558,10 +564,15 @@ def _call(stage: Stage, ready: list[tuple[Work, Any]]) -> None:
         work.seconds += share
         if isinstance(result, BaseException):
             work.error = result
-            continue
-        work.payload = stage.payload(work, item, result, share)
-        stage.cache.put(work.key, work.payload)  # best effort: the result is kept regardless
+        else:
+            keep = partial(_keep, stage, work, item, result, share)
+            _guarded(stage, work, keep, timed=False)
     _tell_breaker(stage.breaker, results)
+
+
+def _keep(stage: Stage, work: Work, item: Any, result: Any, share: float) -> None:
+    work.payload = stage.payload(work, item, result, share)
+    stage.cache.put(work.key, work.payload)  # best effort: the result is kept regardless
 
 
 def _tell_breaker(breaker: Breaker, results: list[Any]) -> None:
