@@ -1,9 +1,13 @@
 """Finding the input images and naming them.
 
 An image id is derived from the image's path relative to the input folder (or, for a list
-file, relative to the list's folder; for S3, relative to the listed prefix): readable,
-filesystem-safe and collision-free, because a short hash of the exact relative path is
-appended to a slug of it. The same folder tree gives the same ids on disk and in S3.
+file, relative to the list's folder; for S3, the key relative to the listed prefix): a
+readable slug of the path and 64 bits of a SHA-256 of the exact path, e.g.
+``scans/영수증 #3.jpg`` -> ``scans__영수증_3.jpg-<16 hex digits>``. The slug keeps letters and
+digits of any script (NFC), ``.``, ``_`` and ``-``, at most ``SLUG_BYTES`` bytes (the end of
+a longer path: the file's own name), so an id is safe as a file name and an S3 key. The same
+folder tree gives the same ids on disk and in S3. Different paths whose ids coincide all
+get the whole digest instead of 64 bits of it: no image is ever dropped for its id.
 
 Each image also carries its size and modification time: the plan fingerprints shards with
 them, so an image replaced under the same name reruns its shard.
@@ -16,14 +20,17 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import Any
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif", "pdf")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_NOT_NORMAL = re.compile(r"//|(^|/)\.(/|$)|/$")  # what Path(...).as_posix() would change
+ID_DIGITS = 16  # hex digits of the path's hash in an id: 64 bits
+COLLISION_DIGITS = 64  # the whole SHA-256, for the ids of paths whose 64 bits coincide
+SLUG_BYTES = 96  # an id and a record's suffix (-p0001.json) stay far below 255 bytes
+LISTED_AGAIN = "listed again (the same file is read once)"
+_UNSAFE = re.compile(r"[^\w.-]+")  # \w: letters and digits of any script, and _
 
 
 @dataclass(frozen=True)
@@ -39,17 +46,28 @@ class InputImage:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+    # surrogateescape: a file name that is not UTF-8 hashes as its own bytes
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def image_id(relpath: str) -> str:
-    """``scans/Reçu #3.JPG`` -> ``scans__Recu_3.JPG-1f0c9a2b``."""
-    if _NOT_NORMAL.search(relpath):  # (cheap test first: 100,000 ids are made per plan)
-        relpath = Path(relpath).as_posix()
-    ascii_text = unicodedata.normalize("NFKD", relpath).encode("ascii", "ignore").decode()
-    parts = [_UNSAFE.sub("_", part).strip("._") for part in ascii_text.split("/")]
-    slug = "__".join(p for p in parts if p)[:80] or "image"
-    return f"{slug}-{_digest(relpath)[:8]}"
+def image_id(relpath: str, digits: int | None = None) -> str:
+    """``scans/Reçu #3.JPG`` -> ``scans__Reçu_3.JPG-<16 hex digits>``. The path is taken as it
+    is (an S3 key ``a//b.jpg`` is not ``a/b.jpg``); ``digits``: of the hash, ``ID_DIGITS``
+    unless given."""
+    return f"{slug(relpath)}-{_digest(relpath)[: digits or ID_DIGITS]}"
+
+
+def slug(relpath: str) -> str:
+    """The readable part of an id: each part of the path with its runs of other characters
+    made ``_``, joined by ``__``; the last ``SLUG_BYTES`` bytes of it."""
+    if not relpath.isascii():
+        relpath = unicodedata.normalize("NFC", relpath)
+    parts = (_UNSAFE.sub("_", part).strip("._-") for part in relpath.split("/"))
+    text = "__".join(p for p in parts if p)
+    encoded = text.encode("utf-8")
+    if len(encoded) > SLUG_BYTES:  # the end: the file's name (a cut character is dropped)
+        text = encoded[-SLUG_BYTES:].decode("utf-8", "ignore").lstrip("._-")
+    return text or "image"
 
 
 def is_image_path(relpath: str, extensions: tuple[str, ...]) -> bool:
@@ -148,7 +166,7 @@ def scan_folder(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) 
                         image_id(relpath), entry.path, relpath, stat.st_size, stat.st_mtime_ns
                     )
                     found.append(image)
-    return Discovery(os.path.abspath(input_dir), _unique_sorted(found), sorted(skipped))
+    return Discovery(os.path.abspath(input_dir), *_unique_sorted(found, skipped))
 
 
 def _identity(path: str) -> tuple[int, int]:
@@ -200,8 +218,9 @@ def _local_image(path: str, relpath: str) -> InputImage:
 def read_image_list(list_file: str) -> Discovery:
     """Images named in a text file, one path per line (``#`` comments and blanks ignored).
 
-    Relative paths are taken relative to the list file's folder. A path that names nothing is
-    kept: its job gives it an error record saying so.
+    Relative paths are taken relative to the list file's folder (and made normal: ``a//b``,
+    ``./a/b`` and ``a/b`` are one file, read once); an absolute path outside it stays
+    absolute. A path that names nothing is kept: its job gives it an error record saying so.
     """
     base = Path(list_file).parent
     found = []
@@ -212,10 +231,10 @@ def read_image_list(list_file: str) -> Discovery:
         path = Path(entry) if Path(entry).is_absolute() else base / entry
         try:
             relpath = path.relative_to(base).as_posix()
-        except ValueError:
-            relpath = path.as_posix().lstrip("/")
+        except ValueError:  # the "/" stays: /a/b.jpg is not the list's own a/b.jpg
+            relpath = path.as_posix()
         found.append(_local_image(str(path), relpath))
-    return Discovery(os.path.abspath(list_file), _unique_sorted(found), [])
+    return Discovery(os.path.abspath(list_file), *_unique_sorted(found, []))
 
 
 def list_s3_images(
@@ -246,11 +265,31 @@ def list_s3_images(
             skipped.append((relpath, "hidden"))
         else:
             skipped.append((relpath, "not an image extension"))
-    return Discovery(f"s3://{bucket}/{listed}", _unique_sorted(found), sorted(skipped))
+    return Discovery(f"s3://{bucket}/{listed}", *_unique_sorted(found, skipped))
 
 
-def _unique_sorted(images: list[InputImage]) -> list[InputImage]:
-    by_id: dict[str, InputImage] = {}
+def _unique_sorted(
+    images: list[InputImage], skipped: list[tuple[str, str]]
+) -> tuple[list[InputImage], list[tuple[str, str]]]:
+    """The images sorted by id, each file once, and ``skipped`` with the files listed again.
+    Different files whose ids coincide are all kept: each gets the whole digest."""
+    by_path: dict[str, InputImage] = {}
+    again = []
     for image in images:
-        by_id.setdefault(image.id, image)  # a list may name one file twice
-    return [by_id[k] for k in sorted(by_id)]
+        if image.path in by_path:  # a list may name one file twice
+            again.append((image.relpath, LISTED_AGAIN))
+        else:
+            by_path[image.path] = image
+    by_id: dict[str, list[InputImage]] = {}
+    for image in by_path.values():
+        by_id.setdefault(image.id, []).append(image)
+    unique = [
+        replace(image, id=image_id(image.relpath, COLLISION_DIGITS)) if len(same) > 1 else image
+        for same in by_id.values()
+        for image in same
+    ]
+    ids = Counter(image.id for image in unique)
+    if len(ids) < len(unique):  # two paths with one SHA-256: not to be met by chance
+        twins = sorted(i.relpath for i in unique if ids[i.id] > 1)
+        raise ValueError(f"these inputs cannot be told apart by their ids: {twins}")
+    return sorted(unique, key=lambda i: i.id), sorted([*skipped, *again])

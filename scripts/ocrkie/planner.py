@@ -55,7 +55,7 @@ class RunPlan:
         ]
         if self.skipped:
             counts = "; ".join(f"{n} {reason}" for reason, n in self.skipped.items())
-            lines.append(f"skipped, not images: {counts} (listed in the plan and in skipped.csv)")
+            lines.append(f"skipped: {counts} (listed in the plan and in skipped.csv)")
         for step, outlook in self.outlooks.items():
             engine = engines.get(step)
             if engine is None:
