@@ -149,13 +149,14 @@ def api_forecast(
     cache holds (free), and the images that already have results. Reads the images of the
     shards to run (to hash and count them, in a child process as jobs do): meant for dry
     runs."""
+    paid = {stage: engine for stage, engine in engines.items() if engine.paid}
+    if not paid:
+        return []  # (and the cache stays closed: a dry run touches nothing)
     lines = []
     store = open_existing_cache(cache)
     decoder = GuardedDecoder(config["local"]["timeout_s"], 0)
     try:
-        for stage, engine in engines.items():
-            if not engine.paid:
-                continue
+        for stage, engine in paid.items():
             runner = make_stage(stage, engine, store, results, image_limits(config), decoder)
             outlook = run.outlooks[stage]
             todo = [image for shard in outlook.to_make for image in shard.images]
