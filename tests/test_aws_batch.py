@@ -559,8 +559,8 @@ def test_dry_run_lists_the_shards_from_s3(aws_batch: Batch, real_workdir: Path) 
     assert "32 job slots" in run.output  # the profile's `jobs`: one machine per job
     assert re.search(r"^ocr\s+3$", run.output, re.M)  # so 3 shards of one image
     assert "summary" in run.output
-    # nothing ran: only the plan was written, where the jobs will read it
-    assert aws_batch.aws.keys(aws_batch.bucket, "wf/results") == ["wf/results/plan/plan.json.gz"]
+    # nothing ran, nothing was written: the run writes the plan, where its jobs read it
+    assert aws_batch.aws.keys(aws_batch.bucket, "wf/results") == []
 
 
 def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:

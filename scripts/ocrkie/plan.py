@@ -1,8 +1,9 @@
 """The plan: which images a run holds, in which shards, and what each stage must (re)do.
 
 It is made once per run, when the submitting Snakemake parses the workflow, and written to
-``<results>/plan/plan.json.gz``; the shard jobs (on AWS Batch too) read their images from it
-and discover nothing themselves.
+``<results>/plan/plan.json.gz`` by a run that executes jobs (``planner.write_plan``; a dry
+run writes nothing); the shard jobs (on AWS Batch too) read their images from it and
+discover nothing themselves.
 
 Shards are sticky: a shard that has a manifest keeps its images, so adding images forms new
 shards of the new images only, and changing ``cores`` or ``shard_size`` reruns nothing. New

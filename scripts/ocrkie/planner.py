@@ -1,12 +1,18 @@
 """What the submitting Snakemake does once per run, when it parses the workflow: find the
-images, form the shards, write the plan, and work out which manifests each stage must
-(re)make and why. Shard jobs never come here: they read the plan file.
+images, form the shards, and work out which manifests each stage must (re)make and why.
+Shard jobs never come here: they read the plan file, which only a run that executes jobs
+writes (``write_plan``), one run at a time: a dry run, a report or a DAG writes nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from .cache import open_existing_cache
 from .engines import Engine
@@ -42,6 +48,9 @@ class RunPlan:
     outlooks: dict[str, Outlook]
     source: str
     skipped: dict[str, int]  # reason -> entries of the input left out
+    plan_bytes: bytes  # the plan file this run needs
+    previous_bytes: bytes | None  # the plan file it was made from (None: there was none)
+    written: bool = False  # by this process (write_plan)
 
     def lines(
         self, engines: dict[str, Engine], plan_location: str, slots: int, remote: bool
@@ -110,9 +119,69 @@ def prepare_run(
 
     source = config["input_list"] or config["input_dir"]
     plan_bytes = encode_plan(shards, source, found.skipped)
-    if plan_bytes != previous_bytes:
-        results.folder.write_bytes(PLAN_FILE, plan_bytes)
-    return RunPlan(len(images), shards, plans, outlooks, source, found.skip_counts())
+    skips = found.skip_counts()
+    return RunPlan(len(images), shards, plans, outlooks, source, skips, plan_bytes, previous_bytes)
+
+
+class PlanInUse(RuntimeError):
+    """Another run holds the plan, or wrote another one since this run read it."""
+
+
+LOCK_FILE = "plan/plan.lock"
+_HELD: dict[Path, IO[str]] = {}  # the locks this process holds: open until it ends
+
+
+def write_plan(run: RunPlan, results: Results) -> None:
+    """Write the plan for a run that executes jobs, before any job reads it; hold the
+    results folder's plan lock until this process ends, so that no other run rewrites the
+    plan under this one's pending jobs. Refused (``PlanInUse``) while another run holds the
+    lock, or when the plan file changed since this run read it (a run that ended meanwhile)."""
+    if run.written:
+        return
+    _hold(lock_path(results), results.location)
+    try:
+        current: bytes | None = results.folder.read_bytes(PLAN_FILE)
+    except FileNotFoundError:
+        current = None
+    if current not in (run.previous_bytes, run.plan_bytes):
+        raise PlanInUse(
+            f"the plan in {results.location} changed since this run read it (another run "
+            "ended meanwhile): start this one again"
+        )
+    if current != run.plan_bytes:
+        results.folder.write_bytes(PLAN_FILE, run.plan_bytes)
+    run.written = True
+
+
+def lock_path(results: Results) -> Path:
+    """In the results folder; for S3 results, in the working directory the runs start from."""
+    if results.location.startswith("s3://"):
+        name = hashlib.sha256(results.location.encode()).hexdigest()[:16]
+        return Path(".snakemake", "ocrkie", f"plan-{name}.lock")
+    return results.local_path(LOCK_FILE)
+
+
+def _hold(path: Path, location: str) -> None:
+    """An exclusive lock on ``path`` until this process ends (the system releases it then,
+    also after kill -9: no stale lock to remove)."""
+    if path in _HELD:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held open on purpose)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "a run"
+        handle.close()
+        raise PlanInUse(
+            f"another run ({holder}) is using the plan in {location}: wait for it to end"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _HELD[path] = handle
 
 
 def export_identity(name: str) -> dict[str, Any]:

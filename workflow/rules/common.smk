@@ -12,7 +12,7 @@ from ocrkie.engines.registry import active_stages, build, check_backends
 from ocrkie.exports import DESCRIBED, FORMATS, exporter, requested
 from ocrkie.fields import load_field_schema
 from ocrkie.plan import DIGEST_PATTERN, PLAN_FILE, SHARD_PATTERN, job_slots
-from ocrkie.planner import api_forecast, prepare_run
+from ocrkie.planner import PlanInUse, api_forecast, prepare_run, write_plan
 from ocrkie.results import Results, manifest_path
 from ocrkie.s3 import ensure_keep_marker
 
@@ -121,6 +121,23 @@ def make_plan():
 
 
 PLANNED = make_plan()
+
+
+def plan_file(wildcards):
+    """The plan, which the shard jobs read. A run that executes jobs writes it here, the first
+    time Snakemake asks for it: only now is it known whether this is a dry run (not when the
+    Snakefile is parsed), and Snakemake has not yet looked for the file. A dry run, --report
+    or --dag (no executor) writes nothing; where there is no plan file yet, its jobs declare
+    none (they run nowhere, and no metadata records their inputs)."""
+    if PLANNED is None:  # a job's own Snakemake: the plan is there
+        return PLAN
+    if workflow.executor_plugin is not None and not workflow.dryrun:
+        try:
+            write_plan(PLANNED, Results(RESULTS_LOCATION))
+        except PlanInUse as error:
+            raise WorkflowError(str(error)) from None
+        return PLAN
+    return PLAN if PLANNED.previous_bytes is not None else []
 
 
 def where_things_are():

@@ -3,7 +3,7 @@
 # records: cheap enough to run on the submitting machine, also with AWS Batch.
 rule export:
     input:
-        plan=ancient(PLAN),
+        plan=ancient(plan_file),
         ocr=rules.ocr.output.manifest,
     output:
         manifest=f"{RESULTS}/shards/{{format}}/{{shard}}-{{ocr}}-{{export}}.json",

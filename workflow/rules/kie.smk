@@ -1,7 +1,7 @@
 # One job per shard, reading the shard's OCR records; records in results/kie/.
 rule kie:
     input:
-        plan=ancient(PLAN),
+        plan=ancient(plan_file),
         ocr=rules.ocr.output.manifest,
     output:
         manifest=f"{RESULTS}/shards/kie/{{shard}}-{{ocr}}-{{kie}}.json",

@@ -1,7 +1,7 @@
 # Optional (document_parse.enabled): layout elements per image in results/layout/.
 rule layout:
     input:
-        plan=ancient(PLAN),
+        plan=ancient(plan_file),
     output:
         manifest=f"{RESULTS}/shards/layout/{{shard}}-{{layout}}.json",
     log:

@@ -2,7 +2,7 @@
 # training set for text recognisers, in results/lmdb/{train,val}/ with a manifest.
 rule lmdb:
     input:
-        plan=ancient(PLAN),
+        plan=ancient(plan_file),
         ocr=manifests("ocr"),
     output:
         manifest=f"{RESULTS}/lmdb/manifest.json",

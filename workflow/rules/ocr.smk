@@ -1,7 +1,7 @@
 # One job per shard: the model loads once, every image gets its own record in results/ocr/.
 rule ocr:
     input:
-        plan=ancient(PLAN),  # the shard's images; a rewritten plan reruns nothing by itself
+        plan=ancient(plan_file),  # the shard's images; a rewritten plan reruns nothing by itself
     output:
         manifest=f"{RESULTS}/shards/ocr/{{shard}}-{{ocr}}.json",
     log:

@@ -2,7 +2,7 @@
 rule summary:
     input:
         **{step: manifests(step) for step in ["ocr", "kie", *STAGES[2:], *EXPORTS]},
-        plan=ancient(PLAN),
+        plan=ancient(plan_file),
     output:
         summary=f"{RESULTS}/summary.json",
         failures=f"{RESULTS}/failures.csv",
@@ -41,7 +41,7 @@ rule kie_tables:
 # The figures and tables of `snakemake --report report.html`.
 rule report_figures:
     input:
-        plan=ancient(PLAN),
+        plan=ancient(plan_file),
         ocr=manifests("ocr"),
         kie=manifests("kie"),
         summary=rules.summary.output.summary,

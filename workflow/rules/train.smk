@@ -2,7 +2,7 @@
 # Upstage KIE records (train_from): snakemake --profile profiles/local-gpu train_kie --config ...
 rule train_kie:
     input:
-        plan=ancient(PLAN),
+        plan=ancient(plan_file),
         ocr=training_input,
         base=[f"{BASE}/model.json", f"{BASE}/weights.pt"] if BASE else [],
     output:
