@@ -61,9 +61,10 @@ def decode(blob: bytes) -> dict[str, Any]:
 
 
 class LmdbCache:
-    def __init__(self, path: str | Path, map_size: int = _MAP_SIZE):
-        Path(path).mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(path), map_size=map_size, max_readers=512)
+    def __init__(self, path: str | Path, map_size: int = _MAP_SIZE, readonly: bool = False):
+        if not readonly:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(path), map_size=map_size, max_readers=512, readonly=readonly)
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._env.begin() as txn:
@@ -166,7 +167,9 @@ def open_cache(location: str | None) -> BestEffort:
 
 
 def open_existing_cache(location: str) -> ContentCache:
-    """The cache for reading only: no LMDB environment is created where there is none."""
-    if location and not location.startswith("s3://") and not Path(location, "data.mdb").exists():
+    """The cache for reading only (a dry run's forecast): nothing is created or written."""
+    if not location or location.startswith("s3://"):
+        return open_cache(location)
+    if not Path(location, "data.mdb").exists():
         return NoCache()
-    return open_cache(location)
+    return BestEffort(LmdbCache(location, readonly=True), location)
