@@ -21,7 +21,7 @@ BROWSER := /usr/bin/chromedriver
 demo: $(STAMP)  ## OCR + KIE of the bundled samples with the local engine, every output on
 	$(VENV)/bin/snakemake $(DEMO)
 	$(VENV)/bin/snakemake $(DEMO) --report results/report.html
-	$(PY) scripts/evaluate.py results resources/samples
+	$(PY) scripts/tools/evaluate.py results resources/samples
 
 test: $(STAMP) $(BROWSER) lint  ## lint, then the whole test suite
 	$(PY) -m pytest -n 2 --dist loadgroup
@@ -41,13 +41,13 @@ format: $(STAMP)
 	$(VENV)/bin/snakefmt workflow
 
 samples: $(STAMP)  ## re-render resources/samples
-	$(PY) scripts/make_samples.py resources/samples
+	$(PY) scripts/tools/make_samples.py resources/samples
 
 lock:  ## re-pin envs/*.txt from clean environments, with hashes (slow: see README.md)
-	scripts/lock.sh
+	scripts/tools/lock.sh
 
 bench: $(STAMP)
-	$(PY) scripts/bench_local.py
+	$(PY) scripts/bench/local.py
 
 clean:
 	rm -rf results .snakemake

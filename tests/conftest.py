@@ -81,7 +81,7 @@ class Workdir:
 
 def make_workdir(root: Path, images: list[Path]) -> Workdir:
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("workflow", "config", "scripts", "profiles", "envs"):
+    for name in ("workflow", "config", "scripts", "profiles", "envs", "resources"):
         (root / name).symlink_to(REPO / name)
     workdir = Workdir(root)
     workdir.scans.mkdir()

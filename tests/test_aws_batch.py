@@ -3,7 +3,7 @@
 Runs use ``profiles/aws-batch`` as shipped, plus only what points it at the fake AWS:
 ``AWS_ENDPOINT_URL`` and dummy credentials, the queue and role through the documented
 variables ``SNAKEMAKE_AWS_BATCH_JOB_{QUEUE,ROLE}``, and ``--default-storage-prefix`` naming the
-test bucket. Each submitted job is run by the fake worker of ``fakes.moto_batch`` with the
+test bucket. Each submitted job is run by the fake worker of ``ocrkie.testing.moto_batch`` with the
 environment that the Dockerfile gives the image (parsed from it), with the test venv standing in
 for the image's.
 """
@@ -26,11 +26,11 @@ from typing import Any
 
 import pytest
 import yaml
-from fakes.moto_batch import FakeAws, fake_aws, wheel_from_installed
 from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
 
 from ocrkie.inputs import image_id
 from ocrkie.s3 import KEEP_MARKER_KEY, ensure_keep_marker
+from ocrkie.testing.moto_batch import FakeAws, fake_aws, wheel_from_installed
 
 pytestmark = pytest.mark.xdist_group("moto")
 
@@ -651,7 +651,7 @@ def test_upstage_backends_read_the_key_from_ssm_in_the_job(
 ) -> None:
     """Both stages on the (fake) Upstage API: the key lives only in SSM, jobs read it with
     the job role through the name the image provides, and it leaks nowhere."""
-    from fakes.upstage_server import FakeUpstage
+    from ocrkie.testing.upstage_fake import FakeUpstage
 
     aws = aws_batch.aws
     key = "up_SSM_ONLY_key_5a1b2c3d4e"

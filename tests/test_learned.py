@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fakes.upstage_server import FakeUpstage
 
 from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 from ocrkie.engines.rules import REVISION
@@ -29,9 +28,10 @@ from ocrkie.learn.training import (
     train_model,
     truth_value,
 )
+from ocrkie.testing.upstage_fake import FakeUpstage
 
 RECEIPT = load_field_schema(REPO / "config" / "fields" / "receipt.json")
-DEFAULT_MODEL = REPO / "scripts" / "ocrkie" / "models" / "receipt"
+DEFAULT_MODEL = REPO / "resources" / "models" / "receipt"
 KEY = "up_test_key_0123456789"
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SAMPLE_IMAGES, Workdir, make_workdir
-from corpus import MAX_BYTES, make_corpus
 from ocrkie.inputs import image_id
+from ocrkie.testing.corpus import MAX_BYTES, make_corpus
 
 pytestmark = pytest.mark.xdist_group("corpus")
 
@@ -111,7 +111,7 @@ def test_the_retry_script_forgets_failed_images_whatever_their_names(tmp_path: P
     workdir.snakemake("--config", "input_dir=scans")
     assert (workdir.results / "ocr" / f"{image_id(odd)}.json").exists()
     subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "forget_failures.py"), "results"],
+        [sys.executable, str(REPO / "scripts" / "tools" / "forget_failures.py"), "results"],
         cwd=workdir.path,
         check=True,
         capture_output=True,

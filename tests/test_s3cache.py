@@ -10,13 +10,13 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from fakes.moto_batch import aws_test_env, moto_server
 
 from ocrkie import s3
 from ocrkie.cache import S3Cache, cache_key, decode
 from ocrkie.inputs import find_images, list_s3_images
 from ocrkie.s3 import KEEP_MARKER_KEY, aws_region, ensure_keep_marker, s3_client, split_s3_uri
 from ocrkie.storage import S3Folder
+from ocrkie.testing.moto_batch import aws_test_env, moto_server
 
 pytestmark = pytest.mark.xdist_group("moto")
 

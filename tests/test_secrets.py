@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from fakes.moto_batch import aws_test_env, moto_server
 
 from ocrkie import secrets
 from ocrkie.errors import AuthenticationError, FatalError
 from ocrkie.secrets import resolve_upstage_key
+from ocrkie.testing.moto_batch import aws_test_env, moto_server
 
 pytestmark = pytest.mark.xdist_group("moto")
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import requests
-from fakes.upstage_server import FakeUpstage
 from PIL import Image, ImageDraw
 
 from ocrkie.errors import AuthenticationError, FatalError, RejectedByService, TransientError
+from ocrkie.testing.upstage_fake import FakeUpstage
 from ocrkie.upstage import UpstageClient, extracted_fields, parse_retry_after
 
 NO_LIMITS = {"ocr": 0, "document-parse": 0, "information-extract": 0}
@@ -627,11 +627,11 @@ def test_fake_runs_as_a_script_with_a_ground_truth_directory(tmp_path):
         "20,40,160,42,160,60,20,58,TOTAL 9.00\n"
     )
     (tmp_path / "key" / "007.json").write_text(json.dumps({"company": "SAGU", "total": "9.00"}))
-    script = Path(__file__).parent / "fakes" / "upstage_server.py"
     process = subprocess.Popen(
         [
             sys.executable,
-            str(script),
+            "-m",
+            "ocrkie.testing.upstage_fake",
             "--port",
             "0",
             "--ground-truth",

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fakes.upstage_server import FakeUpstage, read_box_csv
 from PIL import Image
 
 from conftest import SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
@@ -19,6 +18,7 @@ from ocrkie.images import sha256_of
 from ocrkie.inputs import image_id
 from ocrkie.normalize import normalize
 from ocrkie.results import Results
+from ocrkie.testing.upstage_fake import FakeUpstage, read_box_csv
 from ocrkie.usage import total_usage
 
 KEY = "up_test_key_0123456789"

@@ -36,7 +36,7 @@ def _setup_logging(log_file: str | None) -> None:
 
 
 def run_stage_job(smk: Any) -> None:
-    """Entry point of ``scripts/run_stage.py``; the stage is the rule's name."""
+    """Entry point of ``workflow/scripts/run_stage.py``; the stage is the rule's name."""
     _setup_logging(smk.log[0] if smk.log else None)
     try:
         _run_stage_of(smk)
@@ -145,7 +145,7 @@ def _cache_trouble(cache: Any) -> dict[str, int]:
 
 
 def run_export_job(smk: Any) -> None:
-    """Entry point of ``scripts/run_export.py``: one format, one shard."""
+    """Entry point of ``workflow/scripts/run_export.py``: one format, one shard."""
     _setup_logging(smk.log[0] if smk.log else None)
     run_export(
         name=smk.wildcards.format,

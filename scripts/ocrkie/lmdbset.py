@@ -200,7 +200,7 @@ def _png(image: Image.Image) -> bytes:
 
 
 def lmdb_job(smk: Any) -> None:
-    """Entry point of ``scripts/make_lmdb.py``: every image of the plan, in plan order."""
+    """Entry point of ``workflow/scripts/make_lmdb.py``: every image of the plan, in plan order."""
     from .plan import decode_plan
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

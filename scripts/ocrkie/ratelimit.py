@@ -36,7 +36,7 @@ DEFAULT_RATES: dict[str, float] = {"ocr": 3.0, "document-parse": 3.0, "informati
 
 # Requests go out this much slower than the limit: a server counting requests per second
 # sees them with some jitter (tens of milliseconds on a loaded machine: measured with
-# scripts/bench_upstage.py --load 2, where 2% still let one request in 61 through too early).
+# scripts/bench/upstage.py --load 2, where 2% still let one request in 61 through too early).
 MARGIN = 0.05
 
 # A stored time further ahead than this is treated as garbage (clock jump, corrupt file).

@@ -17,4 +17,4 @@ rule export:
     message:
         "{wildcards.format} export of {wildcards.shard}"
     script:
-        "../../scripts/run_export.py"
+        "../scripts/run_export.py"

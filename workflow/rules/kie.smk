@@ -17,4 +17,4 @@ rule kie:
     message:
         "KIE of {wildcards.shard}"
     script:
-        "../../scripts/run_stage.py"
+        "../scripts/run_stage.py"

@@ -16,4 +16,4 @@ rule layout:
     message:
         "Document Parse of {wildcards.shard}"
     script:
-        "../../scripts/run_stage.py"
+        "../scripts/run_stage.py"

@@ -18,4 +18,4 @@ rule lmdb:
     message:
         "Cutting the text lines into an LMDB training set"
     script:
-        "../../scripts/make_lmdb.py"
+        "../scripts/make_lmdb.py"

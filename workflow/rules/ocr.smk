@@ -16,4 +16,4 @@ rule ocr:
     message:
         "OCR of {wildcards.shard}"
     script:
-        "../../scripts/run_stage.py"
+        "../scripts/run_stage.py"

@@ -17,7 +17,7 @@ rule summary:
     message:
         "Summarising the run"
     script:
-        "../../scripts/summarize.py"
+        "../scripts/summarize.py"
 
 
 # One row per image with the extracted fields: results/kie.csv and results/kie.jsonl.
@@ -35,7 +35,7 @@ rule kie_tables:
     message:
         "Tabulating the extracted fields"
     script:
-        "../../scripts/tables.py"
+        "../scripts/tables.py"
 
 
 # The figures and tables of `snakemake --report report.html`.
@@ -93,4 +93,4 @@ rule report_figures:
     message:
         "Drawing the report's figures"
     script:
-        "../../scripts/report_figures.py"
+        "../scripts/report_figures.py"

@@ -24,4 +24,4 @@ rule train_kie:
     message:
         "Training the KIE model ({output.card})"
     script:
-        "../../scripts/train_kie.py"
+        "../scripts/train_kie.py"

@@ -1,4 +1,5 @@
-"""Entry point of ``scripts/train_kie.py``: the run's OCR records and their labels, a model.
+"""Entry point of ``workflow/scripts/train_kie.py``: the run's OCR records and their labels,
+a model.
 
 Labels come from a folder in the SROIE layout (``key/<stem>.json`` beside ``img/``, matched
 by the image's relative path) or from a previous run's KIE records (matched by the image's

@@ -1,6 +1,6 @@
 """The learned KIE model against the rules, on receipts it was not trained on.
 
-    python scripts/bench_kie.py [--train DIR] [--heldout DIR] [--work DIR] [--seed 0]
+    python scripts/bench/kie.py [--train DIR] [--heldout DIR] [--work DIR] [--seed 0]
                                 [--recognizer ONNX] [--alphabet all|ascii]
 
 Both folders are in the SROIE layout (img/, key/, box/); by default ../shared/data/sroie-train
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "scripts"))
 

@@ -1,6 +1,6 @@
 """A corpus of bad (and good) inputs of many kinds, as a user's scan folder holds them, with
 what should become of each: an ok record (and how many pages), an error record (its class),
-or a skip (its reason). Used by the reliability tests and scripts/bench_reliability.py."""
+or a skip (its reason). Used by the reliability tests and scripts/bench/reliability.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples" / "img"
+SAMPLES = Path(__file__).resolve().parents[3] / "resources" / "samples" / "img"
 MAX_BYTES = 6_000_000  # the corpus runs with images.max_bytes at this
 
 

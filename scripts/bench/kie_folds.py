@@ -1,6 +1,6 @@
 """The learned KIE model cross-validated on one labelled folder, and adapted to new vendors.
 
-    python scripts/bench_kie_folds.py [--train DIR] [--work DIR] [--folds 5] [--seed 0]
+    python scripts/bench/kie_folds.py [--train DIR] [--work DIR] [--folds 5] [--seed 0]
                                       [--sizes 40,80]
 
 It reads the OCR records that ``bench_kie.py`` leaves in ``--work`` (and runs the workflow's

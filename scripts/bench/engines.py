@@ -1,6 +1,6 @@
 """The local OCR engines side by side: accuracy and speed on the same receipts, in one run.
 
-    python scripts/bench_engines.py [--images DIR] [--count 60] [--engines local easyocr]
+    python scripts/bench/engines.py [--images DIR] [--count 60] [--engines local easyocr]
                                     [--cores 2] [--rounds 1] [--set easyocr.batch_size=32]
 
 Each engine runs the whole workflow (``snakemake --profile profiles/local-gpu``, OCR only,
@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SROIE_DEV = REPO.parent / "shared" / "data" / "sroie-dev"
 sys.path.insert(0, str(REPO / "scripts"))
 

@@ -1,6 +1,6 @@
 """What planning costs at scale: ``snakemake -n`` and a no-op rerun on generated batches.
 
-    python scripts/bench_plan.py [--counts 10000 100000] [--keep DIR]
+    python scripts/bench/plan.py [--counts 10000 100000] [--keep DIR]
 
 For each count it generates that many image files (empty: planning reads no pixels) in
 folders of 1,000, then measures with the local profile:
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from ocrkie.plan import decode_plan  # noqa: E402
@@ -75,7 +75,7 @@ def complete(workdir: Path, dry_run: str, *config: str) -> None:
 
 
 def workdir_for(root: Path) -> Path:
-    for name in ("workflow", "config", "scripts", "profiles", "envs"):
+    for name in ("workflow", "config", "scripts", "profiles", "envs", "resources"):
         (root / name).symlink_to(REPO / name)
     return root
 

@@ -1,7 +1,7 @@
 """Reliability figures: a bad-input corpus in one batch, kill -9 at ten points, and the engine
 process's memory over a thousand images.
 
-    python scripts/bench_reliability.py [--part corpus kills memory] [--images 1000]
+    python scripts/bench/reliability.py [--part corpus kills memory] [--images 1000]
 
 1. corpus: the 35 kinds of tests/corpus.py (good files, damaged files, odd names, links,
    FIFOs, devices, pages of documents) in one run; prints how each kind ended and whether it
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "scripts")]
 
 from corpus import MAX_BYTES, make_corpus  # noqa: E402
@@ -40,7 +40,7 @@ SAMPLES = REPO / "resources" / "samples" / "img"
 
 def workdir(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("workflow", "config", "scripts", "profiles", "envs"):
+    for name in ("workflow", "config", "scripts", "profiles", "envs", "resources"):
         (root / name).symlink_to(REPO / name)
     return root
 

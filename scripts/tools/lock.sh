@@ -7,8 +7,8 @@
 # torch is in none of them: it is installed first, on its own, pinned by version (its build
 # differs by machine, CPU or CUDA), and brings setuptools with it.
 #
-#   scripts/lock.sh           resolve afresh in two clean virtual environments, then hash
-#   scripts/lock.sh --rehash  keep the versions pinned now and only recompute the hashes
+#   scripts/tools/lock.sh           resolve afresh in two clean virtual environments, then hash
+#   scripts/tools/lock.sh --rehash  keep the versions pinned now and only recompute the hashes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -66,7 +66,7 @@ sed 's/^onnxruntime==/onnxruntime-gpu==/' "$work/rt.txt" > "$work/gpu.txt"
 python3 -m venv "$work/tools" && "$work/tools/bin/pip" install -q pip-tools==7.6.2
 
 header() {  # what the file holds, file name
-  echo "# $1 (scripts/lock.sh). Each pin carries the sha256"
+  echo "# $1 (scripts/tools/lock.sh). Each pin carries the sha256"
   echo "# of every file of its release. Install torch==2.13.0 first, on its own; then:"
   echo "#   pip install --require-hashes -r $2"
 }

@@ -1,9 +1,9 @@
 """How soon a remote (AWS Batch) shard job starts its work when the plan is large.
 
-    python scripts/bench_remote.py [--images 100000] [--shard-size 100]
+    python scripts/bench/remote.py [--images 100000] [--shard-size 100]
 
 Offline, as the test suite does it: a moto server with the fake Batch worker of
-``tests/fakes/moto_batch.py``, and the aws-batch profile as shipped. A small real run (three
+``ocrkie.testing.moto_batch``, and the aws-batch profile as shipped. A small real run (three
 sample images, one per shard) records the jobs' real commands. The plan in S3 is then
 replaced by one with ``--images`` images in shards of ``--shard-size`` (the three real shards
 among them), and one OCR job's command is run again, as Batch would, against each plan:
@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "scripts")]
 
 import test_aws_batch as harness  # noqa: E402

@@ -1,6 +1,6 @@
 """Render the bundled sample receipts and their ground truth (SROIE layout).
 
-    python scripts/make_samples.py resources/samples
+    python scripts/tools/make_samples.py resources/samples
 
 writes ``img/<name>.<ext>``, ``box/<name>.csv`` (one text line per row:
 ``x1,y1,x2,y2,x3,y3,x4,y4,TEXT``) and ``key/<name>.json`` (company, date, address, total).

@@ -1,6 +1,6 @@
 """Throughput of the local workflow against the bare engine at its best, on the same images.
 
-    python scripts/bench_local.py [--images DIR] [--count 40] [--cores N] [--rounds 3]
+    python scripts/bench/local.py [--images DIR] [--count 40] [--cores N] [--rounds 3]
 
 In one invocation, on the same images (the first ``--count`` in name order):
 
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SROIE_DEV = REPO.parent / "shared" / "data" / "sroie-dev" / "img"
 
 _engine: Any = None

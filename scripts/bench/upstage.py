@@ -1,6 +1,6 @@
 """Sustained request rate of the workflow against a rate-limited API, as a share of the limit.
 
-    python scripts/bench_upstage.py [--images 60] [--latency 0.3 1.5] [--load 2]
+    python scripts/bench/upstage.py [--images 60] [--latency 0.3 1.5] [--load 2]
 
 Starts the test suite's fake Upstage server on 127.0.0.1 with realistic latency and the
 documented base-tier limits enforced (429 above them), runs the whole workflow with the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fakes.upstage_server import FakeUpstage  # noqa: E402

@@ -12,7 +12,7 @@ In pytest::
 
 As a script (prints its base URL on the first line of stdout, serves until killed)::
 
-    python tests/fakes/upstage_server.py --port 0 --ground-truth DIR --fault-rate 0.2
+    python -m ocrkie.testing.upstage_fake --port 0 --ground-truth DIR --fault-rate 0.2
 
 Images are found by sha256; when that fails and Pillow is present, by a 32x32 thumbnail, so an
 image that was re-encoded or resized before upload still gets its ground truth (its coordinates

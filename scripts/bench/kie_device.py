@@ -1,6 +1,6 @@
 """The learned KIE model's training and batched inference on the CPU and on a GPU.
 
-    python scripts/bench_kie_device.py [--records DIR] [--train DIR] [--heldout DIR]
+    python scripts/bench/kie_device.py [--records DIR] [--train DIR] [--heldout DIR]
                                        [--threads 1,4,16] [--repeat 16] [--seed 0]
                                        [--part inference|training]
 
@@ -43,7 +43,7 @@ from ocrkie.learn.folder import read_card
 from ocrkie.learn.model import weights_digest
 from ocrkie.learn.training import SETTINGS, examples, fit, odds_many, reading_rates, scores
 
-BUNDLED = REPO / "scripts" / "ocrkie" / "models" / "receipt"
+BUNDLED = REPO / "resources" / "models" / "receipt"
 BATCHES = (1, 8, 64, 256)
 
 

@@ -1,6 +1,6 @@
 """Delete the records of the images that failed, so that the next run tries them again.
 
-    python scripts/forget_failures.py [results] [--stage ocr] [--class TransientError]
+    python scripts/tools/forget_failures.py [results] [--stage ocr] [--class TransientError]
 
 Reads ``<results>/failures.csv`` (any file name, newlines and quotes included) and deletes
 each failed image's records of every stage (``ocr``, ``kie``, ``layout``, and their raw
