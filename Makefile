@@ -31,13 +31,13 @@ $(BROWSER):
 	apt-get update -q && apt-get install -y -q chromium chromium-driver
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check scripts tests
-	$(VENV)/bin/ruff format --check scripts tests
+	$(VENV)/bin/ruff check scripts tests workflow/scripts
+	$(VENV)/bin/ruff format --check scripts tests workflow/scripts
 	$(VENV)/bin/snakefmt --check workflow
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix scripts tests
-	$(VENV)/bin/ruff format scripts tests
+	$(VENV)/bin/ruff check --fix scripts tests workflow/scripts
+	$(VENV)/bin/ruff format scripts tests workflow/scripts
 	$(VENV)/bin/snakefmt workflow
 
 samples: $(STAMP)  ## re-render resources/samples

@@ -37,6 +37,13 @@ class ImageLimits:
     pdf_dpi: int = 200
     max_pages: int = 1000
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ImageLimits:
+        """The ``images`` block of the workflow's config."""
+        images = config["images"]
+        keys = ("max_pixels", "max_side", "max_bytes", "pdf_dpi", "max_pages")
+        return cls(**{key: images[key] for key in keys})
+
 
 @dataclass
 class PageImage:

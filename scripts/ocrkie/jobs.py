@@ -1,5 +1,6 @@
 """The shard job every stage rule runs: read the shard from the plan, build the stage's engine,
-write one record per image, then the shard's manifest (the file Snakemake tracks)."""
+write one record per image, then the shard's manifest (the file Snakemake tracks). The
+export rule's job, likewise, per format."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .breaker import Breaker, ServiceUnavailable
-from .cache import cache_location, open_cache
+from .breaker import Breaker
+from .cache import open_cache
 from .engines.registry import build
 from .exports import exporter
+from .exports import identity as export_identity
 from .exports.model import Page
 from .formats import error_info, now_iso, write_json_atomic
-from .images import PageDecoder
+from .images import ImageLimits, PageDecoder
 from .inputs import InputImage
 from .plan import manifest_header, read_shard
-from .planner import export_identity, image_limits
 from .results import Results, record_name
 from .stages import make_stage, record_identity, run_shard
 from .usage import UsageLedger
@@ -24,39 +25,6 @@ from .worker import GuardedDecoder, InWorker
 
 MANIFEST_FORMAT = "ocrkie.shard/1"
 log = logging.getLogger(__name__)
-
-
-def _setup_logging(log_file: str | None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_file:
-        handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers
-    )
-
-
-def run_stage_job(smk: Any) -> None:
-    """Entry point of ``workflow/scripts/run_stage.py``; the stage is the rule's name."""
-    _setup_logging(smk.log[0] if smk.log else None)
-    try:
-        _run_stage_of(smk)
-    except ServiceUnavailable as exc:  # expected, and said in one line: no traceback
-        log.error("%s", exc)
-        raise SystemExit(1) from None
-
-
-def _run_stage_of(smk: Any) -> None:
-    run_stage(
-        stage_name=smk.rule,
-        config=smk.config,
-        plan_file=smk.input.plan,
-        shard_name=smk.wildcards.shard,
-        manifest=smk.output[0],
-        results_location=smk.params.results,
-        cache_location=cache_location(smk.config, smk.params.results),
-        threads=smk.threads,
-        mem_mb=smk.resources.get("mem_mb", 0),
-    )
 
 
 def engine_for(stage: str, config: dict[str, Any], threads: int, mem_mb: float) -> Any:
@@ -100,7 +68,7 @@ def run_stage(
     engine = engine_for(stage_name, config, threads, mem_mb)
     ledger = UsageLedger(results, stage_name, shard_name)
     engine.observe(ledger)
-    limits = image_limits(config)
+    limits = ImageLimits.from_config(config)
     decoder = decoder_for(config, mem_mb)
     # a service that keeps failing stops the stage (local engines have no outages)
     in_a_row = config["upstage"]["max_failures_in_a_row"] if engine.paid else 0
@@ -142,18 +110,6 @@ def _cache_trouble(cache: Any) -> dict[str, int]:
     """Cache writes that failed and entries that could not be read, if any."""
     counts = {"failed_writes": cache.failed_writes, "unreadable_entries": cache.unreadable}
     return {k: v for k, v in counts.items() if v}
-
-
-def run_export_job(smk: Any) -> None:
-    """Entry point of ``workflow/scripts/run_export.py``: one format, one shard."""
-    _setup_logging(smk.log[0] if smk.log else None)
-    run_export(
-        name=smk.wildcards.format,
-        plan_file=smk.input.plan,
-        shard_name=smk.wildcards.shard,
-        manifest=smk.output[0],
-        results_location=smk.params.results,
-    )
 
 
 def run_export(

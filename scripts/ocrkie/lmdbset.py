@@ -24,7 +24,7 @@ from PIL import Image
 
 from .evaluate import read_box_lines
 from .formats import now_iso, split_of, write_json_atomic
-from .images import PageImage, crop_line, decode_page
+from .images import ImageLimits, PageImage, crop_line, decode_page
 from .inputs import InputImage
 from .results import Results
 from .storage import read_input
@@ -199,15 +199,20 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def lmdb_job(smk: Any) -> None:
-    """Entry point of ``workflow/scripts/make_lmdb.py``: every image of the plan, in plan order."""
+def make_lmdb(
+    plan_file: str,
+    results_location: str,
+    settings: dict[str, Any],
+    limits: ImageLimits,
+    manifest_path: str,
+) -> dict[str, Any]:
+    """The training set of every image of the plan, in plan order, in ``<results>/lmdb/``;
+    its manifest (counts, filters, splits) at ``manifest_path``."""
     from .plan import decode_plan
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = smk.config["lmdb"]
-    with open(smk.input.plan, "rb") as handle:
+    with open(plan_file, "rb") as handle:
         images = [image for shard in decode_plan(handle.read()) for image in shard.images]
-    results = Results(smk.params.results)
+    results = Results(results_location)
     truth = Path(settings["truth_dir"]) if settings["truth_dir"] else None
     local = not results.location.startswith("s3://")
     with tempfile.TemporaryDirectory(dir=results.location if local else None) as scratch:
@@ -215,12 +220,13 @@ def lmdb_job(smk: Any) -> None:
             images,
             results,
             Filters.from_config(settings),
-            smk.config["images"]["max_pixels"],
+            limits.max_pixels,
             truth,
             Path(scratch),
-            smk.config["images"]["pdf_dpi"],
+            limits.pdf_dpi,
         )
         for split in SPLITS:  # replace the previous set, file by file
             results.folder.put_file(f"lmdb/{split}/data.mdb", Path(scratch, split, "data.mdb"))
-    write_json_atomic(smk.output.manifest, manifest)
+    write_json_atomic(manifest_path, manifest)
     log.info("LMDB: %s", manifest["counts"])
+    return manifest

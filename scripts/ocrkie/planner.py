@@ -18,7 +18,8 @@ from .cache import open_existing_cache
 from .engines import Engine
 from .engines.guardrails import cpu_warning
 from .engines.registry import active_stages, build
-from .exports import exporter, requested
+from .exports import identity as export_identity
+from .exports import requested
 from .images import ImageLimits
 from .inputs import discover
 from .plan import (
@@ -100,7 +101,7 @@ def prepare_run(
     started = {name.split("-", 1)[0] for names in present.values() for name in names}
     shards = form_shards(images, previous, started, config["shard_size"], slots)
 
-    limits = image_limits(config)
+    limits = ImageLimits.from_config(config)
     steps = {stage: record_identity(stage, engines[stage], limits) for stage in stages}
     steps |= {name: export_identity(name) for name in requested(config["exports"])}
     plans: dict[str, StagePlan] = {}
@@ -184,22 +185,6 @@ def _hold(path: Path, location: str) -> None:
     _HELD[path] = handle
 
 
-def export_identity(name: str) -> dict[str, Any]:
-    """What an export's files depend on besides the OCR records: the format's version."""
-    return {"format": name, "version": exporter(name).VERSION}
-
-
-def image_limits(config: dict[str, Any]) -> ImageLimits:
-    images = config["images"]
-    return ImageLimits(
-        images["max_pixels"],
-        images["max_side"],
-        images["max_bytes"],
-        images["pdf_dpi"],
-        images["max_pages"],
-    )
-
-
 def build_engines(config: dict[str, Any], threads: dict[str, int]) -> dict[str, Engine]:
     return {stage: build(stage, config, threads.get(stage, 1)) for stage in active_stages(config)}
 
@@ -224,9 +209,10 @@ def api_forecast(
     lines = []
     store = open_existing_cache(cache)
     decoder = GuardedDecoder(config["local"]["timeout_s"], 0)
+    limits = ImageLimits.from_config(config)
     try:
         for stage, engine in paid.items():
-            runner = make_stage(stage, engine, store, results, image_limits(config), decoder)
+            runner = make_stage(stage, engine, store, results, limits, decoder)
             outlook = run.outlooks[stage]
             todo = [image for shard in outlook.to_make for image in shard.images]
             forecasts = [runner.forecast(Work(image)) for image in todo]

@@ -206,17 +206,25 @@ def _save(fig: Any, out: Path) -> None:
     plt.close(fig)
 
 
-def report_job(smk: Any) -> None:
+def draw_report(
+    plan_file: str,
+    manifests: dict[str, list[str]],
+    summary_path: str,
+    failures_path: str,
+    results_location: str,
+    out: dict[str, Path],
+) -> None:
+    """Every figure and table of the report (``out``: one path per item) from the OCR and
+    KIE manifests, the summary, the failures and, for the sample pages, the records."""
     from .plan import decode_plan
 
-    out = {name: Path(path) for name, path in smk.output.items()}
-    stages = {stage: _entries(list(smk.input[stage])) for stage in ("ocr", "kie")}
+    stages = {stage: _entries(manifests[stage]) for stage in ("ocr", "kie")}
     status_figure(stages, out["status"])
     throughput_figure(stages["ocr"], out["throughput"])
     confidence_figure(stages["ocr"], out["confidence"])
     fields_figure(stages["kie"], out["fields"])
-    costs_table(json.loads(Path(smk.input.summary).read_text()), out["costs"])
-    failures_table(Path(smk.input.failures), out["failures"])
-    with open(smk.input.plan, "rb") as handle:
+    costs_table(json.loads(Path(summary_path).read_text()), out["costs"])
+    failures_table(Path(failures_path), out["failures"])
+    with open(plan_file, "rb") as handle:
         paths = {i.id: i.path for s in decode_plan(handle.read()) for i in s.images}
-    sample_pages(Results(smk.params.results), stages["ocr"], paths, out["samples"])
+    sample_pages(Results(results_location), stages["ocr"], paths, out["samples"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -146,14 +145,19 @@ def _write_csv(path: str, columns: list[str], rows: list[dict[str, Any]]) -> Non
     write_atomic(path, buffer.getvalue().encode("utf-8"))
 
 
-def summary_job(smk: Any) -> None:
+def summarize(
+    manifest_paths: dict[str, list[str]],
+    plan_file: str,
+    results_location: str,
+    summary_path: str,
+    failures_path: str,
+    skipped_path: str,
+) -> dict[str, Any]:
+    """``summary.json``, ``failures.csv`` and ``skipped.csv`` of a run: the manifests of each
+    stage and export, the plan's skipped entries, and the usage ledgers."""
     from .plan import read_skipped
     from .results import Results
 
-    paths = {step: list(files) for step, files in smk.input.items() if step != "plan"}
-    skipped = read_skipped(smk.input.plan)
-    usage = total_usage(Results(smk.params.results))
-    summary = write_summary(
-        paths, smk.output.summary, smk.output.failures, skipped, smk.output.skipped, usage
-    )
-    print(json.dumps({k: summary[k] for k in ("images", "failed_images")}))
+    skipped = read_skipped(plan_file)
+    usage = total_usage(Results(results_location))
+    return write_summary(manifest_paths, summary_path, failures_path, skipped, skipped_path, usage)

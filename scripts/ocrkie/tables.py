@@ -82,11 +82,3 @@ def _csv_row(entry: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 def _json_row(entry: dict[str, Any]) -> dict[str, Any]:
     keep = ("id", "path", "status", "fields", "error")
     return {key: entry[key] for key in keep if key in entry}
-
-
-def kie_tables_job(smk: Any) -> None:
-    from .fields import load_field_schema
-
-    fields = [spec.name for spec in load_field_schema(smk.config["kie_schema"]).fields]
-    count = write_kie_tables(list(smk.input.kie), fields, smk.output.csv, smk.output.jsonl)
-    print(f"{count} rows in {smk.output.csv} and {smk.output.jsonl}")

@@ -1,5 +1,15 @@
-"""Snakemake script: the LMDB text-recognition set (results/lmdb/) from the OCR records."""
+"""Snakemake script of the lmdb rule: the line-image training set (results/lmdb/)."""
 
-from ocrkie.lmdbset import lmdb_job
+from ocrkie.images import ImageLimits
+from ocrkie.lmdbset import make_lmdb
+from ocrkie.logs import job_logging
 
-lmdb_job(snakemake)  # noqa: F821 (injected by Snakemake)
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with job_logging(smk.log):
+    make_lmdb(
+        plan_file=smk.input.plan,
+        results_location=smk.params.results,
+        settings=smk.config["lmdb"],
+        limits=ImageLimits.from_config(smk.config),
+        manifest_path=smk.output.manifest,
+    )

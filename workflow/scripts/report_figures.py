@@ -1,5 +1,17 @@
-"""Snakemake script: the figures and tables of `snakemake --report` (results/report/)."""
+"""Snakemake script of the report_figures rule: the figures and tables of the report."""
 
-from ocrkie.report import report_job
+from pathlib import Path
 
-report_job(snakemake)  # noqa: F821 (injected by Snakemake)
+from ocrkie.logs import job_logging
+from ocrkie.report import draw_report
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with job_logging(smk.log):
+    draw_report(
+        plan_file=smk.input.plan,
+        manifests={stage: list(smk.input[stage]) for stage in ("ocr", "kie")},
+        summary_path=smk.input.summary,
+        failures_path=smk.input.failures,
+        results_location=smk.params.results,
+        out={name: Path(path) for name, path in smk.output.items()},
+    )

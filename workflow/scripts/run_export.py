@@ -1,5 +1,14 @@
-"""Snakemake script of the export rule: render one shard's OCR records in one format."""
+"""Snakemake script of the export rule: one shard's OCR records in one format."""
 
-from ocrkie.jobs import run_export_job
+from ocrkie.jobs import run_export
+from ocrkie.logs import job_logging
 
-run_export_job(snakemake)  # noqa: F821 (injected by Snakemake)
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with job_logging(smk.log):
+    run_export(
+        name=smk.wildcards.format,
+        plan_file=smk.input.plan,
+        shard_name=smk.wildcards.shard,
+        manifest=smk.output.manifest,
+        results_location=smk.params.results,
+    )

@@ -1,5 +1,18 @@
-"""Snakemake script: write results/summary.json and results/failures.csv."""
+"""Snakemake script of the summary rule: summary.json, failures.csv and skipped.csv."""
 
-from ocrkie.summary import summary_job
+import logging
 
-summary_job(snakemake)  # noqa: F821 (injected by Snakemake)
+from ocrkie.logs import job_logging
+from ocrkie.summary import summarize
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with job_logging(smk.log):
+    summary = summarize(
+        manifest_paths={step: list(files) for step, files in smk.input.items() if step != "plan"},
+        plan_file=smk.input.plan,
+        results_location=smk.params.results,
+        summary_path=smk.output.summary,
+        failures_path=smk.output.failures,
+        skipped_path=smk.output.skipped,
+    )
+    logging.info("%s images, %s failed", summary["images"], summary["failed_images"])

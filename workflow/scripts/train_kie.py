@@ -1,5 +1,18 @@
-"""Snakemake script: train the learned KIE model on the OCR records of labelled images."""
+"""Snakemake script of the train_kie rule: the learned KIE model from labelled documents."""
 
-from ocrkie.learn.job import train_job
+from ocrkie.engines.registry import build
+from ocrkie.learn.job import train
+from ocrkie.logs import job_logging
 
-train_job(snakemake)  # noqa: F821 (injected by Snakemake)
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+with job_logging(smk.log):
+    train(
+        plan_file=smk.input.plan,
+        results_location=smk.params.results,
+        train_dir=smk.params.train_dir,
+        train_from=smk.params.train_from,
+        settings=smk.params.settings,
+        schema_path=smk.config["kie_schema"],
+        ocr_identity=build("ocr", smk.config).identity(),  # the records it learns from
+        card_path=smk.output.card,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib import import_module
 from types import ModuleType
+from typing import Any
 
 FORMATS = {"txt": "text", "hocr": "hocr", "alto": "alto", "page": "pagexml"}  # name -> module
 DESCRIBED = {"txt": "plain text", "hocr": "hOCR 1.2", "alto": "ALTO 4.4", "page": "PAGE XML 2019"}
@@ -18,6 +19,11 @@ RECORDS = "json"  # the canonical records: always written, listed in config for 
 
 def exporter(name: str) -> ModuleType:
     return import_module(f"{__package__}.{FORMATS[name]}")
+
+
+def identity(name: str) -> dict[str, Any]:
+    """What an export's files depend on besides the OCR records: the format's version."""
+    return {"format": name, "version": exporter(name).VERSION}
 
 
 def requested(config_exports: list[str]) -> list[str]:

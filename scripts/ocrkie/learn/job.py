@@ -1,5 +1,4 @@
-"""Entry point of ``workflow/scripts/train_kie.py``: the run's OCR records and their labels,
-a model.
+"""Training the KIE model from a run: the run's OCR records and their labels, a model.
 
 Labels come from a folder in the SROIE layout (``key/<stem>.json`` beside ``img/``, matched
 by the image's relative path) or from a previous run's KIE records (matched by the image's
@@ -15,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..engines.registry import build
 from ..evidence import merge_pages
 from ..fields import load_field_schema
 from ..inputs import InputImage
@@ -80,21 +78,30 @@ def labelled(
         yield ocr, found
 
 
-def train_job(smk: Any) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with open(smk.input.plan, "rb") as handle:
+def train(
+    plan_file: str,
+    results_location: str,
+    train_dir: str,
+    train_from: str,
+    settings: dict[str, Any],
+    schema_path: str,
+    ocr_identity: dict[str, Any],
+    card_path: str,
+) -> dict[str, Any]:
+    """Train the model on the plan's labelled images (``train_dir``'s keys, or the KIE records
+    of the run in ``train_from``) and write it beside ``card_path``; returns its card."""
+    with open(plan_file, "rb") as handle:
         images = [image for shard in decode_plan(handle.read()) for image in shard.images]
-    p = smk.params
-    labels = key_labels(p.train_dir) if p.train_dir else record_labels(p.train_from)
+    labels = key_labels(train_dir) if train_dir else record_labels(train_from)
     counts = dict.fromkeys(("labelled", "no_labels", "no_ocr", "ocr_failed"), 0)
-    pairs = list(labelled(images, Results(p.results), labels, counts))
+    pairs = list(labelled(images, Results(results_location), labels, counts))
     log.info("training documents: %s", counts)
     if not pairs:
         raise SystemExit(f"no labelled document to train on ({counts})")
-    schema = load_field_schema(smk.config["kie_schema"])
-    ocr_engine = build("ocr", smk.config).identity()
-    folder = Path(smk.output.card).parent
-    base = Path(p.settings["base"]) if p.settings.get("base") else None
-    card = train_model(pairs, schema, ocr_engine, p.settings, folder, counts, base)
+    schema = load_field_schema(schema_path)
+    folder = Path(card_path).parent
+    base = Path(settings["base"]) if settings.get("base") else None
+    card = train_model(pairs, schema, ocr_identity, settings, folder, counts, base)
     for name, score in card["validation"]["fields"].items():
         log.info("validation %-10s %s", name, score)
+    return card

@@ -1,0 +1,27 @@
+"""How a job of the workflow logs: to its rule's log file and to the console, and how it ends
+when the run cannot go on (a fatal error said in one line, no traceback)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from .errors import FatalError
+
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+@contextmanager
+def job_logging(log_files: Sequence[str] = ()) -> Iterator[None]:
+    """Log to stderr and to the rule's ``log:`` file; a ``FatalError`` ends the job with its
+    message alone and exit status 1."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    handlers += [logging.FileHandler(path, mode="w", encoding="utf-8") for path in log_files]
+    logging.basicConfig(level=logging.INFO, format=FORMAT, handlers=handlers, force=True)
+    try:
+        yield
+    except FatalError as exc:
+        logging.getLogger("ocrkie").error("%s", exc)
+        sys.exit(1)
