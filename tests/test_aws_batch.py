@@ -20,7 +20,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +29,29 @@ from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
 
 from ocrkie.inputs import image_id
 from ocrkie.s3 import KEEP_MARKER_KEY, ensure_keep_marker
+from ocrkie.testing.aws_batch import (
+    SYSTEM_PATH,
+    VENV_BIN,
+    Batch,
+    Run,
+    dockerfile_env,
+    dockerfile_instructions,
+    git_snapshot,
+    image_env,
+    load_profile,
+    repo_copy,
+    requirements,
+    rule_of,
+    run_snakemake,
+)
 from ocrkie.testing.moto_batch import FakeAws, fake_aws, wheel_from_installed
 
 pytestmark = pytest.mark.xdist_group("moto")
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE_DIR = REPO / "profiles" / "aws-batch"
-VENV_BIN = Path(sys.executable).parent
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 UPSTAGE_SENTINEL = "up_SENTINEL_must_never_leave_the_host_3f9c"
 AWS_SECRET_SENTINEL = "aws-secret-SENTINEL-never-in-a-job-definition-7d1e"
-
-
-def load_profile() -> dict[str, Any]:
-    return yaml.safe_load((PROFILE_DIR / "config.yaml").read_text())
 
 
 def load_workflow_config() -> dict[str, Any]:
@@ -53,51 +61,13 @@ def load_workflow_config() -> dict[str, Any]:
 # -- the Dockerfile ---------------------------------------------------------------------------
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = (REPO / "Dockerfile").read_text()
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    joined = re.sub(r"\\\n", " ", "\n".join(lines))
-    pairs = []
-    for line in joined.splitlines():
-        if line.strip():
-            instruction, _, rest = line.strip().partition(" ")
-            pairs.append((instruction.upper(), rest.strip()))
-    return pairs
-
-
-def dockerfile_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for instruction, rest in dockerfile_instructions():
-        if instruction == "ENV":
-            for name, value in re.findall(r"(\w+)=(\S+)", rest):
-                env[name] = value.replace("$PATH", env.get("PATH", SYSTEM_PATH))
-    return env
-
-
-def image_env(wheelhouse: Path, home: Path) -> dict[str, str]:
-    """The image's environment, with this machine's paths for the image's own."""
-    env = dockerfile_env()
-    assert env["PIP_FIND_LINKS"] == "/opt/ocrkie/wheels"
-    assert env["PATH"].startswith("/opt/venv/bin:")
-    workdir = [rest for instruction, rest in dockerfile_instructions() if instruction == "WORKDIR"]
-    image = {k: v for k, v in env.items() if not k.startswith(("UV_", "DEBIAN", "VIRTUAL_ENV"))}
-    image.update(
-        PATH=f"{VENV_BIN}:{SYSTEM_PATH}",
-        PIP_FIND_LINKS=str(wheelhouse),
-        PYTHONPATH=env["PYTHONPATH"].replace(workdir[-1], "{workdir}"),
-        HOME=str(home),
-    )
-    return image
-
-
 def test_dockerfile_keeps_the_plugin_command_working() -> None:
-    instructions = dockerfile_instructions()
+    instructions = dockerfile_instructions(REPO)
     entrypoints = [rest for instruction, rest in instructions if instruction == "ENTRYPOINT"]
     # The job command is /bin/bash -c "...": an entrypoint would receive it as arguments.
     assert entrypoints and entrypoints[-1] == "[]"
     assert instructions[-1] == ("CMD", '["/bin/bash"]')
-    env = dockerfile_env()
+    env = dockerfile_env(REPO)
     assert env["PIP_NO_INDEX"] == "1" and env["PIP_NO_DEPS"] == "1"
     run_lines = " ".join(rest for instruction, rest in instructions if instruction == "RUN")
     words = " ".join(run_lines.split())
@@ -202,7 +172,7 @@ def test_image_requirements_resolve(tmp_path: Path) -> None:
 
 
 def test_profile_settings() -> None:
-    profile = load_profile()
+    profile = load_profile(REPO)
     assert profile["executor"] == "aws-batch"
     for key in ("aws-batch-region", "aws-batch-job-queue", "aws-batch-job-role"):
         assert profile[key], key  # required even for -n
@@ -256,15 +226,6 @@ def test_storage_plugin_deletes_an_emptied_bucket_unless_the_marker_keeps_it(
 # -- runs -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Batch:
-    aws: FakeAws
-    queue: str
-    role: str
-    bucket: str
-    home: Path
-
-
 @pytest.fixture(scope="module")
 def aws_batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
     root = tmp_path_factory.mktemp("aws")
@@ -272,8 +233,8 @@ def aws_batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
     wheel_from_installed("snakemake-storage-plugin-s3", wheelhouse)
     home = root / "home"
     home.mkdir()
-    region = load_profile()["aws-batch-region"]
-    with fake_aws(root / "jobs", image_env(wheelhouse, home), region=region) as aws:
+    region = load_profile(REPO)["aws-batch-region"]
+    with fake_aws(root / "jobs", image_env(REPO, wheelhouse, home), region=region) as aws:
         (root / "jobs").mkdir(exist_ok=True)
         queue, role = aws.create_batch()
         bucket = f"ocrkie-test-{uuid.uuid4().hex[:8]}"
@@ -285,62 +246,6 @@ def aws_batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
 @pytest.fixture(scope="module")
 def aws(aws_batch: Batch) -> FakeAws:
     return aws_batch.aws
-
-
-def git_snapshot(path: Path) -> None:
-    """Make ``path`` a git work tree with everything staged (the source archive lists
-    git-tracked files). Runs in the copy, never in the repository under test."""
-    for args in (["init", "-q"], ["add", "-A"]):
-        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
-
-
-@dataclass
-class Run:
-    returncode: int
-    output: str
-    seconds: float
-
-
-def run_snakemake(
-    batch: Batch, workdir: Path, prefix: str, *args: str, timeout: int = 600, **env: str
-) -> Run:
-    environment = {
-        "PATH": f"{VENV_BIN}:{SYSTEM_PATH}",
-        "HOME": str(batch.home),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(workdir / "scripts"),
-        **batch.aws.client_env(),
-        "SNAKEMAKE_AWS_BATCH_JOB_QUEUE": batch.queue,
-        "SNAKEMAKE_AWS_BATCH_JOB_ROLE": batch.role,
-        **env,
-    }
-    command = [
-        str(VENV_BIN / "snakemake"),
-        "--profile",
-        "profiles/aws-batch",
-        "--default-storage-prefix",
-        f"s3://{batch.bucket}/{prefix}",
-        *args,
-    ]
-    started = time.monotonic()
-    done = subprocess.run(
-        command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout
-    )
-    output = done.stdout + done.stderr
-    (workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.log')))}.log").write_text(output)
-    return Run(done.returncode, output, time.monotonic() - started)
-
-
-def requirements(definition: dict[str, Any]) -> dict[str, str]:
-    props = definition["container_properties"]
-    return {r["type"]: r["value"] for r in props["resourceRequirements"]}
-
-
-def rule_of(definition: dict[str, Any]) -> str:
-    # snakejob-def-<rule>-<uuid4>
-    return re.sub(
-        r"^snakejob-def-|-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", "", definition["def_name"]
-    )
 
 
 def assert_no_secrets(batch: Batch, run: Run, since: int) -> None:
@@ -418,7 +323,9 @@ def test_toy_run_gpu_only_where_declared_and_failures_keep_going(
     for definition in defs:
         by_rule.setdefault(rule_of(definition), []).append(definition)
     assert len(by_rule["ocr_toy"]) == 2
-    assert len(by_rule["kie_toy"]) == 2 + load_profile()["retries"]  # b's retried, then given up
+    assert (
+        len(by_rule["kie_toy"]) == 2 + load_profile(REPO)["retries"]
+    )  # b's retried, then given up
     resources = load_workflow_config()["resources"]
     for definition in by_rule["ocr_toy"]:
         assert requirements(definition) == {
@@ -431,7 +338,7 @@ def test_toy_run_gpu_only_where_declared_and_failures_keep_going(
             "VCPU": str(resources["kie"]["threads"]),
             "MEMORY": str(resources["kie"]["mem_mb"]),
         }
-    profile = load_profile()
+    profile = load_profile(REPO)
     for definition in defs:
         assert definition["container_properties"]["image"] == profile["container-image"]
         assert definition["container_properties"]["jobRoleArn"] == aws_batch.role
@@ -520,22 +427,6 @@ def test_crash_recovery_is_unlock_then_rerun_incomplete(aws_batch: Batch, tmp_pa
 # -- the real workflow ------------------------------------------------------------------------
 
 
-def repo_copy(path: Path) -> Path:
-    ignore = shutil.ignore_patterns(
-        ".git",
-        ".venv",
-        ".snakemake",
-        "results",
-        "__pycache__",
-        "*.egg-info",
-        ".pytest_cache",
-        ".ruff_cache",
-    )
-    shutil.copytree(REPO, path, ignore=ignore)
-    git_snapshot(path)
-    return path
-
-
 SAMPLES = sorted((REPO / "resources" / "samples" / "img").iterdir())[:3]
 
 
@@ -547,7 +438,7 @@ def real_workdir(aws_batch: Batch, tmp_path_factory: pytest.TempPathFactory) -> 
     for image in SAMPLES:
         s3.upload_file(str(image), aws_batch.bucket, f"wf/scans/{image.name}")
         s3.upload_file(str(image), aws_batch.bucket, f"inbox/{image.name}")
-    return repo_copy(tmp_path_factory.mktemp("real") / "repo")
+    return repo_copy(REPO, tmp_path_factory.mktemp("real") / "repo")
 
 
 def test_dry_run_lists_the_shards_from_s3(aws_batch: Batch, real_workdir: Path) -> None:
@@ -655,7 +546,7 @@ def test_upstage_backends_read_the_key_from_ssm_in_the_job(
 
     aws = aws_batch.aws
     key = "up_SSM_ONLY_key_5a1b2c3d4e"
-    parameter = dockerfile_env()["UPSTAGE_API_KEY_SSM_PARAMETER"]
+    parameter = dockerfile_env(REPO)["UPSTAGE_API_KEY_SSM_PARAMETER"]
     aws.client("ssm").put_parameter(Name=parameter, Value=key, Type="SecureString", Overwrite=True)
     with FakeUpstage(api_key=key, retry_after=0.1) as upstage:
         upstage.register_dir(REPO / "resources" / "samples")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SAMPLE_IMAGES, Workdir, make_workdir
+from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 from ocrkie.inputs import image_id
 from ocrkie.testing.corpus import MAX_BYTES, make_corpus
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.xdist_group("corpus")
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory) -> tuple[Workdir, dict]:
     workdir = make_workdir(tmp_path_factory.mktemp("corpus"), [])
-    expected = make_corpus(workdir.scans)
+    expected = make_corpus(workdir.scans, SAMPLES / "img")
     (workdir.path / "corpus.yaml").write_text(
         f"input_dir: scans\nimages: {{max_bytes: {MAX_BYTES}}}\nexports: [json, txt, alto]\n"
     )

@@ -10,8 +10,9 @@ truth (``ocrkie.evaluate``), images per second of the OCR stage (the summary's: 
 the time from the first OCR job's start to the last one's end, model loads included) and of
 the whole run, the device, the line batch size the engine chose, the engine process's peak
 resident memory, and on a GPU the mean and peak utilisation (nvidia-smi, sampled every half
-second). The default images are ../shared/data/sroie-dev (60 receipts, never used to build
-or tune any engine here). ``--set block.key=value`` changes an engine setting for every
+second). ``--images`` is a folder in the SROIE 2019 layout (``img/``, ``box/``): the figures
+of the benchmark docs were measured on 60 receipts never used to build or tune any engine.
+``--set block.key=value`` changes an engine setting for every
 engine; an engine named ``NAME:block.key=value:...`` runs with settings of its own, so that
 one engine can be set two ways side by side (``local local:local.batch_size=6:local.turn=line``:
 rapidocr as this workflow reads, and as it comes).
@@ -36,12 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from common import REPO, SROIE_HELP
 
-REPO = Path(__file__).resolve().parents[2]
-SROIE_DEV = REPO.parent / "shared" / "data" / "sroie-dev"
-sys.path.insert(0, str(REPO / "scripts"))
-
-from ocrkie.evaluate import evaluate  # noqa: E402
+from ocrkie.evaluate import evaluate
 
 
 class GpuSampler:
@@ -173,7 +171,12 @@ def run_bare(spec: str, images: list[Path], results: Path, settings: list[str]) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=Path, default=SROIE_DEV)
+    parser.add_argument(
+        "--images",
+        type=Path,
+        required=True,
+        help=SROIE_HELP,
+    )
     parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--engines", nargs="+", default=["local", "easyocr"])
     parser.add_argument("--cores", type=int, default=2)

@@ -4,7 +4,7 @@
                                        [--threads 1,4,16] [--repeat 16] [--seed 0]
                                        [--part inference|training]
 
-It reads the OCR records that ``bench_kie.py`` leaves in ``--records`` (``train/ocr`` and
+It reads the OCR records that ``kie.py`` leaves in ``--records`` (``train/ocr`` and
 ``heldout/ocr``) and the labels of ``--train`` and ``--heldout`` (``key/``), so it needs no
 OCR engine and no workflow: it runs where only torch (and rapidfuzz) is installed. It prints:
 
@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_kie import REPO, SCHEMA, SHARED, ocr_records
+from common import REPO, SROIE_HELP
+from kie import SCHEMA, ocr_records
 
 from ocrkie.engines import Document
 from ocrkie.engines.learned import LearnedExtractor
@@ -148,8 +149,13 @@ def compared(values: list[list[tuple]], baseline: list[list[tuple]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=Path, default=REPO / ".bench-kie")
-    parser.add_argument("--train", type=Path, default=SHARED / "sroie-train")
-    parser.add_argument("--heldout", type=Path, default=SHARED / "sroie-dev")
+    parser.add_argument(
+        "--train",
+        type=Path,
+        required=True,
+        help=SROIE_HELP,
+    )
+    parser.add_argument("--heldout", type=Path, required=True, help="the same, held out")
     parser.add_argument("--threads", default="1,4,16")
     parser.add_argument("--repeat", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)

@@ -3,7 +3,7 @@
     python scripts/bench/kie_folds.py [--train DIR] [--work DIR] [--folds 5] [--seed 0]
                                       [--sizes 40,80]
 
-It reads the OCR records that ``bench_kie.py`` leaves in ``--work`` (and runs the workflow's
+It reads the OCR records that ``kie.py`` leaves in ``--work`` (and runs the workflow's
 OCR stage itself where they are missing). The receipts of ``--train`` are dealt into folds by
 vendor (the normalised company name, names a few characters apart taken as one: no vendor
 is in both training and scoring) and, to compare, by image. For each fold, with the model
@@ -36,7 +36,8 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from bench_kie import REPO, SCHEMA, SHARED, ocr_records, prepare, snakemake
+from common import REPO, SROIE_HELP
+from kie import SCHEMA, ocr_records, prepare, snakemake
 from rapidfuzz.distance import Levenshtein
 
 from ocrkie.fields import load_field_schema
@@ -150,7 +151,12 @@ def table(tally: Tally) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train", type=Path, default=SHARED / "sroie-train")
+    parser.add_argument(
+        "--train",
+        type=Path,
+        required=True,
+        help=SROIE_HELP,
+    )
     parser.add_argument("--work", type=Path, default=REPO / ".bench-kie")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)

@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-SROIE_DEV = REPO.parent / "shared" / "data" / "sroie-dev" / "img"
+from common import REPO
 
 _engine: Any = None
 
@@ -109,7 +108,9 @@ def workflow(images: Path, cores: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=Path, default=SROIE_DEV)
+    parser.add_argument(
+        "--images", type=Path, required=True, help="a folder of receipts (SROIE's img/, say)"
+    )
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--cores", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)

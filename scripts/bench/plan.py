@@ -27,10 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
+from common import REPO
 
-from ocrkie.plan import decode_plan  # noqa: E402
+from ocrkie.plan import decode_plan
 
 
 def generate(root: Path, count: int) -> Path:

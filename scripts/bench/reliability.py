@@ -27,15 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import REPO, SAMPLES
 from PIL import Image, ImageDraw, ImageFont
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "scripts")]
-
-from corpus import MAX_BYTES, make_corpus  # noqa: E402
-from ocrkie.inputs import image_id  # noqa: E402
-
-SAMPLES = REPO / "resources" / "samples" / "img"
+from ocrkie.inputs import image_id
+from ocrkie.testing.corpus import MAX_BYTES, make_corpus
 
 
 def workdir(root: Path) -> Path:
@@ -73,7 +69,7 @@ def records(results: Path) -> dict[str, dict]:
 
 def corpus(root: Path) -> None:
     where = workdir(root / "corpus")
-    expected = make_corpus(where / "scans")
+    expected = make_corpus(where / "scans", SAMPLES)
     (where / "corpus.yaml").write_text(f"input_dir: scans\nimages: {{max_bytes: {MAX_BYTES}}}\n")
     started = time.perf_counter()
     snakemake(where, "--configfile", "config/config.yaml", "corpus.yaml")

@@ -19,7 +19,6 @@ import json
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -27,14 +26,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "scripts")]
+from common import REPO, SAMPLES
 
-import test_aws_batch as harness  # noqa: E402
-from fakes.moto_batch import FakeAws, fake_aws, wheel_from_installed  # noqa: E402
-
-from ocrkie.inputs import InputImage, image_id  # noqa: E402
-from ocrkie.plan import PLAN_FILE, Shard, decode_plan, encode_plan  # noqa: E402
+from ocrkie.inputs import InputImage, image_id
+from ocrkie.plan import PLAN_FILE, Shard, decode_plan, encode_plan
+from ocrkie.testing.aws_batch import (
+    Batch,
+    image_env,
+    load_profile,
+    repo_copy,
+    rule_of,
+    run_snakemake,
+)
+from ocrkie.testing.moto_batch import FakeAws, fake_aws, wheel_from_installed
 
 
 def big_plan(real: list[Shard], images: int, shard_size: int, bucket: str) -> bytes:
@@ -98,21 +102,21 @@ def main() -> None:
         wheelhouse, home = root / "wheels", root / "home"
         home.mkdir()
         wheel_from_installed("snakemake-storage-plugin-s3", wheelhouse)
-        region = harness.load_profile()["aws-batch-region"]
-        with fake_aws(root / "jobs", harness.image_env(wheelhouse, home), region=region) as aws:
+        region = load_profile(REPO)["aws-batch-region"]
+        with fake_aws(root / "jobs", image_env(REPO, wheelhouse, home), region=region) as aws:
             (root / "jobs").mkdir(exist_ok=True)
             queue, role = aws.create_batch()
             bucket = f"ocrkie-bench-{uuid.uuid4().hex[:8]}"
             s3 = aws.client("s3")
             s3.create_bucket(Bucket=bucket)
-            for sample in harness.SAMPLES:
+            for sample in SAMPLES:
                 s3.upload_file(str(sample), bucket, f"wf/scans/{sample.name}")
-            batch = harness.Batch(aws, queue, role, bucket, home)
-            workdir = harness.repo_copy(root / "repo")
-            run = harness.run_snakemake(batch, workdir, "wf", "--config", "input_dir=scans")
+            batch = Batch(aws, queue, role, bucket, home)
+            workdir = repo_copy(REPO, root / "repo")
+            run = run_snakemake(batch, workdir, "wf", "--config", "input_dir=scans")
             if run.returncode != 0:
                 raise SystemExit(run.output[-3000:])
-            ocr = next(d for d in aws.registered if harness.rule_of(d) == "ocr")
+            ocr = next(d for d in aws.registered if rule_of(d) == "ocr")
             job_dir = next(j.workdir for j in aws.ran if j.name.startswith("snakejob-ocr-"))
             key = f"wf/results/{PLAN_FILE}"
             small = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -123,7 +127,7 @@ def main() -> None:
             shards = len(decode_plan(large))
             print(f"large plan: {args.images} images in {shards} shards ({len(large):,} bytes)")
             large_s = run_job(aws, ocr, job_dir, bucket)
-    for count, seconds in ((len(harness.SAMPLES), small_s), (args.images, large_s)):
+    for count, seconds in ((len(SAMPLES), small_s), (args.images, large_s)):
         print(f"job Snakemake start -> first image, plan of {count:,} images: {seconds:.2f} s")
 
 

@@ -22,12 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import REPO, SAMPLES
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
-
-from fakes.upstage_server import FakeUpstage  # noqa: E402
+from ocrkie.testing.upstage_fake import FakeUpstage
 
 KEY = "up_bench_key"
 LIMITS = {"ocr": 3.0, "information-extract": 1.0}  # the documented base tier
@@ -36,7 +34,7 @@ FAST = 100.0  # the OCR limit while Information Extraction is measured: OCR keep
 
 def make_images(folder: Path, count: int) -> None:
     """Distinct files (one pixel differs) that still look like the registered samples."""
-    samples = sorted((REPO / "resources" / "samples" / "img").iterdir())
+    samples = sorted(SAMPLES.iterdir())
     folder.mkdir(parents=True)
     for n in range(count):
         source = samples[n % len(samples)]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from PIL import Image
 
-SAMPLES = Path(__file__).resolve().parents[3] / "resources" / "samples" / "img"
 MAX_BYTES = 6_000_000  # the corpus runs with images.max_bytes at this
 
 
@@ -28,11 +27,12 @@ def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def make_corpus(folder: Path) -> dict[str, Expect]:
-    """Write the corpus into ``folder``; returns what to expect per path (relative)."""
+def make_corpus(folder: Path, samples: Path) -> dict[str, Expect]:
+    """Write the corpus into ``folder``, made from the sample receipts in ``samples``
+    (``resources/samples/img``); returns what to expect per path (relative)."""
     folder.mkdir(parents=True, exist_ok=True)
-    receipt = Image.open(SAMPLES / "sample_000.jpg").convert("RGB")
-    pages = [Image.open(SAMPLES / f"sample_00{n}.jpg").convert("RGB") for n in (0, 1, 3)]
+    receipt = Image.open(samples / "sample_000.jpg").convert("RGB")
+    pages = [Image.open(samples / f"sample_00{n}.jpg").convert("RGB") for n in (0, 1, 3)]
     rng = random.Random(11)
     files: dict[str, tuple[bytes, Expect]] = {
         "good.jpg": (_encode(receipt, "JPEG", quality=90), Expect("ok", 1)),
@@ -46,7 +46,7 @@ def make_corpus(folder: Path) -> dict[str, Expect]:
             Expect("ok", 1),
         ),
         "bilevel.tif": (_encode(receipt.convert("1"), "TIFF"), Expect("ok", 1)),
-        "exif-rotated.jpg": ((SAMPLES / "sample_003.jpg").read_bytes(), Expect("ok", 1)),
+        "exif-rotated.jpg": ((samples / "sample_003.jpg").read_bytes(), Expect("ok", 1)),
         "blank.png": (_encode(Image.new("RGB", (600, 800), "white"), "PNG"), Expect("ok", 1)),
         "three-pages.tif": (
             _encode(
