@@ -13,9 +13,9 @@ import torch
 
 from conftest import SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 from ocrkie.engines.guardrails import Guardrails, cpu_warning
-from ocrkie.engines.lines import split_words
 from ocrkie.engines.torch_device import DeviceError, in_batches, planned_device
 from ocrkie.evaluate import evaluate
+from ocrkie.page import split_words
 from tiny_models import tiny_kraken, tiny_trocr
 
 TWO = SAMPLE_IMAGES[:2]

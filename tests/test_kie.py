@@ -10,8 +10,8 @@ import pytest
 from ocrkie.engines import Document
 from ocrkie.engines.rules import RuleExtractor
 from ocrkie.fields import load_field_schema
-from ocrkie.formats import Line, Word, ocr_lines_payload
 from ocrkie.normalize import normalize_amount, normalize_date, normalize_text
+from ocrkie.page import Line, Word, lines_record
 
 RECEIPT_SCHEMA = Path(__file__).parents[1] / "config" / "fields" / "receipt.json"
 
@@ -41,7 +41,7 @@ def ocr_record(rows: list[list[str]]) -> dict:
             lines.append(
                 Line(text, 0.9, [[x, y], [cursor, y], [cursor, y + 24], [x, y + 24]], words)
             )
-    return {"status": "ok", **ocr_lines_payload(lines)}
+    return {"status": "ok", **lines_record(lines)}
 
 
 RECEIPT = [

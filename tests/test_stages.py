@@ -20,9 +20,10 @@ from ocrkie.breaker import Breaker, ServiceUnavailable, clear_outages, outages
 from ocrkie.cache import BestEffort, LmdbCache, NoCache
 from ocrkie.engines import Document, Extraction, Extractor, OcrEngine, Recognition
 from ocrkie.errors import ModelLoadError, TransientError, UnreadableImage
-from ocrkie.formats import Line, Word, error_info
+from ocrkie.formats import error_info
 from ocrkie.images import ImageLimits, PageDecoder, PageImage
 from ocrkie.inputs import InputImage, image_id
+from ocrkie.page import Line, Word
 from ocrkie.results import Results
 from ocrkie.stages import make_stage, run_shard
 from ocrkie.worker import GuardedDecoder, InWorker

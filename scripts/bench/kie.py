@@ -41,11 +41,11 @@ from ocrkie.engines.learned import LearnedExtractor
 from ocrkie.engines.rules import RuleExtractor
 from ocrkie.evaluate import read_box_lines
 from ocrkie.fields import load_field_schema
-from ocrkie.formats import ocr_lines_payload
 from ocrkie.learn.candidates import read_sheet
 from ocrkie.learn.folder import read_card
 from ocrkie.learn.known import KnownValues
 from ocrkie.learn.training import truth_value
+from ocrkie.page import lines_record
 
 SCHEMA = REPO / "config" / "fields" / "receipt.json"
 
@@ -78,7 +78,7 @@ def box_records(folder: Path, stems: list[str]) -> dict[str, dict[str, Any]]:
     records = {}
     for stem in stems:
         image = next((folder / "img").glob(f"{stem}.*"))
-        payload = ocr_lines_payload(read_box_lines(folder / "box" / f"{stem}.csv"))
+        payload = lines_record(read_box_lines(folder / "box" / f"{stem}.csv"))
         sha = hashlib.sha256(image.read_bytes()).hexdigest()
         records[stem] = {**payload, "status": "ok", "image": {"path": image.name, "sha256": sha}}
     return records

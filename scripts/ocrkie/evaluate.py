@@ -23,8 +23,9 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from .formats import Line, read_json, reading_order
+from .formats import read_json
 from .normalize import normalize
+from .page import Line, reading_order
 
 _CJK = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef]")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .page import upright_box
+
 
 @dataclass
 class Row:
@@ -58,11 +60,7 @@ def source_of(pieces: list[tuple[Row, int, int]]) -> tuple[dict[str, Any], list[
                     words.extend({"text": w["text"], "polygon": w["polygon"]} for w in chosen)
                 confidences.extend(w["confidence"] for w in chosen)
     points = [p for w in words for p in w["polygon"]]
-    polygon = None
-    if points:
-        x0, y0 = min(p[0] for p in points), min(p[1] for p in points)
-        x1, y1 = max(p[0] for p in points), max(p[1] for p in points)
-        polygon = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+    polygon = upright_box(points) if points else None
     return {"page": page or 1, "lines": line_ids, "words": words, "polygon": polygon}, confidences
 
 

@@ -1,8 +1,6 @@
-"""The canonical OCR and KIE records every backend writes (documented in README.md).
-
-Engines return plain ``Line`` objects in page pixels; this module orders them, builds the
-records, and writes them atomically so that a killed job never leaves half a file.
-"""
+"""The records' envelope: their formats, what they say of the image and of an error, digests,
+and writing them atomically so that a killed job never leaves half a file (the page model,
+``page``, makes their lines)."""
 
 from __future__ import annotations
 
@@ -12,7 +10,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -20,83 +17,6 @@ from typing import IO, Any
 OCR_FORMAT = "ocrkie.ocr/1"
 KIE_FORMAT = "ocrkie.kie/1"
 LAYOUT_FORMAT = "ocrkie.layout/1"
-
-Polygon = list[list[float]]  # four [x, y] points, clockwise from top-left, page pixels
-
-
-@dataclass
-class Word:
-    text: str
-    confidence: float
-    polygon: Polygon
-
-
-@dataclass
-class Line:
-    text: str
-    confidence: float
-    polygon: Polygon
-    words: list[Word] = field(default_factory=list)
-
-
-def _bounds(polygon: Polygon) -> tuple[float, float, float, float]:
-    xs = [p[0] for p in polygon]
-    ys = [p[1] for p in polygon]
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-def reading_order(lines: list[Line]) -> list[list[Line]]:
-    """Group lines into visual rows (top to bottom), each row sorted left to right.
-
-    A line joins the current row when its vertical centre lies within the row's first
-    line's vertical extent; this keeps "TOTAL ..... 9.00" on one row of a receipt.
-    """
-    rows: list[list[Line]] = []
-    for line in sorted(lines, key=lambda ln: (_centre_y(ln), _bounds(ln.polygon)[0])):
-        if rows:
-            _, top, _, bottom = _bounds(rows[-1][0].polygon)
-            if top <= _centre_y(line) <= bottom:
-                rows[-1].append(line)
-                continue
-        rows.append([line])
-    return [sorted(row, key=lambda ln: _bounds(ln.polygon)[0]) for row in rows]
-
-
-def _centre_y(line: Line) -> float:
-    _, top, _, bottom = _bounds(line.polygon)
-    return (top + bottom) / 2
-
-
-def _round_polygon(polygon: Polygon) -> Polygon:
-    return [[round(float(x), 1), round(float(y), 1)] for x, y in polygon]
-
-
-def _word_dict(word: Word) -> dict[str, Any]:
-    return {
-        "text": word.text,
-        "confidence": round(float(word.confidence), 4),
-        "polygon": _round_polygon(word.polygon),
-    }
-
-
-def ocr_lines_payload(lines: list[Line]) -> dict[str, Any]:
-    """The ``text`` and ``lines`` members of an OCR record, in reading order."""
-    rows = reading_order(lines)
-    out_lines = []
-    for row_index, row in enumerate(rows):
-        for line in row:
-            out_lines.append(
-                {
-                    "id": len(out_lines),
-                    "row": row_index,
-                    "text": line.text,
-                    "confidence": round(float(line.confidence), 4),
-                    "polygon": _round_polygon(line.polygon),
-                    "words": [_word_dict(w) for w in line.words],
-                }
-            )
-    text = "\n".join(" ".join(line.text for line in row) for row in rows)
-    return {"text": text, "lines": out_lines}
 
 
 def image_info(image_id: str, relpath: str, sha256: str | None, **extra: Any) -> dict[str, Any]:

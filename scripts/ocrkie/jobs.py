@@ -13,10 +13,10 @@ from .cache import open_cache
 from .engines.registry import build
 from .exports import exporter
 from .exports import identity as export_identity
-from .exports.model import Page
 from .formats import error_info, now_iso, write_json_atomic
 from .images import ImageLimits, PageDecoder
 from .inputs import InputImage
+from .page import Page
 from .plan import manifest_header, read_shard
 from .results import Results, record_name
 from .stages import make_stage, record_identity, run_shard
@@ -154,7 +154,7 @@ def _export_pages(results: Results, name: str, image: InputImage) -> list[dict[s
             )
             continue
         try:
-            data = module.render(Page.from_record(record))
+            data = module.render(Page.from_record(record, made_at=now_iso()))
             target = f"{module.FOLDER}/{record_name(image.id, number, count)}{module.SUFFIX}"
             results.folder.write_bytes(target, data)
             entries.append({**page, "status": "ok"})

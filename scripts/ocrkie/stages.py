@@ -34,10 +34,10 @@ from .formats import (
     error_info,
     image_info,
     now_iso,
-    ocr_lines_payload,
 )
 from .images import DocumentFacts, ImageLimits, PageDecoder, PageImage, sha256_of
 from .inputs import InputImage
+from .page import lines_record
 from .results import Results, record_name
 from .storage import read_input
 
@@ -225,7 +225,7 @@ class OcrStage(PageStage):
             "billing": result.billing,
             "compute_seconds": round(seconds, 4),
             "raw": result.raw,
-            **ocr_lines_payload(result.lines),
+            **lines_record(result.lines),
         }
 
     def entry_extras(self, record: dict[str, Any]) -> dict[str, Any]:

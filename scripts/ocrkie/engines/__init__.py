@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from ..formats import Line
 from ..images import PageImage
+from ..page import Line
 from .guardrails import Guardrails
 
 

@@ -9,67 +9,19 @@ size, which would change what it reads, so pages go one at a time.
 
 from __future__ import annotations
 
-import sys
-import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib.metadata import version
 from typing import Any
 
-from ..errors import ModelLoadError
-from ..formats import Line
 from ..images import PageImage
+from ..page import Line, scaled, split_words
 from . import Recognition
+from .easy_reader import load_reader
 from .guardrails import Guardrails
-from .lines import split_words
 from .torch_device import shrinking
 from .torch_engine import TorchOcrEngine
 
 MODELS = "craft_mlt_25k+english_g2"
-
-
-def load_reader(device: str) -> Any:
-    """An ``easyocr.Reader`` on ``device`` from the bundled weights; never a download."""
-    from .torch_device import import_torchvision
-
-    import_torchvision()
-    # torch's notice about pinned memory without a GPU: not ours to act on
-    warnings.filterwarnings("ignore", ".*pin_memory", UserWarning)
-    try:
-        import easyocr
-        import easyocr_en_models
-
-        with _private_network_directory() as networks:
-            return easyocr.Reader(
-                ["en"],
-                gpu=device if device.startswith("cuda") else False,
-                model_storage_directory=easyocr_en_models.model_dir(),
-                user_network_directory=networks,
-                download_enabled=False,
-                verbose=False,
-                # The float recogniser on the CPU too (EasyOCR's default there is int8): then a
-                # CPU and a GPU read alike, and a cache filled on one serves the other.
-                quantize=False,
-            )
-    except Exception as exc:  # no page can be read without it
-        raise ModelLoadError(f"cannot load the EasyOCR models: {exc}") from exc
-
-
-@contextmanager
-def _private_network_directory() -> Iterator[str]:
-    """A fresh empty directory of this process (mode 0700) for EasyOCR's custom networks.
-
-    EasyOCR appends that directory to ``sys.path`` and imports a custom network from it; the
-    bundled networks need none. A shared fixed path there would let another user plant code
-    this process imports, so the directory is private and goes again, with its ``sys.path``
-    entry, once the reader is built (EasyOCR reads it only while building)."""
-    with tempfile.TemporaryDirectory(prefix="ocrkie-easyocr-") as path:
-        try:
-            yield path
-        finally:
-            while path in sys.path:
-                sys.path.remove(path)
 
 
 class EasyOcrEngine(TorchOcrEngine):
@@ -107,10 +59,9 @@ class EasyOcrEngine(TorchOcrEngine):
             lambda size: self._model.readtext(image, batch_size=size, **self.params),
             self.line_batch,
         )
-        inverse = 1.0 / page.scale
         lines = []
         for box, text, score in found:
-            polygon = [[float(x) * inverse, float(y) * inverse] for x, y in box]
+            polygon = scaled(box, 1.0 / page.scale)
             confidence = float(score)
             lines.append(Line(text, confidence, polygon, split_words(text, polygon, confidence)))
         return Recognition(lines, facts={"line_batch": self.line_batch})

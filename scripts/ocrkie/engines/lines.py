@@ -16,31 +16,11 @@ from typing import Any
 
 from PIL import Image
 
-from ..formats import Line, Polygon, Word
 from ..images import PageImage, crop_line, line_size
+from ..page import Line, Polygon, scaled, split_words
 from . import Recognition
 from .torch_device import in_batches
 from .torch_engine import TorchOcrEngine
-
-
-def split_words(text: str, polygon: Polygon, confidence: float) -> list[Word]:
-    """Word boxes for a recogniser that reads whole lines: the line's box cut along its
-    length in proportion to the characters before and in each word."""
-    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = polygon[:4]
-    total = max(1, len(text))
-
-    def at(fraction: float) -> tuple[list[float], list[float]]:
-        top = [x0 + (x1 - x0) * fraction, y0 + (y1 - y0) * fraction]
-        bottom = [x3 + (x2 - x3) * fraction, y3 + (y2 - y3) * fraction]
-        return top, bottom
-
-    words, start = [], 0
-    for word in text.split():
-        start = text.index(word, start)
-        (a, d), (b, c) = at(start / total), at((start + len(word)) / total)
-        words.append(Word(word, confidence, [a, b, c, d]))
-        start += len(word)
-    return words
 
 
 class Detector:
@@ -79,7 +59,7 @@ class Detector:
                     "EngineConfig.onnxruntime.inter_op_num_threads": 1,
                 }
             )
-        from .easy import load_reader
+        from .easy_reader import load_reader
 
         return load_reader(self.device)
 
@@ -134,10 +114,7 @@ class LineReader(TorchOcrEngine):
 
     def _lines(self, page: PageImage) -> list[Polygon]:
         """The detector's lines in page pixels; slivers too thin to read are left out."""
-        inverse = 1.0 / page.scale
-        boxes = [
-            [[x * inverse, y * inverse] for x, y in box] for box in self.detector.lines(page.image)
-        ]
+        boxes = [scaled(box, 1.0 / page.scale) for box in self.detector.lines(page.image)]
         return [box for box in boxes if min(line_size(box)) * page.scale >= 1]
 
     def _start(self) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Self
 
 from ..errors import ModelLoadError, UnsupportedImage
-from ..formats import Line, Word
 from ..gpu import LOCK_DIR, acquire_gpu, gpu_request
 from ..images import PageImage
+from ..page import Line, Word, scaled
 from . import OcrEngine, Recognition
 from .guardrails import Guardrails
 
@@ -171,8 +171,8 @@ class RapidOcrEngine(OcrEngine):
                 Line(
                     text=text,
                     confidence=float(score),
-                    polygon=_scaled(box, inverse),
-                    words=[Word(w[0], float(w[1]), _scaled(w[2], inverse)) for w in words],
+                    polygon=scaled(box, inverse),
+                    words=[Word(w[0], float(w[1]), scaled(w[2], inverse)) for w in words],
                 )
                 for box, text, score, words in zip(
                     result.boxes, result.txts, result.scores, words_per_line, strict=True
@@ -249,7 +249,3 @@ def _check_readable(page: PageImage) -> None:
             f"read: rapidocr needs sides of at least {MIN_SIDE} pixels and at most "
             f"{MAX_ASPECT} times longer than wide"
         )
-
-
-def _scaled(points: Any, factor: float) -> list[list[float]]:
-    return [[float(x) * factor, float(y) * factor] for x, y in points]

@@ -30,9 +30,9 @@ from typing import Any, ClassVar, Self
 
 from ..errors import ImageError, RejectedByService, TransientError
 from ..fields import FieldSchema, load_field_schema
-from ..formats import Line, Word
 from ..images import PageImage
 from ..normalize import normalize
+from ..page import Line, Word, scaled, upright_box
 from ..upstage import Answer, Listener, UpstageClient, extracted_fields
 from . import (
     Document,
@@ -286,16 +286,6 @@ class PageReader(UpstageEngine):
 # -- OCR ---------------------------------------------------------------------------------------
 
 
-def _polygon(vertices: list[dict[str, float]], fx: float, fy: float) -> list[list[float]]:
-    return [[float(v.get("x", 0)) * fx, float(v.get("y", 0)) * fy] for v in vertices]
-
-
-def _box(words: list[Word]) -> list[list[float]]:
-    xs = [p[0] for w in words for p in w.polygon]
-    ys = [p[1] for w in words for p in w.polygon]
-    return [[min(xs), min(ys)], [max(xs), min(ys)], [max(xs), max(ys)], [min(xs), max(ys)]]
-
-
 def lines_from_ocr(page: dict[str, Any], fx: float = 1.0, fy: float = 1.0) -> list[Line]:
     """Upstage OCR gives a page's words and text; lines are the text's lines, whose words are
     the next words in order. Words the text does not account for become lines of their own.
@@ -304,7 +294,7 @@ def lines_from_ocr(page: dict[str, Any], fx: float = 1.0, fy: float = 1.0) -> li
         Word(
             w.get("text", ""),
             float(w.get("confidence", 0.0)),
-            _polygon(w.get("boundingBox", {}).get("vertices", []), fx, fy),
+            scaled(_vertices(w), fx, fy),
         )
         for w in page.get("words", [])
         if len(w.get("boundingBox", {}).get("vertices", [])) == 4
@@ -318,10 +308,16 @@ def lines_from_ocr(page: dict[str, Any], fx: float = 1.0, fy: float = 1.0) -> li
             continue
         cursor += len(tokens)
         confidence = sum(w.confidence for w in chunk) / len(chunk)
-        lines.append(Line(" ".join(tokens), confidence, _box(chunk), chunk))
+        box = upright_box([point for word in chunk for point in word.polygon])
+        lines.append(Line(" ".join(tokens), confidence, box, chunk))
     used = {id(w) for line in lines for w in line.words}
     lines += [Line(w.text, w.confidence, w.polygon, [w]) for w in words if id(w) not in used]
     return lines
+
+
+def _vertices(word: dict[str, Any]) -> list[tuple[float, float]]:
+    vertices = word.get("boundingBox", {}).get("vertices", [])
+    return [(v.get("x", 0), v.get("y", 0)) for v in vertices]
 
 
 def _page_answer(body: dict[str, Any], index: int) -> dict[str, Any]:

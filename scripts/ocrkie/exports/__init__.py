@@ -1,4 +1,4 @@
-"""Per-image exports rendered from the typed page model (``model.Page``) of any backend's OCR
+"""Per-image exports rendered from the page model (``page.Page``) of any backend's OCR
 record: plain text, hOCR, ALTO and PAGE XML.
 
 A format is one module here with ``FOLDER``, ``SUFFIX``, ``VERSION`` (raise it when the output

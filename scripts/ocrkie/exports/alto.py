@@ -8,7 +8,7 @@ import json
 
 from lxml import etree
 
-from .model import Box, Page
+from ..page import Box, Page
 
 FOLDER, SUFFIX, VERSION = "alto", ".xml", 1
 ALTO = "http://www.loc.gov/standards/alto/ns-v4#"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from lxml import etree
 
 from .. import __version__
-from .model import Box, Page
+from ..page import Box, Page
 
 FOLDER, SUFFIX, VERSION = "hocr", ".hocr", 1
 XHTML = "http://www.w3.org/1999/xhtml"

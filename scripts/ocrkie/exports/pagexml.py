@@ -7,7 +7,7 @@ import json
 
 from lxml import etree
 
-from .model import Page
+from ..page import Page
 
 FOLDER, SUFFIX, VERSION = "page", ".xml", 1
 PC = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"

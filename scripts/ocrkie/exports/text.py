@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import Page
+from ..page import Page
 
 FOLDER, SUFFIX, VERSION = "txt", ".txt", 1
 
