@@ -12,8 +12,9 @@ import rapidocr
 import torch
 
 from conftest import SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
-from ocrkie.engines.guardrails import Guardrails, cpu_warning
-from ocrkie.engines.torch_device import DeviceError, in_batches, planned_device
+from ocrkie.engines.guardrails import Guardrails, cpu_warning, planned_device
+from ocrkie.engines.torch_device import in_batches
+from ocrkie.errors import DeviceError
 from ocrkie.evaluate import evaluate
 from ocrkie.page import split_words
 from tiny_models import tiny_kraken, tiny_trocr

@@ -10,13 +10,13 @@ from test_kie import RECEIPT_SCHEMA, ocr_record
 
 from ocrkie.engines.learned import LearnedExtractor
 from ocrkie.engines.rapid import MODELS
-from ocrkie.engines.rules import RuleExtractor
+from ocrkie.errors import ModelError
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.candidates import read_sheet
-from ocrkie.learn.folder import ModelError
+from ocrkie.learn.inference import read_many
 from ocrkie.learn.known import KNOWN, KnownValues
 from ocrkie.learn.model import FieldRanker
-from ocrkie.learn.training import examples, mend_rates, read_many, reading_rates, train_model
+from ocrkie.learn.training import examples, mend_rates, reading_rates, train_model
 
 SCHEMA = load_field_schema(RECEIPT_SCHEMA)
 NAME = "LIM SENG THO HARDWARE TRADING"
@@ -47,7 +47,7 @@ def test_the_closest_known_value_wins_then_the_most_frequent():
 
 
 def test_the_pick_is_mended_where_training_found_mending_right():
-    sheet = read_sheet(ocr_record([[MISREAD]]), SCHEMA, RuleExtractor(SCHEMA))
+    sheet = read_sheet(ocr_record([[MISREAD]]), SCHEMA)
     torch.manual_seed(0)
     model = FieldRanker([spec.name for spec in SCHEMA.fields]).eval()
 

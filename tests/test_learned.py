@@ -13,21 +13,21 @@ import torch
 import yaml
 
 from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
-from ocrkie.engines.rules import REVISION
 from ocrkie.fields import load_field_schema
 from ocrkie.images import sha256_of
 from ocrkie.learn.folder import read_card
+from ocrkie.learn.inference import read_many
 from ocrkie.learn.model import Ensemble, load, save, weights_digest
 from ocrkie.learn.training import (
     SETTINGS,
     examples,
     fit,
-    read_many,
     scores,
     torch_threads,
     train_model,
     truth_value,
 )
+from ocrkie.rules import REVISION
 from ocrkie.testing.upstage_fake import FakeUpstage
 
 RECEIPT = load_field_schema(REPO / "config" / "fields" / "receipt.json")

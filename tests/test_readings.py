@@ -9,11 +9,11 @@ import itertools
 import torch
 from test_kie import RECEIPT_SCHEMA, ocr_record
 
-from ocrkie.engines.rules import RuleExtractor
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.candidates import read_sheet
+from ocrkie.learn.inference import read_many
 from ocrkie.learn.model import FieldRanker
-from ocrkie.learn.training import examples, read_many, reading_rates
+from ocrkie.learn.training import examples, reading_rates
 from ocrkie.normalize import normalize_text
 
 SCHEMA = load_field_schema(RECEIPT_SCHEMA)
@@ -42,7 +42,7 @@ def addresses_read(sheet, **rates: dict[str, float]) -> dict:
 
 
 def test_an_address_is_offered_as_printed_and_with_its_parting_stops_as_commas():
-    sheet = read_sheet(receipt(), SCHEMA, RuleExtractor(SCHEMA))
+    sheet = read_sheet(receipt(), SCHEMA)
     addresses = {c.normalized: c for c in sheet.candidates["address"]}
     assert addresses[PRINTED].ways == set()
     assert (addresses[COMMAS].ways, addresses[COMMAS].commas) == ({"commas"}, 3)
@@ -56,7 +56,7 @@ def test_an_address_is_offered_as_printed_and_with_its_parting_stops_as_commas()
 def test_the_span_is_the_models_choice_and_its_reading_the_training_counts():
     torch.manual_seed(0)
     rows = [["KEDAI. MAJU"], ["NO 7. SIMPANG"], ["JALAN. IPOH"], ["KUALA. LUMPUR"]]
-    sheet = read_sheet(ocr_record(rows), SCHEMA, RuleExtractor(SCHEMA))
+    sheet = read_sheet(ocr_record(rows), SCHEMA)
     assert all(  # every span of rows reads two ways
         [c.ways for c in sheet.candidates["address"] if c.span == span] == [set(), {"commas"}]
         for span in {c.span for c in sheet.candidates["address"]}
@@ -90,7 +90,7 @@ SPACED = "NO 53.JALAN 3/62A 52200 KUALA LUMPUR"
 
 
 def test_a_number_run_into_the_word_after_it_is_also_read_apart():
-    sheet = read_sheet(ocr_record(GLUED), SCHEMA, RuleExtractor(SCHEMA))
+    sheet = read_sheet(ocr_record(GLUED), SCHEMA)
     span = {c.normalized: c for c in sheet.candidates["address"]}[SPACED].span
     readings = [(c.ways, c.normalized) for c in sheet.candidates["address"] if c.span == span]
     assert readings == [
@@ -100,7 +100,7 @@ def test_a_number_run_into_the_word_after_it_is_also_read_apart():
         ({"commas", "spaces"}, "NO 53,JALAN 3/62A 52200 KUALA LUMPUR"),
     ]
     # an ordinal, a unit's letter and a number run into a two-letter word stay as printed
-    kept = read_sheet(ocr_record([["3RD FLR, NO.145G"], ["1234KL"]]), SCHEMA, RuleExtractor(SCHEMA))
+    kept = read_sheet(ocr_record([["3RD FLR, NO.145G"], ["1234KL"]]), SCHEMA)
     assert all(c.ways == set() for c in kept.candidates["address"])
 
 
@@ -113,7 +113,7 @@ def test_each_way_is_counted_on_its_own_and_taken_where_right_more_often_than_no
     ]
     rates = reading_rates(examples(glued, SCHEMA, 0.0))
     assert rates["address"] == {"commas": (2 + 1) / (3 + 2), "spaces": (3 + 1) / (3 + 2)}
-    sheet = read_sheet(ocr_record(GLUED), SCHEMA, RuleExtractor(SCHEMA))
+    sheet = read_sheet(ocr_record(GLUED), SCHEMA)
     found = sheet.candidates["address"]
     span = next(c.span for c in found if c.normalized == SPACED)
     sheet.candidates["address"] = [c for c in found if c.span == span]  # its four readings
@@ -137,7 +137,7 @@ def test_a_block_of_rows_normalises_as_its_joined_text_would():
     same result, over rows that end or start with punctuation, spaces or nothing."""
     rows = ["NO 7.", " , JALAN", "KL ;", "Ávenue  12", ":x", "a.b, c", "LOT 5. TAMAN", "47400PJ."]
     for block in itertools.permutations(rows, 3):
-        sheet = read_sheet(ocr_record([[text] for text in block]), SCHEMA, RuleExtractor(SCHEMA))
+        sheet = read_sheet(ocr_record([[text] for text in block]), SCHEMA)
         for candidate in sheet.candidates["address"]:
             assert candidate.normalized == normalize_text(candidate.value), candidate.value
 
@@ -145,7 +145,7 @@ def test_a_block_of_rows_normalises_as_its_joined_text_would():
 def test_a_company_name_printed_over_two_rows_is_offered_whole_never_a_piece():
     rows = [["POPULAR BOOK"], ["CO.(M) SDN BHD"], ["HOME MASTER HARDWARE &"], ["ELECTRICAL"]]
     rows += [["S&Y STATIONERY"], ["SDN.BHD"]]
-    sheet = read_sheet(ocr_record(rows), SCHEMA, RuleExtractor(SCHEMA))
+    sheet = read_sheet(ocr_record(rows), SCHEMA)
     companies = {c.normalized for c in sheet.candidates["company"]}
     assert {"POPULAR BOOK CO.(M) SDN BHD", "HOME MASTER HARDWARE & ELECTRICAL"} <= companies
     assert not companies & {"CO.(M) SDN BHD", "HOME MASTER HARDWARE &", "SDN.BHD"}

@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE_IMAGES
-from ocrkie.breaker import Breaker, ServiceUnavailable, clear_outages, outages
+from ocrkie.breaker import Breaker, clear_outages, outages
 from ocrkie.cache import BestEffort, LmdbCache, NoCache
 from ocrkie.engines import Document, Extraction, Extractor, OcrEngine, Recognition
-from ocrkie.errors import ModelLoadError, TransientError, UnreadableImage
+from ocrkie.errors import ModelLoadError, ServiceUnavailable, TransientError, UnreadableImage
 from ocrkie.formats import error_info
 from ocrkie.images import ImageLimits, PageDecoder, PageImage
 from ocrkie.inputs import InputImage, image_id

@@ -98,10 +98,9 @@ def accuracy(extractor: Any, records: dict[str, dict], keys: dict[str, dict]) ->
 def ceiling(records: dict[str, dict], keys: dict[str, dict]) -> dict[str, float]:
     """The share of documents with the right value among their candidates."""
     schema = load_field_schema(SCHEMA)
-    rules = RuleExtractor(schema)
     held = dict.fromkeys((spec.name for spec in schema.fields), 0)
     for stem, key in keys.items():
-        sheet = read_sheet(records[stem], schema, rules)
+        sheet = read_sheet(records[stem], schema)
         for spec in schema.fields:
             truth = truth_value(spec, key.get(spec.name))
             held[spec.name] += any(c.normalized == truth for c in sheet.candidates[spec.name])

@@ -41,8 +41,9 @@ from ocrkie.engines.torch_device import in_batches
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.candidates import read_sheet
 from ocrkie.learn.folder import read_card
+from ocrkie.learn.inference import odds_many
 from ocrkie.learn.model import weights_digest
-from ocrkie.learn.training import SETTINGS, examples, fit, odds_many, reading_rates, scores
+from ocrkie.learn.training import SETTINGS, examples, fit, reading_rates, scores
 
 BUNDLED = REPO / "resources" / "models" / "receipt"
 BATCHES = (1, 8, 64, 256)
@@ -116,7 +117,7 @@ def inference(records: list[dict], threads: list[int]) -> None:
         extractor = LearnedExtractor(BUNDLED, schema, read_card(BUNDLED))
         extractor.device = device  # the workflow's is the CPU's
         extractor.extract_many(documents[:2])  # loads the model (and warms up the GPU)
-        sheets = [read_sheet(d.ocr, schema, extractor.rules) for d in documents]
+        sheets = [read_sheet(d.ocr, schema) for d in documents]
         row = []
         for size in BATCHES:
             seconds, _ = best_of(3, device, model_pass, extractor.model, sheets, device, size)

@@ -4,22 +4,16 @@ is one line that says what is wrong and where to set it right."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from .errors import AwsSetupError
 from .s3 import s3_client, split_s3_uri
 
 PROFILE = "profiles/aws-batch/config.yaml"
 EXAMPLE_ACCOUNT = "123456789012"  # the account of the profile's example values
-
-
-class AwsSetupError(RuntimeError):
-    """The AWS side is not ready for this run."""
 
 
 @dataclass(frozen=True)
@@ -30,14 +24,8 @@ class BatchSettings:
     image: str | None
 
     @classmethod
-    def from_command_line(cls, argv: list[str]) -> BatchSettings:
-        """The settings Snakemake will use: the command line over the profile, over the
-        SNAKEMAKE_AWS_BATCH_JOB_* variables, exactly as Snakemake reads them."""
-        from snakemake.cli import parse_args
-
-        with contextlib.redirect_stderr(io.StringIO()):  # it says "Using profile ..." again
-            _, args = parse_args(argv[1:])
-        found = vars(args)
+    def from_arguments(cls, found: dict[str, Any]) -> BatchSettings:
+        """From Snakemake's parsed command line (the profile and the variables applied)."""
         return cls(
             found.get("aws_batch_region"),
             found.get("aws_batch_job_queue"),
@@ -130,9 +118,8 @@ def _code(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def check_or_stop(storage_prefix: str, argv: list[str] | None = None) -> None:
+def check_or_stop(storage_prefix: str, settings: BatchSettings) -> None:
     """Raise ``AwsSetupError`` listing every problem (meant for the submitting Snakemake)."""
-    settings = BatchSettings.from_command_line(argv if argv is not None else sys.argv)
     found = problems(storage_prefix, settings)
     if found:
         raise AwsSetupError("the AWS side is not ready:\n  " + "\n  ".join(found))

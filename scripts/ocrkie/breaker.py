@@ -23,16 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import FatalError, TransientError
+from .errors import ServiceUnavailable, TransientError
 from .formats import now_iso
 from .results import Results
 
 FOLDER = "outage"
 RECHECK_S = 5.0  # how often a job looks for another job's marker
-
-
-class ServiceUnavailable(FatalError):
-    """The service failed too many calls in a row: the stage stops."""
 
 
 class Streak:

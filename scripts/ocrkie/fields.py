@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .formats import digest
 
 HINTS = "x-ocrkie"
@@ -71,7 +72,7 @@ def load_field_schema(path: str | Path) -> FieldSchema:
     document = json.loads(Path(path).read_text(encoding="utf-8"))
     properties = document.get("properties")
     if document.get("type") != "object" or not isinstance(properties, dict) or not properties:
-        raise ValueError(f"{path}: a field schema is a JSON Schema object with properties")
+        raise ConfigError(f"{path}: a field schema is a JSON Schema object with properties")
     fields = [_field_spec(name, prop) for name, prop in properties.items()]
     return FieldSchema(document, fields, digest(document, 64))
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import Any
 
+from .errors import ConfigError, NoImages, SetupError
+
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif", "pdf")
 ID_DIGITS = 16  # hex digits of the path's hash in an id: 64 bits
 COLLISION_DIGITS = 64  # the whole SHA-256, for the ids of paths whose 64 bits coincide
@@ -91,10 +93,6 @@ class Discovery:
         return dict(Counter(reason for _, reason in self.skipped).most_common())
 
 
-class NoImages(ValueError):
-    """The input names no image: a mistyped or empty location, most likely."""
-
-
 def discover(config: dict[str, Any], storage_prefix: str | None = None) -> Discovery:
     """The input images the config names, sorted by id. An ``s3://`` input_dir is listed in
     S3; with S3 default storage (AWS Batch) a relative input_dir is listed under the prefix.
@@ -107,7 +105,7 @@ def discover(config: dict[str, Any], storage_prefix: str | None = None) -> Disco
         found = list_s3_images(input_dir, extensions)
     elif storage_prefix:
         if Path(input_dir).is_absolute():
-            raise ValueError(
+            raise ConfigError(
                 f"input_dir {input_dir!r}: with S3 as the default storage (AWS Batch) use an "
                 "s3:// URI or a folder relative to the default storage prefix"
             )
@@ -291,5 +289,5 @@ def _unique_sorted(
     ids = Counter(image.id for image in unique)
     if len(ids) < len(unique):  # two paths with one SHA-256: not to be met by chance
         twins = sorted(i.relpath for i in unique if ids[i.id] > 1)
-        raise ValueError(f"these inputs cannot be told apart by their ids: {twins}")
+        raise SetupError(f"these inputs cannot be told apart by their ids: {twins}")
     return sorted(unique, key=lambda i: i.id), sorted([*skipped, *again])

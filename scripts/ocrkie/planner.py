@@ -18,6 +18,7 @@ from .cache import open_existing_cache
 from .engines import Engine
 from .engines.guardrails import cpu_warning
 from .engines.registry import active_stages, build
+from .errors import PlanInUse
 from .exports import identity as export_identity
 from .exports import requested
 from .images import ImageLimits
@@ -122,10 +123,6 @@ def prepare_run(
     plan_bytes = encode_plan(shards, source, found.skipped)
     skips = found.skip_counts()
     return RunPlan(len(images), shards, plans, outlooks, source, skips, plan_bytes, previous_bytes)
-
-
-class PlanInUse(RuntimeError):
-    """Another run holds the plan, or wrote another one since this run read it."""
 
 
 LOCK_FILE = "plan/plan.lock"

@@ -18,6 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from .errors import ConfigError
+
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 PAGE_SIZE = 1000  # the most S3 returns per ListObjectsV2 call
 
@@ -34,7 +36,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/a/b/`` -> ``("bucket", "a/b")``."""
     parts = urlsplit(uri)
     if parts.scheme != "s3" or not parts.netloc:
-        raise ValueError(f"not an S3 URI (s3://bucket/prefix): {uri!r}")
+        raise ConfigError(f"not an S3 URI (s3://bucket/prefix): {uri!r}")
     return parts.netloc, parts.path.strip("/")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from .breaker import Breaker
 from .cache import ContentCache, cache_key
 from .engines import Document, Engine, Extractor, LayoutParser, OcrEngine
-from .errors import FatalError, OcrkieError, TransientError, UnreadableImage
+from .errors import FatalError, OcrkieError, TransientError, UnreadableImage, UpstreamFailure
 from .evidence import locate, merge_pages, rows_of
 from .formats import (
     KIE_FORMAT,
@@ -43,18 +43,6 @@ from .storage import read_input
 
 log = logging.getLogger(__name__)
 __all__ = ["ImageLimits", "make_stage", "record_identity", "run_shard"]
-
-
-class UpstreamFailure(OcrkieError):
-    """The OCR record this KIE record depends on is an error record."""
-
-    def __init__(self, error: dict[str, str]):
-        super().__init__(error["message"])
-        self.error = error
-
-    @property
-    def kind(self) -> str:
-        return self.error["class"]
 
 
 @dataclass

@@ -292,11 +292,8 @@ class UpstageClient:
             return retrying(attempt)
         except _Retryable as exc:
             attempts = retrying.statistics.get("attempt_number", self.max_attempts)
-            error = TransientError(
-                f"Upstage {endpoint}: {exc.fault} after {attempts} attempts: {exc.detail}"
-            )
-            error.status = exc.status  # type: ignore[attr-defined]
-            raise error from None
+            message = f"Upstage {endpoint}: {exc.fault} after {attempts} attempts: {exc.detail}"
+            raise TransientError(message, status=exc.status) from None
 
     def _attempt(self, endpoint: str, method: str, path: str, pages: int, **kwargs: Any) -> Answer:
         url = self.base_url + path
@@ -381,23 +378,21 @@ class UpstageClient:
         return answer
 
     def _permanent_error(self, endpoint: str, status: int, message: str, url: str) -> OcrkieError:
-        error: OcrkieError
         if status in AUTH:
-            error = AuthenticationError(
+            return AuthenticationError(
                 f"Upstage rejected the API key (HTTP {status}): {message}. "
-                "Check the key, or set UPSTAGE_API_KEY to a valid one."
+                "Check the key, or set UPSTAGE_API_KEY to a valid one.",
+                status=status,
             )
-        elif status in WRONG_URL:
-            error = FatalError(
+        if status in WRONG_URL:
+            return FatalError(
                 f"Upstage {endpoint}: HTTP {status} from {self._auth.redact(url)}: {message}. "
-                "Is the base URL right?"
+                "Is the base URL right?",
+                status=status,
             )
-        elif 400 <= status < 500:
-            error = RejectedByService(f"Upstage {endpoint}: HTTP {status}: {message}")
-        else:
-            error = FatalError(f"Upstage {endpoint}: unexpected HTTP {status}: {message}")
-        error.status = status  # type: ignore[attr-defined]
-        return error
+        if 400 <= status < 500:
+            return RejectedByService(f"Upstage {endpoint}: HTTP {status}: {message}", status=status)
+        return FatalError(f"Upstage {endpoint}: unexpected HTTP {status}: {message}", status=status)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -26,18 +26,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .engines import Engine
-from .errors import ImageError
+from .errors import ChildDied, PageTimeout
 from .images import DocumentFacts, ImageLimits, PageDecoder, PageImage
 
 log = logging.getLogger(__name__)
-
-
-class PageTimeout(ImageError):
-    """The engine or the decoder gave no answer in time; it was stopped."""
-
-
-class ChildDied(ImageError):
-    """The child process ended during a call: out of memory, or a crash in native code."""
 
 
 @dataclass

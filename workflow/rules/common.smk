@@ -1,18 +1,21 @@
+import contextlib
+import io
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from ocrkie.awscheck import check_or_stop
+from ocrkie.awscheck import BatchSettings, check_or_stop
 from ocrkie.breaker import clear_outages, outages
 from ocrkie.cache import cache_location
-from ocrkie.engines.learned import fitting_card
-from ocrkie.engines.registry import active_stages, build, check_backends
+from ocrkie.engines.learned import check_ocr, fitting_card
+from ocrkie.engines.registry import active_stages, build, check_backends, check_together
 from ocrkie.exports import DESCRIBED, FORMATS, exporter, requested
 from ocrkie.fields import load_field_schema
 from ocrkie.plan import DIGEST_PATTERN, PLAN_FILE, SHARD_PATTERN, job_slots
-from ocrkie.planner import PlanInUse, api_forecast, prepare_run, write_plan
+from ocrkie.errors import PlanInUse
+from ocrkie.planner import api_forecast, prepare_run, write_plan
 from ocrkie.results import Results, manifest_path
 from ocrkie.s3 import ensure_keep_marker
 
@@ -42,6 +45,16 @@ def s3_storage_prefix():
     return settings.default_storage_prefix.rstrip("/")
 
 
+def batch_settings():
+    """The AWS Batch settings this run will use: the command line over the profile, over the
+    SNAKEMAKE_AWS_BATCH_JOB_* variables, exactly as Snakemake reads them."""
+    from snakemake.cli import parse_args
+
+    with contextlib.redirect_stderr(io.StringIO()):  # it says "Using profile ..." again
+        _, args = parse_args(sys.argv[1:])
+    return BatchSettings.from_arguments(vars(args))
+
+
 def cli_flag(*names):
     """Whether Snakemake was given one of these flags. The Snakefile is parsed before
     Snakemake settles its executor (``workflow.dryrun`` is still False then)."""
@@ -69,6 +82,9 @@ ENGINES = {
     stage: build(stage, config, config["resources"].get(stage, {}).get("threads", 1))
     for stage in STAGES
 }
+check_together(
+    ENGINES
+)  # a KIE model trained on another engine's OCR stops the run here
 
 
 def results_location(wildcards):
@@ -101,7 +117,7 @@ def make_plan():
     if not workflow.is_main_process or cli_flag("--lint"):
         return None
     if STORAGE_PREFIX:  # credentials, bucket, queue, role: one line each if wrong
-        check_or_stop(STORAGE_PREFIX)
+        check_or_stop(STORAGE_PREFIX, batch_settings())
     results = Results(RESULTS_LOCATION)
     remote_jobs = workflow.nodes if STORAGE_PREFIX else None
     requests = ENGINES["ocr"].resources(remote=STORAGE_PREFIX is not None)
@@ -169,7 +185,8 @@ if TRAINING and BASE:
         raise WorkflowError(
             f"train.base and train.output are one folder ({BASE}): write the adapted model elsewhere"
         )
-    fitting_card(Path(BASE), load_field_schema(config["kie_schema"]), config)
+    BASE_CARD = fitting_card(Path(BASE), load_field_schema(config["kie_schema"]))
+    check_ocr(Path(BASE), BASE_CARD, ENGINES["ocr"].identity())
 
 
 def training_input(wildcards):

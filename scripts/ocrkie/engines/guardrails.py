@@ -9,11 +9,15 @@ engine that would take hours on this CPU.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .torch_device import DeviceError, planned_device
+from ..errors import ConfigError, DeviceError
+from ..gpu import gpu_count
+
+DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,27 @@ class Guardrails:
     model: ModelKind | None = None  # a model the user brings, at ``<engine>.model``
 
 
+NO_GPU = "torch sees no GPU"
+
+
+def planned_device(requested: str, engine: str) -> str:
+    """The device as the plan states it (``cpu``, ``cuda`` or ``cuda:N``), checked against
+    this machine: a GPU asked for and not there is a ``DeviceError``."""
+    if not DEVICE.match(requested):
+        raise DeviceError(f"{engine}.device: {requested!r} is not auto, cpu, cuda or cuda:N")
+    if requested == "cpu":
+        return "cpu"
+    count = gpu_count()
+    if requested == "auto":
+        return "cuda" if count else "cpu"
+    index = int(requested.partition(":")[2] or 0)
+    if index >= count:
+        have = f"cuda:0 to cuda:{count - 1}" if count > 1 else "only cuda:0"
+        have = have if count else "no GPU torch can use"
+        raise DeviceError(f"{engine}.device is {requested}, but this machine has {have}")
+    return requested
+
+
 def settle_device(name: str, guard: Guardrails, requested: str) -> str:
     """The device the plan uses: checked against the engine and this machine."""
     device = planned_device(requested, name)
@@ -47,7 +72,7 @@ def settle_device(name: str, guard: Guardrails, requested: str) -> str:
 def check_batch_size(name: str, guard: Guardrails, configured: int) -> None:
     low, high = guard.batch_sizes
     if configured and not low <= configured <= high:
-        raise ValueError(
+        raise ConfigError(
             f"{name}.batch_size: {configured} is outside {low} to {high} "
             "(0 chooses one from free GPU memory)"
         )
@@ -57,21 +82,21 @@ def check_model(name: str, kind: ModelKind, configured: str) -> Path:
     """The configured model path, or a ``ValueError`` that says what is wrong with it."""
     wanted = f"{name}.model must name {kind.description}"
     if not configured:
-        raise ValueError(f"{wanted}; it is empty")
+        raise ConfigError(f"{wanted}; it is empty")
     path = Path(configured).expanduser()
     if not path.exists():
-        raise ValueError(f"{wanted}; {path} does not exist")
+        raise ConfigError(f"{wanted}; {path} does not exist")
     if kind.folder != path.is_dir():
-        raise ValueError(f"{wanted}; {path} is a {'file' if kind.folder else 'folder'}")
+        raise ConfigError(f"{wanted}; {path} is a {'file' if kind.folder else 'folder'}")
     if kind.suffixes and path.suffix not in kind.suffixes:
-        raise ValueError(f"{wanted} ({', '.join(kind.suffixes)}); {path} is not one")
+        raise ConfigError(f"{wanted} ({', '.join(kind.suffixes)}); {path} is not one")
     missing = [f for f in kind.contains if not (path / f).is_file()]
     if missing:
-        raise ValueError(f"{wanted}; {path} has no {', '.join(missing)}")
+        raise ConfigError(f"{wanted}; {path} has no {', '.join(missing)}")
     if kind.model_type:
         found = json.loads((path / "config.json").read_text()).get("model_type")
         if found != kind.model_type:
-            raise ValueError(f"{wanted}; {path} holds a {found!r} model")
+            raise ConfigError(f"{wanted}; {path} holds a {found!r} model")
     return path
 
 

@@ -12,17 +12,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from ..errors import ModelError
 from ..evidence import source_of
 from ..fields import FieldSchema, load_field_schema
 from ..learn.candidates import CANDIDATE_REVISION, FEATURES, Candidate, read_sheet
-from ..learn.folder import ModelError, read_card
+from ..learn.folder import read_card
 from ..learn.known import KnownValues, load_known
+from ..rules import REVISION
 from . import Document, Extraction, Extractor
-from .registry import build
-from .rules import REVISION, RuleExtractor
 
 if TYPE_CHECKING:
-    from ..learn.training import Pick
+    from ..learn.inference import Pick
 
 
 def ocr_kind(identity: dict[str, Any]) -> dict[str, Any]:
@@ -30,9 +30,9 @@ def ocr_kind(identity: dict[str, Any]) -> dict[str, Any]:
     return {"name": identity.get("name"), "model": identity.get("model")}
 
 
-def fitting_card(folder: Path, schema: FieldSchema, config: dict[str, Any]) -> dict[str, Any]:
-    """The card of the model in ``folder`` if this run can use it (the features this ocrkie
-    makes, the fields of ``schema``, the configured OCR engine); else a ModelError."""
+def fitting_card(folder: Path, schema: FieldSchema) -> dict[str, Any]:
+    """The card of the model in ``folder`` if this ocrkie can use it with ``schema`` (the
+    features it makes, the schema's fields); else a ModelError."""
     card = read_card(folder)
     if card.get("features") != FEATURES:
         raise ModelError(
@@ -43,16 +43,21 @@ def fitting_card(folder: Path, schema: FieldSchema, config: dict[str, Any]) -> d
         raise ModelError(
             f"the KIE model in {folder} was trained for the field schema "
             f"{card['schema_title']!r} (fields {', '.join(card['fields'])}), not for "
-            f"{config['kie_schema']} (fields {', '.join(f.name for f in schema.fields)}, "
+            f"{schema.document.get('title', '')!r} (fields "
+            f"{', '.join(f.name for f in schema.fields)}, "
             "or other hints): train one for it with train_kie, or use kie_backend: rules"
         )
-    ocr = ocr_kind(build("ocr", config).identity())
+    return card
+
+
+def check_ocr(folder: Path, card: dict[str, Any], ocr_identity: dict[str, Any]) -> None:
+    """A ModelError unless the model in ``folder`` was trained on this OCR engine's records."""
+    ocr = ocr_kind(ocr_identity)
     if ocr_kind(card["ocr_engine"]) != ocr:
         raise ModelError(
             f"the KIE model in {folder} was trained on OCR from {card['ocr_engine']}, "
             f"this run's OCR is {ocr}: retrain it on this engine's records with train_kie"
         )
-    return card
 
 
 class LearnedExtractor(Extractor):
@@ -74,15 +79,17 @@ class LearnedExtractor(Extractor):
     ):
         self.folder, self.schema, self.card = folder, schema, card
         self.known = known or KnownValues()
-        self.rules = RuleExtractor(schema)  # the rules' pick is one of the model's features
         self.model: Any = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
         folder = Path(config["learned_model"])
         schema = load_field_schema(config["kie_schema"])
-        card = fitting_card(folder, schema, config)
+        card = fitting_card(folder, schema)
         return cls(folder, schema, card, load_known(folder, card))
+
+    def check_upstream(self, ocr_identity: dict[str, Any]) -> None:
+        check_ocr(self.folder, self.card, ocr_identity)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -109,10 +116,10 @@ class LearnedExtractor(Extractor):
     def extract_many(self, documents: Sequence[Document]) -> list[Extraction]:
         """The documents read in one pass of the model (the KIE stage hands it a shard
         ``batch_size`` documents at a time)."""
-        from ..learn.training import read_many
+        from ..learn.inference import read_many
 
         model = self._load()
-        sheets = [read_sheet(document.ocr, self.schema, self.rules) for document in documents]
+        sheets = [read_sheet(document.ocr, self.schema) for document in documents]
         picks = read_many(model, sheets, self.card["readings"], self.known, self.device)
         return [self._extraction(chosen) for chosen in picks]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from ..errors import ConfigError
 from . import Engine
 
 # stage -> backend -> "module:class" (imported when built, so a job loads only its engine)
@@ -46,7 +47,15 @@ def check_backends(config: dict[str, Any]) -> None:
         name = backend(stage, config)
         if name is not None and name not in BACKENDS[stage]:
             choices = ", ".join(sorted(BACKENDS[stage]) + (["none"] if stage == "kie" else []))
-            raise ValueError(f"{stage}_backend: {name!r} is not one of {choices}")
+            raise ConfigError(f"{stage}_backend: {name!r} is not one of {choices}")
+
+
+def check_together(engines: dict[str, Engine]) -> None:
+    """What an engine asks of the others: the KIE engine, of the OCR it reads."""
+    if "ocr" in engines:
+        for stage, engine in engines.items():
+            if stage != "ocr":
+                engine.check_upstream(engines["ocr"].identity())
 
 
 def active_stages(config: dict[str, Any]) -> list[str]:
@@ -57,7 +66,7 @@ def build(stage: str, config: dict[str, Any], threads: int = 1) -> Engine:
     """The configured engine for ``stage``; cheap (no model is loaded yet)."""
     name = backend(stage, config)
     if name is None:
-        raise ValueError(f"the {stage} stage is switched off")
+        raise ConfigError(f"the {stage} stage is switched off")
     module, _, cls = BACKENDS[stage][name].partition(":")
     engine_class: type[Engine] = getattr(import_module(f"{__package__}.{module}"), cls)
     return engine_class.from_config(config, threads)

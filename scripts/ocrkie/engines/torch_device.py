@@ -9,47 +9,20 @@ engines (``gpu.acquire_gpu``): one device per concurrent job.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ModelLoadError
-from ..gpu import acquire_gpu, gpu_count
+from ..gpu import acquire_gpu
 
 if TYPE_CHECKING:
     from .guardrails import Guardrails
 
 log = logging.getLogger(__name__)
 
-DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class DeviceError(ValueError):
-    """A configured device this machine does not have (raised when the workflow is parsed)."""
-
-
-NO_GPU = "torch sees no GPU"
-
-
-def planned_device(requested: str, engine: str) -> str:
-    """The device as the plan states it (``cpu``, ``cuda`` or ``cuda:N``), checked against
-    this machine: a GPU asked for and not there is a ``DeviceError``."""
-    if not DEVICE.match(requested):
-        raise DeviceError(f"{engine}.device: {requested!r} is not auto, cpu, cuda or cuda:N")
-    if requested == "cpu":
-        return "cpu"
-    count = gpu_count()
-    if requested == "auto":
-        return "cuda" if count else "cpu"
-    index = int(requested.partition(":")[2] or 0)
-    if index >= count:
-        have = f"cuda:0 to cuda:{count - 1}" if count > 1 else "only cuda:0"
-        have = have if count else "no GPU torch can use"
-        raise DeviceError(f"{engine}.device is {requested}, but this machine has {have}")
-    return requested
 
 
 def job_device(planned: str) -> str:

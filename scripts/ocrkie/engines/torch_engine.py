@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Self
 from ..gpu import gpu_request
 from ..images import PageImage
 from . import OcrEngine, Recognition
-from .guardrails import check_settings
-from .torch_device import NO_GPU, batch_size, job_device
+from .guardrails import NO_GPU, check_settings
+from .torch_device import batch_size, job_device
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Self
 
-from ..errors import ImageError, RejectedByService, TransientError
+from ..errors import ImageError, RejectedByService, TransientError, UnexpectedAnswer
 from ..fields import FieldSchema, load_field_schema
 from ..images import PageImage
 from ..normalize import normalize
@@ -52,10 +52,6 @@ REVISION = 2
 ACCEPTED = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "PDF": ".pdf"}
 OCR_PAGES = 30  # pages the OCR service reads in one request
 PARSE_PAGES = 100  # Document Parse (sync) and Information Extraction
-
-
-class UnexpectedAnswer(ImageError):
-    """The service answered for other pages than it was sent (billed, but not usable)."""
 
 
 @dataclass

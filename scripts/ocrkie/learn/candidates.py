@@ -15,20 +15,19 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from ..engines import Document
-from ..engines.rules import (
+from ..evidence import Row, rows_of
+from ..fields import FieldSchema, FieldSpec
+from ..normalize import AMOUNT_PATTERN, PUNCTUATION, amount_value, collapse_text, find_dates
+from ..rules import read_fields
+from ..text import (
     LEGAL_FORM,
     REGISTRATION,
-    RuleExtractor,
     breaks_off,
     excluded,
     label_match,
     legal_form_only,
     matches_pattern,
 )
-from ..evidence import Row, rows_of
-from ..fields import FieldSchema, FieldSpec
-from ..normalize import AMOUNT_PATTERN, PUNCTUATION, amount_value, collapse_text, find_dates
 from .features import text_ids
 
 NUMERIC = 26  # numeric features per candidate
@@ -91,10 +90,10 @@ class _Units:
         return self.index[text]
 
 
-def read_sheet(ocr: dict[str, Any], schema: FieldSchema, rules: RuleExtractor) -> Sheet:
+def read_sheet(ocr: dict[str, Any], schema: FieldSchema) -> Sheet:
     rows = rows_of(ocr)
     units = _Units(rows)
-    picked = {k: v["normalized"] for k, v in rules.extract(Document(ocr, "")).fields.items()}
+    picked = {k: v["normalized"] for k, v in read_fields(ocr, schema).items()}
     geometry = _Geometry(rows)
     labelled = {
         spec.name: [label_match(spec, r.text) is not None for r in rows] for spec in schema.fields

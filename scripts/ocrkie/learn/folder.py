@@ -11,14 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import ModelError
+
 MODEL_FORMAT = "ocrkie.kie-model/1"
 WEIGHTS = "weights.pt"
 CARD = "model.json"
 MANIFEST = "manifest.csv"
-
-
-class ModelError(ValueError):
-    """A model folder that is missing, damaged, or made for another schema or OCR engine."""
 
 
 def read_card(folder: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from .folder import ModelError
+from ..errors import ModelError
 
 KNOWN = "known.json"
 KINDS = ("text", "address")  # the field types whose values recur per vendor

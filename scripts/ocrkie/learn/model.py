@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelError
 from .candidates import NUMERIC, Sheet
 from .features import BUCKETS
-from .folder import CARD, MODEL_FORMAT, WEIGHTS, ModelError
+from .folder import CARD, MODEL_FORMAT, WEIGHTS
 
 
 class FieldRanker(nn.Module):

@@ -14,19 +14,19 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from rapidfuzz import fuzz
 
-from ..engines.rules import RuleExtractor
 from ..fields import FieldSchema, FieldSpec
 from ..formats import split_of
 from ..normalize import normalize
 from .candidates import FEATURES, Candidate, Sheet, read_sheet
 from .folder import MANIFEST, read_card
+from .inference import Readings, as_read, read_many
 from .known import KINDS, KnownValues, load_known
 from .model import (
     Ensemble,
@@ -41,7 +41,6 @@ from .model import (
     tensors,
 )
 
-Readings = dict[str, dict[str, float]]  # field -> way of reading -> how often it was right
 FUZZY = 90  # a text label matches OCR'd candidates at least this similar (0-100)
 SETTINGS = {
     "dim": 16,
@@ -96,10 +95,9 @@ def examples(
     val_fraction: float,
 ) -> list[Example]:
     """(OCR record, labels) pairs as training examples."""
-    rules = RuleExtractor(schema)
     made = []
     for ocr, labels in labelled:
-        sheet = read_sheet(ocr, schema, rules)
+        sheet = read_sheet(ocr, schema)
         truth, wanted, found = {}, {}, {}
         for spec in schema.fields:
             truth[spec.name] = truth_value(spec, labels.get(spec.name))
@@ -191,91 +189,6 @@ def _fit_ranker(
     return model.eval()
 
 
-@dataclass
-class Pick:
-    candidate: Candidate | None
-    confidence: float
-
-
-def read_many(
-    model: Ranker,
-    sheets: list[Sheet],
-    readings: Readings,
-    known: KnownValues | None = None,
-    device: str | torch.device = "cpu",
-) -> list[dict[str, Pick]]:
-    """Each document's fields (``choose``), the documents read in one pass of the model."""
-    if not sheets:
-        return []
-    split = odds_many(model, sheets, device)
-    return [
-        choose(sheet, {name: odds[i].tolist() for name, odds in split.items()}, readings, known)
-        for i, sheet in enumerate(sheets)
-    ]
-
-
-def odds_many(
-    model: Ranker, sheets: list[Sheet], device: str | torch.device = "cpu"
-) -> dict[str, tuple[torch.Tensor, ...]]:
-    """Per field, each document's candidates' probabilities (on the CPU), the documents read
-    in one pass of the model on ``device``."""
-    prepared = batched([tensors(sheet) for sheet in sheets])
-    with torch.no_grad():
-        every = model.odds(prepared.to(device))
-    return {name: p.cpu().split(prepared.fields[name].sizes) for name, p in every.items()}
-
-
-def choose(
-    sheet: Sheet,
-    odds: dict[str, list[float]],
-    readings: Readings,
-    known: KnownValues | None = None,
-) -> dict[str, Pick]:
-    """Each field's most probable value, from the model's ``odds`` of its candidates. The
-    model weighs where a value is printed: the readings of one span pool their odds, and the
-    span is read each way (commas, spaces) that training found right more often than not
-    (``readings``); candidates with the same value pool their odds. The value picked is then
-    mended to the ``known`` one it misreads, where training found that right more often than
-    not (``readings[field]["known"]``)."""
-    picks = {}
-    for name, found in sheet.candidates.items():
-        if not found:
-            picks[name] = Pick(None, 0.0)
-            continue
-        spans: dict[tuple, list[Candidate]] = {}
-        chances: dict[tuple, float] = {}
-        for candidate, p in zip(found, odds[name], strict=True):
-            spans.setdefault(candidate.span, []).append(candidate)
-            chances[candidate.span] = chances.get(candidate.span, 0.0) + p
-        rates = readings.get(name, {})
-        read = {span: _as_read(ways, rates) for span, ways in spans.items()}
-        pooled: dict[str, float] = {}
-        for span, candidate in read.items():
-            pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + chances[span]
-        value = max(pooled, key=pooled.__getitem__)
-        best = max((s for s, c in read.items() if c.normalized == value), key=chances.get)
-        picks[name] = Pick(_mended(read[best], name, known, rates), pooled[value])
-    return picks
-
-
-def _as_read(readings: list[Candidate], rates: dict[str, float]) -> Candidate:
-    """The reading of a span that takes the ways training found right more often than not,
-    and no other (as printed where none was counted)."""
-    wanted = {way for way, rate in rates.items() if rate > 0.5}
-    return max(readings, key=lambda c: (len(c.ways & wanted) - len(c.ways - wanted), -len(c.ways)))
-
-
-def _mended(
-    candidate: Candidate, name: str, known: KnownValues | None, rates: dict[str, float]
-) -> Candidate:
-    if known is None or rates.get("known", 0.0) <= 0.5:
-        return candidate
-    value = known.nearest(name, candidate.normalized)
-    if value is None:
-        return candidate
-    return replace(candidate, value=value, normalized=value, mended=candidate.value)
-
-
 def mend_rates(train: list[Example], known: KnownValues, readings: Readings) -> Readings:
     """Per name and address field: how often the known value a label's span misread was the
     label, against the span as read, where one of them was (smoothed: never seen is 0.5).
@@ -287,7 +200,7 @@ def mend_rates(train: list[Example], known: KnownValues, readings: Readings) -> 
             if not hits or name not in known.counts:
                 continue
             span = found[hits[0]].span
-            read = _as_read([c for c in found if c.span == span], readings.get(name, {}))
+            read = as_read([c for c in found if c.span == span], readings.get(name, {}))
             truth = example.truth[name]
             value = known.nearest(name, read.normalized, own=truth)
             if value is not None and truth in (value, read.normalized):
