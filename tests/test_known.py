@@ -84,8 +84,8 @@ def test_a_model_folder_keeps_its_known_values_and_checks_them(tmp_path):
     config = {
         "kie_schema": str(RECEIPT_SCHEMA),
         "learned_model": str(folder),
-        "ocr_backend": "local",
-        "local": {"use_gpu": "false", "text_score": 0.5},
+        "ocr_backend": "rapidocr",
+        "rapidocr": {"device": "cpu", "text_score": 0.5},
     }
     assert LearnedExtractor.from_config(config).identity()["known"] == card["known_sha256"]
     (folder / KNOWN).write_text(json.dumps({"company": {"SOMEONE ELSE": 1}}))

@@ -22,7 +22,7 @@ LAYERS = [
     ["plan", "usage", "rules"],
     ["results", "cache", "tables", "text", "evaluate", "evidence"],
     ["storage", "fields", "formats", "exports", "images", "inputs", "upstage", "secrets"],
-    ["awscheck", "logs", "s3", "ratelimit", "errors", "gpu", "page", "normalize", ""],
+    ["awscheck", "logs", "s3", "ratelimit", "errors", "gpu", "page", "normalize", "settings", ""],
 ]
 
 

@@ -192,8 +192,8 @@ def test_a_shard_is_read_in_batches_each_document_as_alone(trained: Workdir):
     config = {
         "kie_schema": str(REPO / "config" / "fields" / "receipt.json"),
         "learned_model": str(trained.results / "model"),
-        "ocr_backend": "local",
-        "local": {"use_gpu": "false", "text_score": 0.5},
+        "ocr_backend": "rapidocr",
+        "rapidocr": {"device": "cpu", "text_score": 0.5},
     }
     blank = {"status": "ok", "text": "", "lines": [], "image": {"path": "blank.png"}}
     records = [record for record, _ in sample_pairs(trained)]
@@ -419,8 +419,8 @@ def test_a_page_without_text_gets_empty_fields_not_an_error():
     config = {
         "kie_schema": str(REPO / "config" / "fields" / "receipt.json"),
         "learned_model": str(DEFAULT_MODEL),
-        "ocr_backend": "local",
-        "local": {"use_gpu": "false", "text_score": 0.5},
+        "ocr_backend": "rapidocr",
+        "rapidocr": {"device": "cpu", "text_score": 0.5},
     }
     blank = {"status": "ok", "text": "", "lines": [], "image": {"path": "blank.png"}}
     (extraction,) = LearnedExtractor.from_config(config).extract_many([Document(blank, "")])

@@ -22,7 +22,7 @@ except OSError:
 from ocrkie.engines.registry import build
 from ocrkie.images import load_page
 page = load_page(sys.argv[1], max_pixels=10**8, max_side=4096)
-config = {"ocr_backend": sys.argv[2], "local": {"use_gpu": "false", "text_score": 0.5},
+config = {"ocr_backend": sys.argv[2], "rapidocr": {"device": "cpu", "text_score": 0.5},
           "easyocr": {"device": "cpu", "batch_size": 0, "text_threshold": 0.7,
                       "low_text": 0.4, "link_threshold": 0.4}}
 print(build("ocr", config).recognize(page).lines[0].text)

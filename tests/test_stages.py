@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 import random
-import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -201,12 +201,11 @@ def test_kie_passes_ocr_failures_on_and_locates_service_values_in_the_ocr(tmp_pa
 # -- the registry ------------------------------------------------------------------------------
 
 
-def test_an_engine_added_to_the_registry_is_built_from_its_config_block(monkeypatch):
+def test_an_engine_of_ones_own_is_named_module_and_class():
     from ocrkie.engines import registry
 
-    monkeypatch.setitem(registry.BACKENDS["ocr"], "fake", "fake:FakeOcr")
-    monkeypatch.setitem(sys.modules, "ocrkie.engines.fake", sys.modules[__name__])
-    config = {"ocr_backend": "fake", "kie_backend": "rules", "document_parse": {"enabled": False}}
+    backend = f"{__name__}:FakeOcr"  # no registry entry, no sys.modules patching
+    config = {"ocr_backend": backend, "kie_backend": "rules", "document_parse": {"enabled": False}}
     registry.check_backends(config)
     engine = registry.build("ocr", config)
     assert isinstance(engine, FakeOcr) and engine.identity()["name"] == "fake-ocr"
@@ -216,8 +215,12 @@ def test_an_unknown_backend_is_refused_by_name():
     from ocrkie.engines import registry
 
     config = {"ocr_backend": "tesseract", "kie_backend": "rules"}
-    choices = "easyocr, kraken, local, trocr, upstage"
+    choices = "easyocr, kraken, rapidocr, trocr, upstage"
     with pytest.raises(ValueError, match=f"ocr_backend: 'tesseract' is not one of {choices}"):
+        registry.check_backends(config)
+    config["kie_backend"] = f"{__name__}:FakeOcr"  # an engine, of the wrong stage
+    config["ocr_backend"] = "local"  # the older name of rapidocr
+    with pytest.raises(ValueError, match="is not an engine of the kie stage"):
         registry.check_backends(config)
 
 
@@ -246,7 +249,7 @@ class HungryOcr(FakeOcr):
 def test_a_page_that_hangs_becomes_its_error_record_and_the_shard_goes_on(tmp_path):
     images = scans(tmp_path, bad=0, good=2)
     hanging = _copy(tmp_path / "scans", SAMPLE_IMAGES[2].read_bytes(), "hang.jpg")
-    engine = InWorker(SleepyOcr, {}, 1, timeout_s=3, max_rss_mb=0)
+    engine = InWorker(partial(SleepyOcr.from_config, {}, 1), timeout_s=3, max_rss_mb=0)
     started = time.monotonic()
     try:
         entries = run("ocr", engine, [images[0], hanging, images[1]], tmp_path)
@@ -261,7 +264,7 @@ def test_a_page_that_hangs_becomes_its_error_record_and_the_shard_goes_on(tmp_pa
 
 def test_a_process_that_grows_past_the_limit_is_replaced_between_pages(tmp_path):
     images = scans(tmp_path, bad=0, good=3)
-    engine = InWorker(HungryOcr, {}, 1, timeout_s=60, max_rss_mb=150)
+    engine = InWorker(partial(HungryOcr.from_config, {}, 1), timeout_s=60, max_rss_mb=150)
     try:
         entries = run("ocr", engine, images, tmp_path)
     finally:
@@ -272,7 +275,7 @@ def test_a_process_that_grows_past_the_limit_is_replaced_between_pages(tmp_path)
 
 
 def test_an_engine_error_in_the_child_is_the_pages_error_record(tmp_path):
-    engine = InWorker(BrokenOcr, {}, 1, timeout_s=60, max_rss_mb=0)
+    engine = InWorker(partial(BrokenOcr.from_config, {}, 1), timeout_s=60, max_rss_mb=0)
     try:
         entries = run("ocr", engine, scans(tmp_path, bad=1, good=1), tmp_path)
     finally:

@@ -247,6 +247,19 @@ def test_local_ocr_mixes_with_upstage_kie_and_document_parse(
     }
 
 
+def test_document_parse_runs_and_is_summarised_without_kie(
+    tmp_path: Path, fake: FakeUpstage, with_key
+):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
+    arguments = configure(
+        workdir, fake, ocr_backend="rapidocr", kie_backend="none", document_parse={"enabled": True}
+    )
+    workdir.snakemake(*arguments)
+    assert len(workdir.records("layout")) == 2 and not workdir.records("kie")
+    summary = json.loads((workdir.results / "summary.json").read_text())
+    assert summary["layout"]["status"] == {"ok": 2}, summary
+
+
 def test_upstage_ocr_mixes_with_local_kie(tmp_path: Path, fake: FakeUpstage, with_key):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
     workdir.snakemake(*configure(workdir, fake, kie_backend="rules"))

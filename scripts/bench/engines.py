@@ -1,6 +1,6 @@
 """The local OCR engines side by side: accuracy and speed on the same receipts, in one run.
 
-    python scripts/bench/engines.py [--images DIR] [--count 60] [--engines local easyocr]
+    python scripts/bench/engines.py [--images DIR] [--count 60] [--engines rapidocr easyocr]
                                     [--cores 2] [--rounds 1] [--set easyocr.batch_size=32]
 
 Each engine runs the whole workflow (``snakemake --profile profiles/local-gpu``, OCR only,
@@ -14,8 +14,9 @@ second). ``--images`` is a folder in the SROIE 2019 layout (``img/``, ``box/``):
 of the benchmark docs were measured on 60 receipts never used to build or tune any engine.
 ``--set block.key=value`` changes an engine setting for every
 engine; an engine named ``NAME:block.key=value:...`` runs with settings of its own, so that
-one engine can be set two ways side by side (``local local:local.batch_size=6:local.turn=line``:
-rapidocr as this workflow reads, and as it comes).
+one engine can be set two ways side by side
+(``rapidocr rapidocr:rapidocr.batch_size=6:rapidocr.turn=line``: rapidocr as this workflow
+reads, and as it comes).
 
 ``--bare`` runs each engine alone, in the benchmark's process, on the same images (model
 load and one warm-up page excluded): for a machine with the engines' packages but not the
@@ -178,7 +179,7 @@ def main() -> int:
         help=SROIE_HELP,
     )
     parser.add_argument("--count", type=int, default=60)
-    parser.add_argument("--engines", nargs="+", default=["local", "easyocr"])
+    parser.add_argument("--engines", nargs="+", default=["rapidocr", "easyocr"])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], help="engine settings: block.key=value")

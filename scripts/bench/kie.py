@@ -137,8 +137,8 @@ def main() -> None:
     parser.add_argument("--heldout", type=Path, required=True, help="the same, held out")
     parser.add_argument("--work", type=Path, default=REPO / ".bench-kie")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--recognizer", default="", help="local.recognizer for the OCR")
-    parser.add_argument("--alphabet", default="all", help="local.alphabet for the OCR")
+    parser.add_argument("--recognizer", default="", help="rapidocr.recognizer for the OCR")
+    parser.add_argument("--alphabet", default="all", help="rapidocr.alphabet for the OCR")
     args = parser.parse_args()
     import torch
 
@@ -147,13 +147,13 @@ def main() -> None:
     prepare(work)
     recognizer = str(Path(args.recognizer).resolve()) if args.recognizer else ""
     local = {
-        "use_gpu": "false",
+        "device": "cpu",
         "text_score": 0.5,
         "recognizer": recognizer,
         "alphabet": args.alphabet,
     }
     ocr_settings = work / "ocr.yaml"
-    ocr_settings.write_text(json.dumps({"local": local}))
+    ocr_settings.write_text(json.dumps({"rapidocr": local}))
     configs = ("--configfile", "config/config.yaml", str(ocr_settings))
     common = (*configs, "--config", "kie_backend=none", f"cache={work / 'cache'}")
     for name, folder in (("train", args.train), ("heldout", args.heldout)):
@@ -189,8 +189,8 @@ def main() -> None:
     config = {
         "kie_schema": str(SCHEMA),
         "learned_model": str(model),
-        "ocr_backend": "local",
-        "local": local,
+        "ocr_backend": "rapidocr",
+        "rapidocr": local,
     }
     mending = LearnedExtractor.from_config(config)  # with the training labels' values
     learned = LearnedExtractor.from_config(config)

@@ -42,7 +42,7 @@ def engine_params(threads: int) -> dict[str, Any]:
         "Global.text_score": 0.5,
         "EngineConfig.onnxruntime.intra_op_num_threads": threads,
         "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-        "Rec.rec_batch_num": 1,  # local.batch_size; on a CPU faster than rapidocr's own 6
+        "Rec.rec_batch_num": 1,  # rapidocr.batch_size; on a CPU faster than rapidocr's own 6
     }
 
 

@@ -5,6 +5,7 @@ export rule's job, likewise, per format."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +30,25 @@ log = logging.getLogger(__name__)
 
 def engine_for(stage: str, config: dict[str, Any], threads: int, mem_mb: float) -> Any:
     """The stage's engine; one that may hang or grow runs in a child process the job can
-    stop (``local.timeout_s`` per page) and replace (past ``local.max_rss_mb``, by default
+    stop (``worker.timeout_s`` per page) and replace (past ``worker.max_rss_mb``, by default
     80% of the job's memory)."""
     engine = build(stage, config, threads)
-    local = config["local"]
-    if not engine.in_worker or not local["timeout_s"]:
+    worker = config["worker"]
+    if not engine.in_worker or not worker["timeout_s"]:
         return engine
-    return InWorker(type(engine), config, threads, local["timeout_s"], max_rss(config, mem_mb))
+    make = partial(build, stage, config, threads)
+    return InWorker(make, worker["timeout_s"], max_rss(config, mem_mb))
 
 
 def decoder_for(config: dict[str, Any], mem_mb: float) -> Any:
     """Where the job decodes files: a child process under the engine's own time and memory
     limits, so that a crafted file costs its pages, never the job (none without a limit)."""
-    timeout_s = config["local"]["timeout_s"]
+    timeout_s = config["worker"]["timeout_s"]
     return GuardedDecoder(timeout_s, max_rss(config, mem_mb)) if timeout_s else PageDecoder()
 
 
 def max_rss(config: dict[str, Any], mem_mb: float) -> float:
-    return config["local"]["max_rss_mb"] or 0.8 * mem_mb
+    return config["worker"]["max_rss_mb"] or 0.8 * mem_mb
 
 
 def run_stage(

@@ -205,7 +205,7 @@ def api_forecast(
         return []  # (and the cache stays closed: a dry run touches nothing)
     lines = []
     store = open_existing_cache(cache)
-    decoder = GuardedDecoder(config["local"]["timeout_s"], 0)
+    decoder = GuardedDecoder(config["worker"]["timeout_s"], 0)
     limits = ImageLimits.from_config(config)
     try:
         for stage, engine in paid.items():

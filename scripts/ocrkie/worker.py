@@ -83,7 +83,7 @@ class Child:
                 self.stats.timeouts += 1
                 self._stop()
                 raise PageTimeout(
-                    f"no result from {self.what} within {timeout_s:g} s (local.timeout_s): it "
+                    f"no result from {self.what} within {timeout_s:g} s (worker.timeout_s): it "
                     "was stopped, and the next page starts a fresh one"
                 )
             try:
@@ -127,7 +127,7 @@ class Child:
         self.stats.peak_gpu_mb = max(self.stats.peak_gpu_mb, gpu_mb)
         if self.max_rss_mb and rss_mb > self.max_rss_mb:
             log.warning(
-                "%s's process at %.0f MB, over local.max_rss_mb %.0f: replacing it",
+                "%s's process at %.0f MB, over worker.max_rss_mb %.0f: replacing it",
                 self.what,
                 rss_mb,
                 self.max_rss_mb,
@@ -176,18 +176,10 @@ class InWorker:
     """Stands in for an engine; its batch calls run in a child process. Everything else
     (identity, device, batch size, ...) is the engine's own, built here for that alone."""
 
-    def __init__(
-        self,
-        engine_class: type[Engine],
-        config: dict[str, Any],
-        threads: int,
-        timeout_s: float,
-        max_rss_mb: float,
-    ):
-        self._engine = engine_class.from_config(config, threads)
-        self._child = Child(
-            partial(engine_class.from_config, config, threads), "the engine", max_rss_mb
-        )
+    def __init__(self, make: Callable[[], Engine], timeout_s: float, max_rss_mb: float):
+        """``make``: builds the engine (picklable: the child builds its own with it)."""
+        self._engine = make()
+        self._child = Child(make, "the engine", max_rss_mb)
         self.timeout_s = timeout_s
 
     def __getattr__(self, name: str) -> Any:

@@ -4,13 +4,18 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from ocrkie.awscheck import BatchSettings, check_or_stop
 from ocrkie.breaker import clear_outages, outages
 from ocrkie.cache import cache_location
 from ocrkie.engines.learned import check_ocr, fitting_card
-from ocrkie.engines.registry import active_stages, build, check_backends, check_together
+from ocrkie.engines.registry import (
+    active_stages,
+    build,
+    check_backends,
+    check_together,
+    settings_blocks,
+)
 from ocrkie.exports import DESCRIBED, FORMATS, exporter, requested
 from ocrkie.fields import load_field_schema
 from ocrkie.plan import DIGEST_PATTERN, PLAN_FILE, SHARD_PATTERN, job_slots
@@ -18,8 +23,13 @@ from ocrkie.errors import PlanInUse
 from ocrkie.planner import api_forecast, prepare_run, write_plan
 from ocrkie.results import Results, manifest_path
 from ocrkie.s3 import ensure_keep_marker
+from ocrkie.settings import check_config, full_schema, load_base_schema
 
-validate(config, schema="../schemas/config.schema.yaml")
+# The workflow's settings and each engine's own block, with their defaults filled in.
+BASE_SCHEMA = load_base_schema(
+    Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+)
+check_config(config, full_schema(BASE_SCHEMA, settings_blocks(config)))
 # Training the learned KIE model (train_kie): the labelled images go through the same
 # cached OCR stage; KIE and the exports stay off, the labels take their place.
 TRAINING = bool(config["train_dir"] or config["train_from"])

@@ -1,7 +1,7 @@
 # Counts, timings and API costs of the whole run, and every failure, from the manifests.
 rule summary:
     input:
-        **{step: manifests(step) for step in ["ocr", "kie", *STAGES[2:], *EXPORTS]},
+        **{step: manifests(step) for step in [*STAGES, *EXPORTS]},
         plan=ancient(plan_file),
     output:
         summary=f"{RESULTS}/summary.json",

@@ -10,10 +10,12 @@ cannot use, a ``FatalError`` when no page can succeed; the stage runner does the
 An engine that reads a batch in several requests may answer an exception in place of the
 results of the pages whose request failed, so that the others keep theirs.
 
-Adding an engine: a module here with a subclass of one of the stage interfaces below (a line
-recogniser: of ``lines.LineReader``), its ``guardrails`` (devices, batch sizes, speed on a
-CPU, model kind), one line in ``registry.BACKENDS``, and its settings block in the config
-and its schema.
+Adding an engine is one file: a subclass of one of the stage interfaces below (a line
+recogniser: of ``lines.LineReader``) with its ``guardrails`` (devices, batch sizes, speed on
+a CPU, model kind) and its settings (``settings_block``, ``settings_schema``: each setting's
+type, default and one line of documentation). The workflow checks that block with the rest of
+the config. Name it in the config as ``module:Class`` or ``path/to/file.py:Class``, or add
+a line to ``registry.BACKENDS`` to give it a short name.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, ClassVar, Self
 
 from ..images import PageImage
 from ..page import Line
+from ..settings import Settings
 from .guardrails import Guardrails
 
 
@@ -83,11 +86,20 @@ class Engine(ABC):
     # page's cached result stays valid when they change.
     document_keys: ClassVar[tuple[str, ...]] = ()
     guardrails: ClassVar[Guardrails] = Guardrails()  # devices, batch sizes, CPU speed, model
+    settings_block: ClassVar[str] = ""  # its block in the config ("": it has none)
+    # JSON Schema of each setting in the block: type, default, description.
+    settings_schema: ClassVar[Settings] = {}
 
     @classmethod
     @abstractmethod
     def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
         """Cheap: no model is loaded and no connection made until the first page."""
+
+    @classmethod
+    def settings(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Its settings block in ``config``, with the defaults of what it leaves out."""
+        defaults = {name: spec["default"] for name, spec in cls.settings_schema.items()}
+        return defaults | config.get(cls.settings_block, {})
 
     @abstractmethod
     def identity(self) -> dict[str, Any]:

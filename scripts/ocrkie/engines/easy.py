@@ -11,21 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.metadata import version
-from typing import Any
+from typing import Any, ClassVar
 
 from ..images import PageImage
 from ..page import Line, scaled, split_words
+from ..settings import UNIT, Settings, setting
 from . import Recognition
 from .easy_reader import load_reader
 from .guardrails import Guardrails
 from .torch_device import shrinking
-from .torch_engine import TorchOcrEngine
+from .torch_engine import TORCH_SETTINGS, TorchOcrEngine
 
 MODELS = "craft_mlt_25k+english_g2"
 
 
 class EasyOcrEngine(TorchOcrEngine):
-    name = "easyocr"
+    name = settings_block = "easyocr"
+    settings_schema: ClassVar[Settings] = {
+        **TORCH_SETTINGS,
+        "text_threshold": setting(0.7, "EasyOCR's text confidence threshold", **UNIT),
+        "low_text": setting(0.4, "EasyOCR's text low-bound score", **UNIT),
+        "link_threshold": setting(0.4, "EasyOCR's link confidence threshold", **UNIT),
+    }
     guardrails = Guardrails(devices=("cpu", "cuda"), batch_sizes=(1, 256), cpu_seconds_per_page=18)
     per_line_mb = 24.0
 

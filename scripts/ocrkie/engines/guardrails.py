@@ -16,8 +16,14 @@ from typing import Any
 
 from ..errors import ConfigError, DeviceError
 from ..gpu import gpu_count
+from ..settings import setting
 
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+DEVICE_SETTING = setting(
+    "auto",
+    "auto (the job's own GPU where there is one, else the CPU), cpu, cuda or cuda:N",
+    pattern=DEVICE.pattern,
+)
 
 
 @dataclass(frozen=True)

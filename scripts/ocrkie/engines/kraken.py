@@ -9,18 +9,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from importlib.metadata import version
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 
 from ..errors import ModelLoadError
+from ..settings import Settings, setting
 from .guardrails import Guardrails, ModelKind
-from .lines import LineReader
+from .lines import LINE_READER_SETTINGS, LineReader
 from .torch_device import import_torchvision
 
 
 class KrakenEngine(LineReader):
-    name = "kraken"
+    name = settings_block = "kraken"
+    settings_schema: ClassVar[Settings] = {
+        "model": setting("", "a kraken recognition model (.mlmodel or .safetensors)"),
+        **LINE_READER_SETTINGS,
+    }
     guardrails = Guardrails(
         devices=("cpu", "cuda"),
         batch_sizes=(1, 256),

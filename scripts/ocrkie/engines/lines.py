@@ -18,9 +18,10 @@ from PIL import Image
 
 from ..images import PageImage, crop_line, line_size
 from ..page import Line, Polygon, scaled, split_words
+from ..settings import Settings, setting
 from . import Recognition
 from .torch_device import in_batches
-from .torch_engine import TorchOcrEngine
+from .torch_engine import TORCH_SETTINGS, TorchOcrEngine
 
 
 class Detector:
@@ -63,6 +64,15 @@ class Detector:
 
         return load_reader(self.device)
 
+
+LINE_READER_SETTINGS: Settings = {
+    **TORCH_SETTINGS,
+    "detector": setting(
+        "rapidocr",
+        "where the lines come from: rapidocr's or EasyOCR's bundled detector",
+        enum=["rapidocr", "easyocr"],
+    ),
+}
 
 PADDING = 0.1  # around each line crop, in line heights (as for the LMDB training set)
 

@@ -7,14 +7,15 @@ import logging
 from functools import cached_property, partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from ..errors import ModelLoadError, UnsupportedImage
 from ..gpu import LOCK_DIR, acquire_gpu, gpu_request
 from ..images import PageImage
 from ..page import Line, Word, scaled
+from ..settings import UNIT, Settings, setting
 from . import OcrEngine, Recognition
-from .guardrails import Guardrails
+from .guardrails import DEVICE_SETTING, Guardrails
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,26 @@ def cuda_available() -> bool:
 class RapidOcrEngine(OcrEngine):
     guardrails = Guardrails(devices=("cpu", "cuda"))
     in_worker = True  # onnxruntime: a page may hang, memory may grow
+    settings_block = "rapidocr"
+    settings_schema: ClassVar[Settings] = {
+        "device": {**DEVICE_SETTING, "description": "auto: CUDA where onnxruntime-gpu sees one"},
+        "text_score": setting(0.5, "lines read with a lower confidence are dropped", **UNIT),
+        "recognizer": setting("", "an ONNX text recogniser in place of the bundled one"),
+        "batch_size": setting(1, "lines a recognition batch (rapidocr's own: 6)", minimum=1),
+        "turn": setting(
+            "page",
+            "page: a page's lines turn together when most read upside down; line: each alone",
+            enum=["page", "line"],
+        ),
+        "alphabet": setting(
+            "all", "what the recogniser may read: all it knows, or ASCII", enum=["all", "ascii"]
+        ),
+    }
 
     def __init__(
         self,
         threads: int = 1,
-        use_gpu: str = "auto",
+        device: str = "auto",
         text_score: float = 0.5,
         gpu_lock_dir: str = LOCK_DIR,
         recognizer: str = "",
@@ -65,33 +81,36 @@ class RapidOcrEngine(OcrEngine):
         self.alphabet = alphabet  # the characters the recogniser may read: all or ascii
         self.recognizer = recognizer  # an ONNX file in place of the bundled recogniser
         self.threads_per_job = threads
-        self.use_gpu = use_gpu
+        self.requested_device = device
         self.gpu_lock_dir = gpu_lock_dir
         self._engine: Any = None  # loaded on the first image that is not in the cache
 
     @classmethod
     def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
-        local = config["local"]
+        block = cls.settings(config)
         return cls(
             threads=threads,
-            use_gpu=local["use_gpu"],
-            text_score=local["text_score"],
-            recognizer=local.get("recognizer", ""),
-            line_batch=local.get("batch_size", 1),
-            turn=local.get("turn", "page"),
-            alphabet=local.get("alphabet", "all"),
+            device=block["device"],
+            text_score=block["text_score"],
+            recognizer=block["recognizer"],
+            line_batch=block["batch_size"],
+            turn=block["turn"],
+            alphabet=block["alphabet"],
         )
 
     @cached_property
     def device(self) -> str:  # type: ignore[override]
-        """``cuda`` where onnxruntime has CUDA (and use_gpu allows it), else ``cpu``; the
-        device index is settled when the model loads."""
-        if self.use_gpu == "false":
+        """``cuda`` (or the ``cuda:N`` asked for) where onnxruntime has CUDA and the device
+        setting allows it, else ``cpu``; an index not asked for is settled when the model
+        loads."""
+        if self.requested_device == "cpu":
             return "cpu"
         if cuda_available():
-            return "cuda"
-        if self.use_gpu == "true":
-            raise ModelLoadError("use_gpu is true but onnxruntime has no CUDA provider")
+            return "cuda" if self.requested_device == "auto" else self.requested_device
+        if self.requested_device != "auto":
+            raise ModelLoadError(
+                f"rapidocr.device is {self.requested_device} but onnxruntime has no CUDA provider"
+            )
         self.cpu_because = "onnxruntime without CUDA"
         return "cpu"
 
@@ -121,7 +140,7 @@ class RapidOcrEngine(OcrEngine):
             return MODELS
         path = Path(self.recognizer)
         if not path.is_file():
-            raise ModelLoadError(f"local.recognizer {self.recognizer} is not a file")
+            raise ModelLoadError(f"rapidocr.recognizer {self.recognizer} is not a file")
         _check_recognizer(path)
         with path.open("rb") as file:
             digest = hashlib.file_digest(file, "sha256").hexdigest()[:12]
@@ -139,8 +158,9 @@ class RapidOcrEngine(OcrEngine):
         }
         if self.recognizer:
             params["Rec.model_path"] = self.recognizer
-        if self.device == "cuda":
-            device_id = acquire_gpu(self.gpu_lock_dir) or 0
+        if self.device.startswith("cuda"):
+            _, _, index = self.device.partition(":")
+            device_id = int(index) if index else acquire_gpu(self.gpu_lock_dir) or 0
             params["EngineConfig.onnxruntime.cuda_ep_cfg.device_id"] = device_id
             self.device = f"cuda:{device_id}"
         try:
@@ -227,10 +247,10 @@ def _check_recognizer(path: Path) -> None:
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelLoadError(f"local.recognizer {path} is not an ONNX model: {exc}") from exc
+        raise ModelLoadError(f"rapidocr.recognizer {path} is not an ONNX model: {exc}") from exc
     if "character" not in session.get_modelmeta().custom_metadata_map:
         raise ModelLoadError(
-            f"local.recognizer {path} is not a PP-OCR text recogniser (rapidocr reads its "
+            f"rapidocr.recognizer {path} is not a PP-OCR text recogniser (rapidocr reads its "
             "characters from the model's metadata, and it has none)"
         )
 

@@ -11,11 +11,18 @@ from typing import Any, ClassVar, Self
 
 from ..gpu import gpu_request
 from ..images import PageImage
+from ..settings import Settings, setting
 from . import OcrEngine, Recognition
-from .guardrails import NO_GPU, check_settings
+from .guardrails import DEVICE_SETTING, NO_GPU, check_settings
 from .torch_device import batch_size, job_device
 
 log = logging.getLogger(__name__)
+
+
+TORCH_SETTINGS: Settings = {
+    "device": DEVICE_SETTING,
+    "batch_size": setting(0, "text lines per batch; 0: from free GPU memory", minimum=0),
+}
 
 
 class TorchOcrEngine(OcrEngine):
@@ -36,7 +43,7 @@ class TorchOcrEngine(OcrEngine):
 
     @classmethod
     def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
-        return cls(config[cls.name], threads)
+        return cls(cls.settings(config), threads)
 
     def resources(self, remote: bool) -> dict[str, int]:
         return gpu_request(remote, self.planned_device)

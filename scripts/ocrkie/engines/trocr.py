@@ -9,20 +9,27 @@ import hashlib
 import os
 from collections.abc import Sequence
 from importlib.metadata import version
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 
 from ..errors import ModelLoadError
+from ..settings import Settings, setting
 from .guardrails import Guardrails, ModelKind
-from .lines import LineReader
+from .lines import LINE_READER_SETTINGS, LineReader
 from .torch_device import import_torchvision
 
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 class TrOcrEngine(LineReader):
-    name = "trocr"
+    name = settings_block = "trocr"
+    settings_schema: ClassVar[Settings] = {
+        "model": setting("", "a VisionEncoderDecoder folder (save_pretrained)"),
+        **LINE_READER_SETTINGS,
+        "max_new_tokens": setting(64, "the longest line read, in tokens", minimum=1),
+        "num_beams": setting(1, "beams of the search (1: greedy)", minimum=1),
+    }
     guardrails = Guardrails(
         devices=("cpu", "cuda"),
         batch_sizes=(1, 128),
