@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The container image for running ocrkie on AWS Batch (profiles/aws-batch, see its README.md).
+# The container image for running ocrkie on AWS Batch (profiles/aws-batch, see docs/aws-batch.md).
 #
 #   docker build -t ocrkie:0.1.0 .
 #

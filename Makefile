@@ -26,9 +26,18 @@ demo: $(STAMP)  ## OCR + KIE of the bundled samples with the local engine, every
 test: $(STAMP) $(BROWSER) lint  ## lint, then the whole test suite
 	$(PY) -m pytest -n 2 --dist loadgroup
 
+# Debian packages: with apt-get as root, through sudo otherwise, or one line saying what to install.
+define apt_install
+	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+	else echo "make: installing $(1) needs root or sudo: install them, then run make again" >&2; exit 1; fi; \
+	command -v apt-get >/dev/null || { echo "make: no apt-get here: install $(1), then run make again" >&2; exit 1; }; \
+	$$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1) \
+	|| { echo "make: apt-get could not install $(1): install them, then run make again" >&2; exit 1; }
+endef
+
 # Debian's chromium and its driver, for the test that opens the report in a real browser.
 $(BROWSER):
-	apt-get update -q && apt-get install -y -q chromium chromium-driver
+	$(call apt_install,chromium chromium-driver)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests workflow/scripts

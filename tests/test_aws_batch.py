@@ -406,7 +406,7 @@ def test_ctrl_c_terminates_the_batch_jobs(aws_batch: Batch, tmp_path: Path) -> N
 
 
 def test_crash_recovery_is_unlock_then_rerun_incomplete(aws_batch: Batch, tmp_path: Path) -> None:
-    """The README's procedure after the submitting process died (kill -9, lost laptop)."""
+    """docs/aws-batch.md's procedure after the submitting process died (kill -9, lost laptop)."""
     aws = aws_batch.aws
     workdir = toy_workflow(tmp_path / "toy")
     assert interrupt_toy_run(aws_batch, workdir, "crash", signal.SIGKILL, sleep=8) == -9

@@ -149,7 +149,7 @@ def test_kill_9_then_resume_resends_only_unanswered_images(
     time.sleep(1.0)
     # The kill lands once every request the jobs counted has reached the service: one cut
     # off while it is being sent is counted by the ledger but never read by the service
-    # (README, Upstage), and this test asserts the count exactly.
+    # (docs/upstage.md), and this test asserts the count exactly.
     deadline = time.monotonic() + 30
     while ledger_requests(workdir) != arrived(fake) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -58,7 +58,7 @@ def problems(storage_prefix: str, settings: BatchSettings, session: Any = None) 
     ):
         found.append(
             f"container-image {settings.image} is the profile's example: set the image you "
-            f"pushed (profiles/aws-batch/README.md) as container-image in {PROFILE}"
+            f"pushed (docs/aws-batch.md) as container-image in {PROFILE}"
         )
     return found
 

@@ -65,7 +65,7 @@ class LearnedExtractor(Extractor):
 
     It computes on the CPU, GPU or not: the model is a few small matrix products a document
     (under 0.5 ms of its 13), and on an H100 a pass was no faster than on one CPU thread, the
-    tensors' trips to the card included (README, Benchmarks). A KIE job holds no GPU either.
+    tensors' trips to the card included (docs/benchmarks.md). A KIE job holds no GPU either.
     """
 
     batch_size = 64  # documents per pass of the model (their tensors: a few MB)

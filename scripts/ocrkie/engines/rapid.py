@@ -71,8 +71,8 @@ class RapidOcrEngine(OcrEngine):
         alphabet: str = "all",
     ):
         self.text_score = text_score
-        # How lines are read where rapidocr's own defaults read them worse (README, "Choosing
-        # an OCR engine"): rapidocr pads each line of a batch to the widest one's width, and
+        # How lines are read where rapidocr's own defaults read them worse (docs/engines.md):
+        # rapidocr pads each line of a batch to the widest one's width, and
         # the recogniser reads a line beside wider ones otherwise (it drops spaces: JALANAIR);
         # it turns each line its classifier takes for upside down, and on an upright page it
         # takes some wrongly ("page": a page's lines turn together, or none).

@@ -142,7 +142,7 @@ def fit(
     trained model is adapted to the examples rather than replaced: each member from its own.
     Otherwise ``settings["members"]`` rankers are trained one after the other from one seeded
     stream, so each starts from other weights and sees another order. ``device`` is for
-    benchmarks: on a GPU this model trains no faster (README, Benchmarks)."""
+    benchmarks: on a GPU this model trains no faster (docs/benchmarks.md)."""
     torch.manual_seed(seed)
     order = random.Random(seed)
     fresh: list[FieldRanker | None] = [None] * settings["members"]
