@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format samples lock bench clean
+.PHONY: venv demo test test-slurm lint format samples lock bench clean
 
 # torch goes in first, pinned, so nothing later pulls a CUDA build of it; every other package
 # must match a hash in the lock files.
@@ -17,15 +17,19 @@ $(STAMP): envs/requirements.txt envs/requirements-dev.txt pyproject.toml
 
 DEMO := --profile profiles/local-gpu --configfile config/config.yaml config/demo.yaml
 BROWSER := /usr/bin/chromedriver
+SLURM := /usr/sbin/slurmctld
+
+venv: $(STAMP)  ## only the virtual environment (e.g. on a cluster's login node)
 
 demo: $(STAMP)  ## OCR + KIE of the bundled samples with the local engine, every output on
 	$(VENV)/bin/snakemake $(DEMO)
 	$(VENV)/bin/snakemake $(DEMO) --report results/report.html
 	$(PY) scripts/tools/evaluate.py results resources/samples
 
-test: $(STAMP) $(BROWSER) lint  ## lint, then the whole test suite
+test: $(STAMP) $(BROWSER) $(SLURM) lint  ## lint, then the whole test suite
 	$(PY) -m pytest -n 2 --dist loadgroup
 
+<<<<<<< HEAD
 # Debian packages: with apt-get as root, through sudo otherwise, or one line saying what to install.
 define apt_install
 	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
@@ -34,10 +38,22 @@ define apt_install
 	$$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1) \
 	|| { echo "make: apt-get could not install $(1): install them, then run make again" >&2; exit 1; }
 endef
+=======
+test-slurm: $(STAMP) $(SLURM)  ## the SLURM profile on a one-node cluster of its own (root)
+	$(PY) -m pytest tests/test_slurm.py
+>>>>>>> slurm2
 
 # Debian's chromium and its driver, for the test that opens the report in a real browser.
 $(BROWSER):
 	$(call apt_install,chromium chromium-driver)
+
+# Debian's SLURM (controller, node daemon, accounting on MariaDB, munge), for the tests that
+# start a one-node cluster of their own (tests/test_slurm.py). Nothing is configured here, and
+# the tests stop every daemon they start.
+$(SLURM):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends slurmctld slurmd slurm-client slurmdbd munge \
+	    mariadb-server-core mariadb-client-core
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests workflow/scripts

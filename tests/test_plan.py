@@ -108,6 +108,19 @@ def test_job_slots_follow_cores_threads_and_capped_resources():
     assert job_slots(4, {}, {"_cores": 2}, None) == 1
 
 
+def test_job_slots_on_a_cluster_follow_jobs_and_the_cores_of_all_jobs_together():
+    # SLURM: --jobs bounds the jobs at once, --cores the cores they hold together
+    assert job_slots(1, {}, {"_cores": 100, "_nodes": 100}, None) == 100
+    assert job_slots(4, {"gpu": 1, "_gpus": 1}, {"_cores": 100, "_nodes": 100}, None) == 25
+    assert job_slots(1, {}, {"_cores": None, "_nodes": 40}, None) == 40  # no --cores: no cap
+    assert (
+        job_slots(0, {"upstage_api": 1}, {"_cores": 100, "_nodes": 100, "upstage_api": 4}, None)
+        == 4
+    )
+    # a local run given --jobs too: the smaller bound
+    assert job_slots(1, {}, {"_cores": 8, "_nodes": 3}, None) == 3
+
+
 def test_the_plan_file_round_trips_and_is_byte_stable():
     shards = form_shards(images(["a.jpg", "b/ç #1.png", "c\nd.tif"]), [], set(), 2, 1)
     shards[0].generation["kie"] = 2

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from ocrkie import ratelimit
+from ocrkie.engines.upstage import UpstageOcrEngine
 from ocrkie.errors import FatalError
-from ocrkie.ratelimit import DEFAULT_RATES, RateLimiter, default_directory
+from ocrkie.ratelimit import DEFAULT_RATES, RateLimiter, default_directory, node_local_locks
 
 
 def _worker(directory: str, rate: float, calls: int, start: float, queue) -> None:
@@ -171,3 +173,63 @@ def test_default_directory_is_private_per_user(tmp_path: Path, monkeypatch) -> N
     assert default_directory() == fallback
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert default_directory() == fallback
+
+
+# -- several machines: a folder on a filesystem they share --------------------------------------
+
+MOUNTS = """/dev/vda / ext4 rw,relatime 0 0
+server:/home /home nfs rw,relatime,vers=3,nolock,addr=10.0.0.1 0 0
+server:/proj /proj nfs4 rw,relatime,vers=4.2,local_lock=none,addr=10.0.0.1 0 0
+10.0.0.2@o2ib:/scratch /scratch lustre rw,localflock 0 0
+10.0.0.2@o2ib:/work /work lustre rw,flock 0 0
+server:/a\\040b /mnt/a\\040b nfs rw,vers=4.1,local_lock=flock 0 0
+"""
+
+
+def test_mounts_whose_locks_stay_on_one_machine_are_recognised(tmp_path: Path) -> None:
+    table = tmp_path / "mounts"
+    table.write_text(MOUNTS)
+
+    def found(path: str) -> str | None:
+        return node_local_locks(Path(path), table)
+
+    assert found("/home/me/ocrkie/.snakemake") == "nfs mounted at /home with nolock"
+    assert found("/scratch/me") == "lustre mounted at /scratch with localflock"
+    assert found("/mnt/a b/x") == "nfs mounted at /mnt/a b with local_lock=flock"
+    # NFS with its lock manager, Lustre with flock, a local disk: locks every machine sees
+    assert found("/proj/x") is None and found("/work/x") is None and found("/srv") is None
+    assert found("/homework") is None  # not under /home
+    assert node_local_locks(Path("/home"), tmp_path / "no-such-table") is None
+
+
+def test_a_shared_folder_whose_locks_stay_on_one_machine_is_refused(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "node_local_locks", lambda path: "nfs mounted at /h with nolock")
+    with pytest.raises(FatalError, match=r"is on nfs mounted at /h with nolock: its locks stay"):
+        RateLimiter({"ocr": 10.0}, tmp_path / "slots").acquire("ocr")
+    # this machine's own folder (the default) needs no locks beyond it
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert RateLimiter({"ocr": 10.0}).acquire("ocr") < 0.05
+
+
+def test_the_configured_folder_is_the_limiters_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UPSTAGE_API_KEY", "up_test")
+    settings = {
+        "base_url": "http://127.0.0.1:9",
+        "timeout_s": 10,
+        "max_attempts": 1,
+        "concurrency": 1,
+        "rate_limits": {"ocr": 3},
+        "ocr_model": "ocr",
+    }
+    shared = UpstageOcrEngine({**settings, "rate_limit_dir": ".snakemake/ocrkie/ratelimit"})
+    assert shared.client.limiter.directory == tmp_path / ".snakemake" / "ocrkie" / "ratelimit"
+    assert UpstageOcrEngine({**settings, "rate_limit_dir": ""}).client.limiter.directory == (
+        default_directory()
+    )

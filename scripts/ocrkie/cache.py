@@ -7,8 +7,11 @@ rerunning it; this cache is not a Snakemake output, so it survives.
 
 This module alone decides where the cache lives (``cache_location``): locally one LMDB
 environment (safe for many processes on one machine, not on NFS); with S3 storage (jobs that
-share no disk) one S3 object per key, written idempotently, so no locking is needed. Values
-are zlib-compressed JSON in both.
+share no disk) one S3 object per key, written idempotently, so no locking is needed. On a
+filesystem that several machines share (a cluster's NFS, Lustre or GPFS), where LMDB's locks
+and memory map hold on one machine only, ``cache_format: files`` keeps one file per key the
+same way, each written under a temporary name and renamed into place. Values are
+zlib-compressed JSON in all three.
 
 The cache is best effort (``BestEffort``): a write that fails (a full disk or LMDB map, an S3
 error) is a warning and the result it would have kept is used all the same; an entry that
@@ -27,7 +30,7 @@ from typing import Any, Protocol
 import lmdb
 
 from .formats import digest
-from .storage import S3Folder
+from .storage import LocalFolder, S3Folder
 
 _MAP_SIZE = 1 << 40  # address space only; the file grows with use
 log = logging.getLogger(__name__)
@@ -98,6 +101,26 @@ class S3Cache:
         return f"S3Cache({self._folder.location!r})"
 
 
+class FileCache:
+    """``ContentCache`` backed by one file per key under a local folder (``cache_format:
+    files``): safe for jobs on many machines that share the folder, with no lock."""
+
+    def __init__(self, location: str | Path):
+        self._folder = LocalFolder(location)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            return decode(self._folder.read_bytes(key))
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._folder.write_bytes(key, encode(value))  # temporary name, fsync, rename
+
+    def __repr__(self) -> str:
+        return f"FileCache({self._folder.location!r})"
+
+
 class BestEffort:
     """A cache whose failures cost a warning, never a result: see the module's docstring."""
 
@@ -152,24 +175,28 @@ def cache_location(config: dict[str, Any], results_location: str) -> str:
     return f"{results_location.rstrip('/')}/cache"
 
 
-def open_cache(location: str | None) -> BestEffort:
-    """An LMDB cache at ``location``, an S3 one at ``s3://...``; none when it is empty. One
-    that cannot be opened is a warning: the job runs without it."""
+def open_cache(location: str | None, layout: str = "lmdb") -> BestEffort:
+    """An LMDB cache at ``location`` (``layout`` ``files``: one file per key), an S3 one at
+    ``s3://...``; none when it is empty. One that cannot be opened is a warning: the job runs
+    without it."""
     if not location:
         return BestEffort(NoCache())
     try:
-        s3 = location.startswith("s3://")
-        cache: ContentCache = S3Cache(location) if s3 else LmdbCache(location)
+        cache: ContentCache
+        if location.startswith("s3://"):
+            cache = S3Cache(location)
+        else:
+            cache = FileCache(location) if layout == "files" else LmdbCache(location)
     except Exception as exc:
         log.warning("cache %s cannot be opened (%s): running without it", location, _short(exc))
         cache = NoCache()
     return BestEffort(cache, location)
 
 
-def open_existing_cache(location: str) -> ContentCache:
+def open_existing_cache(location: str, layout: str = "lmdb") -> ContentCache:
     """The cache for reading only (a dry run's forecast): nothing is created or written."""
-    if not location or location.startswith("s3://"):
-        return open_cache(location)
+    if not location or location.startswith("s3://") or layout == "files":
+        return open_cache(location, layout)  # reading files creates nothing
     if not Path(location, "data.mdb").exists():
         return NoCache()
     return BestEffort(LmdbCache(location, readonly=True), location)

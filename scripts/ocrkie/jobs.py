@@ -76,7 +76,7 @@ def run_stage(
     in_a_row = config["upstage"]["max_failures_in_a_row"] if engine.paid else 0
     breaker = Breaker(stage_name, results, in_a_row)
     engine.stop_retrying_when(breaker.tripped)
-    cache = open_cache(cache_location)
+    cache = open_cache(cache_location, config.get("cache_format", "lmdb"))
     stage = make_stage(stage_name, engine, cache, results, limits, decoder, breaker)
     try:
         entries = run_shard(stage, shard.images)

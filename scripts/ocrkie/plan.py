@@ -107,17 +107,21 @@ def job_slots(
     limits: dict[str, Any],
     remote_jobs: int | None,
 ) -> int:
-    """How many jobs of a stage can run at once: remote jobs each have a machine; locally the
-    cores and every capped resource the jobs request (a GPU, an API slot) bound it."""
+    """How many jobs of a stage can run at once: remote jobs each have a machine; otherwise the
+    cores, every capped resource the jobs request (a GPU, an API slot) and ``--jobs`` bound it.
+    On a cluster (SLURM) ``--cores`` caps the cores of all jobs together, and without it (a
+    remote executor needs none; a dry run counts 1) only the other bounds hold."""
     if remote_jobs:
         return remote_jobs
-    cores = limits.get("_cores") or 1
-    slots = [cores // threads] if threads else []  # API jobs take no core
+    cores, nodes = limits.get("_cores"), limits.get("_nodes")
+    slots = [cores // threads] if threads and isinstance(cores, int) else []  # API: no core
     for name, amount in requests.items():
         limit = limits.get(name)
         if amount and isinstance(limit, int):
             slots.append(limit // amount)
-    return max(1, min(slots, default=cores))
+    if isinstance(nodes, int):
+        slots.append(nodes)
+    return max(1, min(slots, default=cores or 1))
 
 
 # -- the plan file ----------------------------------------------------------------------------

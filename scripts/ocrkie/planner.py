@@ -204,7 +204,7 @@ def api_forecast(
     if not paid:
         return []  # (and the cache stays closed: a dry run touches nothing)
     lines = []
-    store = open_existing_cache(cache)
+    store = open_existing_cache(cache, config.get("cache_format", "lmdb"))
     decoder = GuardedDecoder(config["worker"]["timeout_s"], 0)
     limits = ImageLimits.from_config(config)
     try:

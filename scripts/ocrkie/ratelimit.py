@@ -14,6 +14,13 @@ The state directory is private to the user: another user who could write there c
 lock (stalling every job) or plant a link that turns the state write onto the victim's files. A
 directory that is a link, someone else's, or open to others is refused, never used; state files
 are opened without following links, and must be the user's own.
+
+Jobs on several machines (a SLURM cluster) share the limits when the directory is on a
+filesystem they all mount whose locks reach every machine: NFS (there a ``flock`` is a lock the
+server holds), GPFS, Lustre mounted with ``flock``. A directory given explicitly on a mount whose
+locks stay on one machine (NFS mounted ``nolock`` or ``local_lock=flock``, Lustre mounted
+``localflock``) is refused: each machine would go at the full rate. The machines' clocks must
+agree, as they do on a cluster (NTP; munge, which SLURM uses, needs it too).
 """
 
 from __future__ import annotations
@@ -85,11 +92,45 @@ def _private_problem(path: Path) -> str | None:
     return None
 
 
+# Mount options under which a lock is kept by this machine alone, by filesystem type.
+_NODE_LOCAL_LOCKS = {
+    "nfs": {"nolock", "local_lock=flock", "local_lock=all"},
+    "nfs4": {"local_lock=flock", "local_lock=all"},
+    "lustre": {"localflock"},
+}
+
+
+def node_local_locks(path: Path, mounts: str | Path = "/proc/self/mounts") -> str | None:
+    """The mount of ``path`` when it keeps ``flock`` locks on this machine only (other machines
+    that mount it would not see them), else None; None also where the table cannot be read."""
+    try:
+        table = Path(mounts).read_text()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best: tuple[str, str, set[str]] | None = None
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        point = fields[1].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, fields[2], set(fields[3].split(",")))
+    if best is None:
+        return None
+    point, kind, options = best
+    local = sorted(options & _NODE_LOCAL_LOCKS.get(kind, set()))
+    return f"{kind} mounted at {point} with {','.join(local)}" if local else None
+
+
 class RateLimiter:
     """Spaces requests per endpoint at ``1/rate`` seconds across all processes on the machine.
 
     ``rates`` overrides ``DEFAULT_RATES`` per endpoint; a rate of 0 (or an endpoint with no rate)
-    means unlimited. Processes that share a ``directory`` and ``namespace`` share the limits.
+    means unlimited. Processes that share a ``directory`` and ``namespace`` share the limits;
+    without a ``directory`` that is those of this user on this machine (``default_directory``).
+    A ``directory`` given may be on a shared filesystem, to share them across machines.
     """
 
     def __init__(
@@ -100,6 +141,7 @@ class RateLimiter:
     ) -> None:
         self.rates = {**DEFAULT_RATES, **(rates or {})}
         self.directory = Path(directory) if directory is not None else default_directory()
+        self.across_machines = directory is not None  # its locks must not stay on one machine
         self.namespace = namespace
         self._checked = False
 
@@ -147,10 +189,24 @@ class RateLimiter:
         are written back on exit."""
         if not self._checked:
             private_directory(self.directory)
+            mount = node_local_locks(self.directory) if self.across_machines else None
+            if mount:
+                raise FatalError(
+                    f"rate limiter state directory {self.directory} is on {mount}: its locks "
+                    "stay on each machine, so jobs on other machines would not share the rate "
+                    "limits; choose a folder on a filesystem with shared locks, or run one "
+                    "Upstage job at a time (resources: upstage_api: 1)"
+                )
             self._checked = True
         fd = _open_state(self.path(endpoint))
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            except OSError as exc:  # e.g. Lustre mounted without flock: ENOSYS
+                raise FatalError(
+                    f"cannot lock the rate limiter state file {self.path(endpoint)}: "
+                    f"{exc.strerror}; choose a folder on a filesystem that supports flock"
+                ) from exc
             state = _State.parse(os.pread(fd, 128, 0), time.time())
             yield state
             if not shared:

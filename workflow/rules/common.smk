@@ -108,10 +108,14 @@ def stage_threads(stage):
 
 
 def stage_resources(stage):
-    """What the engine asks for (a GPU, an API slot), and memory for jobs that compute."""
+    """What the engine asks for (a GPU, an API slot), and memory for jobs that compute.
+    A job that takes no core (an API job) still needs one CPU on a cluster: without
+    `cpus_per_task` the SLURM plugin asks for 0, which sbatch refuses."""
     wanted = ENGINES[stage].resources(remote=STORAGE_PREFIX is not None)
     memory = config["resources"].get(stage, {}).get("mem_mb")
-    return {**wanted, "mem_mb": memory} if memory and stage_threads(stage) else wanted
+    if not stage_threads(stage):
+        return {**wanted, "cpus_per_task": 1}
+    return {**wanted, "mem_mb": memory} if memory else wanted
 
 
 def manifests(step):

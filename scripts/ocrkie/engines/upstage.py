@@ -151,6 +151,13 @@ def _billing(endpoint: str, answer: Answer, share: int, pages: int) -> dict[str,
 _checked: set[str] = set()  # services whose key this process has checked
 
 
+def rate_limit_dir(settings: dict[str, Any]) -> str | None:
+    """``upstage.rate_limit_dir`` made absolute (a relative one is in the working directory,
+    which every job of a cluster run shares); None: this machine's own (the default)."""
+    folder = settings.get("rate_limit_dir") or ""
+    return os.path.abspath(os.path.expanduser(folder)) if folder else None
+
+
 class UpstageEngine(Engine):
     """What the three Upstage adapters share: the client, its usage, and the job's slot."""
 
@@ -179,6 +186,7 @@ class UpstageEngine(Engine):
                     timeout=(10.0, float(self.settings["timeout_s"])),
                     max_attempts=self.settings["max_attempts"],
                     rate_limits=self.settings["rate_limits"],
+                    rate_limit_dir=rate_limit_dir(self.settings),
                 )
                 self._client.listener = self._listener
                 self._client.halted = self._halted
