@@ -29,7 +29,6 @@ demo: $(STAMP)  ## OCR + KIE of the bundled samples with the local engine, every
 test: $(STAMP) $(BROWSER) $(SLURM) lint  ## lint, then the whole test suite
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-<<<<<<< HEAD
 # Debian packages: with apt-get as root, through sudo otherwise, or one line saying what to install.
 define apt_install
 	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
@@ -38,10 +37,9 @@ define apt_install
 	$$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1) \
 	|| { echo "make: apt-get could not install $(1): install them, then run make again" >&2; exit 1; }
 endef
-=======
+
 test-slurm: $(STAMP) $(SLURM)  ## the SLURM profile on a one-node cluster of its own (root)
 	$(PY) -m pytest tests/test_slurm.py
->>>>>>> slurm2
 
 # Debian's chromium and its driver, for the test that opens the report in a real browser.
 $(BROWSER):
@@ -51,9 +49,7 @@ $(BROWSER):
 # start a one-node cluster of their own (tests/test_slurm.py). Nothing is configured here, and
 # the tests stop every daemon they start.
 $(SLURM):
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	    --no-install-recommends slurmctld slurmd slurm-client slurmdbd munge \
-	    mariadb-server-core mariadb-client-core
+	$(call apt_install,--no-install-recommends slurmctld slurmd slurm-client slurmdbd munge mariadb-server-core mariadb-client-core)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests workflow/scripts
