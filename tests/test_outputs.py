@@ -14,9 +14,10 @@ import re
 from pathlib import Path
 
 import lmdb
+import numpy as np
 import pytest
 from lxml import etree
-from PIL import Image
+from PIL import Image, ImageOps
 
 from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 
@@ -161,6 +162,55 @@ def test_the_kie_tables_hold_one_row_per_image_with_the_records_values(full_run)
             assert float(row[f"{name}_confidence"]) == record["fields"][name]["confidence"]
     lines = (full_run.results / "kie.jsonl").read_text(encoding="utf-8").splitlines()
     assert {json.loads(line)["id"] for line in lines} == set(kie)
+
+
+def named_images(run: Workdir, image_id: str) -> dict[str, tuple[Path, tuple[int, int]]]:
+    """The image each export names (resolved from where the export is) and the page size
+    the export declares, by format."""
+    page = run.results / "page" / f"{image_id}.xml"
+    page_el = etree.parse(str(page)).find(".//p:Page", PAGE_NS)
+    alto = run.results / "alto" / f"{image_id}.xml"
+    document = etree.parse(str(alto))
+    alto_page = document.find(".//a:Page", ALTO_NS)
+    hocr = run.results / "hocr" / f"{image_id}.hocr"
+    title = etree.parse(str(hocr)).find(".//h:div[@class='ocr_page']", XHTML).get("title")
+    hocr_image = re.search(r'image "((?:[^"\\]|\\.)*)"', title)[1].replace('\\"', '"')
+    hocr_size = tuple(map(int, re.search(r"bbox 0 0 (\d+) (\d+)", title).groups()))
+    return {
+        "page": (
+            page.parent / page_el.get("imageFilename"),
+            (int(page_el.get("imageWidth")), int(page_el.get("imageHeight"))),
+        ),
+        "alto": (
+            alto.parent / document.find(".//a:fileName", ALTO_NS).text,
+            (int(alto_page.get("WIDTH")), int(alto_page.get("HEIGHT"))),
+        ),
+        "hocr": (hocr.parent / hocr_image, hocr_size),
+    }
+
+
+def test_every_export_names_an_image_its_words_line_up_on(full_run):
+    """A reader opens the image an export names, relative to the export, and crops each word
+    with the export's coordinates: it gets the word as the upright page shows it, also for a
+    photo stored sideways with an EXIF orientation (sample_003, a JPEG copy beside them)."""
+    turned = 0
+    for image_id, record in full_run.records("ocr").items():
+        original = Image.open(full_run.scans / record["image"]["path"])
+        turned += original.size != (record["image"]["width"], record["image"]["height"])
+        upright = ImageOps.exif_transpose(original).convert("L")
+        for name, (path, size) in named_images(full_run, image_id).items():
+            named = Image.open(path)
+            assert named.size == size == upright.size, (name, path)
+            assert (named.getexif().get(0x0112) or 1) == 1  # no reader turns it again
+            pixels = named.convert("L")
+            for _, box in word_boxes(record):
+                found = np.asarray(pixels.crop(box), dtype=float)
+                expected = np.asarray(upright.crop(box), dtype=float)
+                assert np.abs(found - expected).mean() < 3, (name, image_id, box)
+    assert turned == 1  # sample_003: stored 780x640, EXIF orientation 6
+    assert {p.name for p in (full_run.results / "images").iterdir()} == {
+        f"{i}.jpg" for i in full_run.records("ocr") if i.startswith("sample_003")
+    }
 
 
 class LmdbDataset:

@@ -10,7 +10,8 @@ from lxml import etree
 
 from ..page import Box, Page
 
-FOLDER, SUFFIX, VERSION = "alto", ".xml", 1
+FOLDER, SUFFIX, VERSION = "alto", ".xml", 2
+NAMES_IMAGE = True  # names the page image (``Page.image``)
 ALTO = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LOCATION = f"{ALTO} http://www.loc.gov/alto/v4/alto-4-4.xsd"
@@ -67,7 +68,7 @@ def render(page: Page) -> bytes:
 def _description(description: etree._Element, page: Page) -> None:
     _text(description, "MeasurementUnit", "pixel")
     source = _el(description, "sourceImageInformation")
-    _text(source, "fileName", page.filename)
+    _text(source, "fileName", page.image)
     identifier = _el(source, "fileIdentifier", fileIdentifierLocation="sha256")
     identifier.text = page.sha256
     engine = page.engine

@@ -9,7 +9,8 @@ from lxml import etree
 
 from ..page import Page
 
-FOLDER, SUFFIX, VERSION = "page", ".xml", 1
+FOLDER, SUFFIX, VERSION = "page", ".xml", 2
+NAMES_IMAGE = True  # names the page image (``Page.image``)
 PC = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LOCATION = f"{PC} {PC}/pagecontent.xsd"
@@ -33,7 +34,7 @@ def render(page: Page) -> bytes:
     root.set(f"{{{XSI}}}schemaLocation", LOCATION)
     _metadata(_el(root, "Metadata"), page)
     page_el = _el(
-        root, "Page", imageFilename=page.filename, imageWidth=page.width, imageHeight=page.height
+        root, "Page", imageFilename=page.image, imageWidth=page.width, imageHeight=page.height
     )
     for block in page.blocks:
         region = _el(page_el, "TextRegion", id=f"region_{block.id}", type="paragraph")
