@@ -164,6 +164,32 @@ def test_the_kie_tables_hold_one_row_per_image_with_the_records_values(full_run)
     assert {json.loads(line)["id"] for line in lines} == set(kie)
 
 
+@pytest.mark.parametrize("name", ["page", "alto"])
+def test_kraken_reads_every_line_with_its_text_and_baseline(full_run, name):
+    """kraken's own reader (the one its training tools use) takes a line only with a
+    baseline; each line's baseline lies inside its boundary, in the line's lower part."""
+    from kraken.lib.xml import XMLPage
+    from shapely.geometry import LineString, Polygon
+
+    for image_id, record in full_run.records("ocr").items():
+        export = full_run.results / name / f"{image_id}.xml"
+        page = XMLPage(export)
+        lines = page.get_sorted_lines()
+        assert Path(page.imagename).is_file()
+        assert page.image_size == (record["image"]["width"], record["image"]["height"])
+        expected = [
+            line["text"] if name == "page" else " ".join(w["text"] for w in line["words"])
+            for line in record["lines"]
+            if line["words"]
+        ]
+        assert [line.text for line in lines] == expected
+        for line, source in zip(lines, [r for r in record["lines"] if r["words"]], strict=True):
+            boundary = Polygon(line.boundary).buffer(1)
+            assert boundary.contains(LineString(line.baseline))
+            top, bottom = min(p[1] for p in source["polygon"]), max(p[1] for p in source["polygon"])
+            assert all(y > (top + bottom) / 2 for _, y in line.baseline)
+
+
 def named_images(run: Workdir, image_id: str) -> dict[str, tuple[Path, tuple[int, int]]]:
     """The image each export names (resolved from where the export is) and the page size
     the export declares, by format."""
