@@ -23,7 +23,7 @@ from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 
 pytestmark = pytest.mark.xdist_group("outputs")
 
-SCHEMAS = REPO.parent / "shared" / "data" / "schemas"
+SCHEMAS = REPO / "tests" / "resources" / "schemas"  # official XSDs (README there)
 ALTO_NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
 PAGE_NS = {"p": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
 XHTML = {"h": "http://www.w3.org/1999/xhtml"}
