@@ -11,6 +11,7 @@ import io
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import lmdb
@@ -34,7 +35,7 @@ def full_run(tmp_path_factory) -> Workdir:
     workdir = make_workdir(tmp_path_factory.mktemp("outputs"), SAMPLE_IMAGES)
     (workdir.path / "all.yaml").write_text(
         "input_dir: scans\nshard_size: 2\nexports: [json, txt, hocr, alto, page]\n"
-        "lmdb: {enabled: true, min_confidence: 0.0, max_length: 1000, val_fraction: 0.5}\n"
+        "lmdb: {enabled: true, min_confidence: 0.0, max_length: 1000}\n"
     )
     workdir.snakemake("--configfile", "config/config.yaml", "all.yaml")
     return workdir
@@ -275,7 +276,8 @@ def test_the_lmdb_set_reads_back_crop_by_crop_split_by_image(full_run):
     for image in manifest["images"]:
         assert image["sha256"] == ocr[image["id"]]["image"]["sha256"]
         by_split[image["split"]].extend(ocr[image["id"]]["lines"])
-    assert by_split["train"] and by_split["val"]  # val_fraction 0.5 on 6 images
+    assert by_split["train"] and by_split["val"]  # val_fraction 0.1 of 6 images: still one
+    assert manifest["counts"]["images_per_split"]["val"] >= 1
     for split, lines in by_split.items():
         dataset = LmdbDataset(full_run.results / "lmdb" / split)
         assert len(dataset) == len(lines) == manifest["counts"][split]
@@ -284,9 +286,50 @@ def test_the_lmdb_set_reads_back_crop_by_crop_split_by_image(full_run):
             assert label == line["text"]
             width, height = expected_size(line["polygon"])
             assert abs(crop.width - width) <= 1 and abs(crop.height - height) <= 1
+            # what DTRB keeps given --character <dtrb_character> --batch_max_length <max>
+            assert dtrb_keeps(label, manifest["dtrb_character"], 1000, sensitive=False)
     assert set(manifest["charset"]) == {
         c for lines in by_split.values() for line in lines for c in line["text"]
     }
+    assert any(w.startswith("val holds") for w in manifest["warnings"])  # 1 image of receipts
+
+
+def dtrb_keeps(label: str, character: str, batch_max_length: int, sensitive: bool) -> bool:
+    """Whether deep-text-recognition-benchmark's LmdbDataset keeps a label: ``--sensitive``
+    replaces ``--character`` with printable ASCII less whitespace and keeps the case; else
+    every label is lowercased first (dataset.py, train.py)."""
+    import string
+
+    if sensitive:
+        character = string.printable[:-6]
+    if len(label) > batch_max_length:
+        return False
+    return re.search(f"[^{character}]", label if sensitive else label.lower()) is None
+
+
+def test_the_lmdb_set_of_words_holds_every_word_box(full_run, tmp_path, monkeypatch):
+    from ocrkie.images import ImageLimits
+    from ocrkie.lmdbset import make_lmdb
+
+    monkeypatch.chdir(full_run.path)  # where the plan's image paths start
+    shutil.copytree(full_run.results / "ocr", tmp_path / "results" / "ocr")
+    settings = {"truth_dir": "", "min_confidence": 0.0, "max_length": 1000, "unit": "word"}
+    manifest = make_lmdb(
+        str(full_run.results / "plan" / "plan.json.gz"),
+        str(tmp_path / "results"),
+        settings,
+        ImageLimits(max_pixels=10**8, max_side=4096),
+        str(tmp_path / "manifest.json"),
+    )
+    ocr = full_run.records("ocr")
+    labels = []
+    for split in ("train", "val"):
+        dataset = LmdbDataset(tmp_path / "results" / "lmdb" / split)
+        assert len(dataset) == manifest["counts"][split] > 0
+        labels += [dataset[i][1] for i in range(len(dataset))]
+    words = [w["text"] for r in ocr.values() for line in r["lines"] for w in line["words"]]
+    assert sorted(labels) == sorted(words) and manifest["unit"] == "word"
+    assert all(dtrb_keeps(label, "", 25, sensitive=True) for label in labels if len(label) <= 25)
 
 
 def test_the_lmdb_set_from_ground_truth_and_filters(tmp_path: Path):
