@@ -9,13 +9,44 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "resources" / "samples"
 SAMPLE_IMAGES = sorted((SAMPLES / "img").iterdir())
+RECORD_SCHEMAS = REPO / "workflow" / "schemas"  # <stage>-record.schema.json
+
+
+@cache
+def record_validators() -> dict[str, Any]:
+    """A JSON Schema validator of each record format (``ocrkie.ocr/1``, ``ocrkie.kie/1``)."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    schemas = {
+        stage: json.loads((RECORD_SCHEMAS / f"{stage}-record.schema.json").read_text())
+        for stage in ("ocr", "kie")
+    }
+    registry = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
+    checker = Draft202012Validator.FORMAT_CHECKER
+    return {
+        stage: Draft202012Validator(schema, registry=registry, format_checker=checker)
+        for stage, schema in schemas.items()
+    }
+
+
+def assert_valid_record(stage: str, record: dict) -> None:
+    """The record holds to its format's JSON Schema (workflow/schemas/)."""
+    errors = sorted(record_validators()[stage].iter_errors(record), key=str)
+    assert not errors, f"{stage} record {record.get('image', {}).get('id')}: " + "; ".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]
+    )
 
 
 @dataclass
@@ -76,7 +107,12 @@ class Workdir:
         return done  # .stdout holds stderr too, unless merge=False
 
     def records(self, stage: str) -> dict[str, dict]:
-        return {p.stem: json.loads(p.read_text()) for p in (self.results / stage).glob("*.json")}
+        """The stage's records by name; an OCR or KIE record is checked against its schema."""
+        found = {p.stem: json.loads(p.read_text()) for p in (self.results / stage).glob("*.json")}
+        if stage in ("ocr", "kie"):
+            for record in found.values():
+                assert_valid_record(stage, record)
+        return found
 
 
 def make_workdir(root: Path, images: list[Path]) -> Workdir:

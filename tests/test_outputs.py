@@ -11,18 +11,20 @@ import io
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import lmdb
+import numpy as np
 import pytest
 from lxml import etree
-from PIL import Image
+from PIL import Image, ImageOps
 
 from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
 
 pytestmark = pytest.mark.xdist_group("outputs")
 
-SCHEMAS = REPO.parent / "shared" / "data" / "schemas"
+SCHEMAS = REPO / "tests" / "resources" / "schemas"  # official XSDs (README there)
 ALTO_NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
 PAGE_NS = {"p": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
 XHTML = {"h": "http://www.w3.org/1999/xhtml"}
@@ -33,7 +35,7 @@ def full_run(tmp_path_factory) -> Workdir:
     workdir = make_workdir(tmp_path_factory.mktemp("outputs"), SAMPLE_IMAGES)
     (workdir.path / "all.yaml").write_text(
         "input_dir: scans\nshard_size: 2\nexports: [json, txt, hocr, alto, page]\n"
-        "lmdb: {enabled: true, min_confidence: 0.0, max_length: 1000, val_fraction: 0.5}\n"
+        "lmdb: {enabled: true, min_confidence: 0.0, max_length: 1000}\n"
     )
     workdir.snakemake("--configfile", "config/config.yaml", "all.yaml")
     return workdir
@@ -163,6 +165,81 @@ def test_the_kie_tables_hold_one_row_per_image_with_the_records_values(full_run)
     assert {json.loads(line)["id"] for line in lines} == set(kie)
 
 
+@pytest.mark.parametrize("name", ["page", "alto"])
+def test_kraken_reads_every_line_with_its_text_and_baseline(full_run, name):
+    """kraken's own reader (the one its training tools use) takes a line only with a
+    baseline; each line's baseline lies inside its boundary, in the line's lower part."""
+    from kraken.lib.xml import XMLPage
+    from shapely.geometry import LineString, Polygon
+
+    for image_id, record in full_run.records("ocr").items():
+        export = full_run.results / name / f"{image_id}.xml"
+        page = XMLPage(export)
+        lines = page.get_sorted_lines()
+        assert Path(page.imagename).is_file()
+        assert page.image_size == (record["image"]["width"], record["image"]["height"])
+        expected = [
+            line["text"] if name == "page" else " ".join(w["text"] for w in line["words"])
+            for line in record["lines"]
+            if line["words"]
+        ]
+        assert [line.text for line in lines] == expected
+        for line, source in zip(lines, [r for r in record["lines"] if r["words"]], strict=True):
+            boundary = Polygon(line.boundary).buffer(1)
+            assert boundary.contains(LineString(line.baseline))
+            top, bottom = min(p[1] for p in source["polygon"]), max(p[1] for p in source["polygon"])
+            assert all(y > (top + bottom) / 2 for _, y in line.baseline)
+
+
+def named_images(run: Workdir, image_id: str) -> dict[str, tuple[Path, tuple[int, int]]]:
+    """The image each export names (resolved from where the export is) and the page size
+    the export declares, by format."""
+    page = run.results / "page" / f"{image_id}.xml"
+    page_el = etree.parse(str(page)).find(".//p:Page", PAGE_NS)
+    alto = run.results / "alto" / f"{image_id}.xml"
+    document = etree.parse(str(alto))
+    alto_page = document.find(".//a:Page", ALTO_NS)
+    hocr = run.results / "hocr" / f"{image_id}.hocr"
+    title = etree.parse(str(hocr)).find(".//h:div[@class='ocr_page']", XHTML).get("title")
+    hocr_image = re.search(r'image "((?:[^"\\]|\\.)*)"', title)[1].replace('\\"', '"')
+    hocr_size = tuple(map(int, re.search(r"bbox 0 0 (\d+) (\d+)", title).groups()))
+    return {
+        "page": (
+            page.parent / page_el.get("imageFilename"),
+            (int(page_el.get("imageWidth")), int(page_el.get("imageHeight"))),
+        ),
+        "alto": (
+            alto.parent / document.find(".//a:fileName", ALTO_NS).text,
+            (int(alto_page.get("WIDTH")), int(alto_page.get("HEIGHT"))),
+        ),
+        "hocr": (hocr.parent / hocr_image, hocr_size),
+    }
+
+
+def test_every_export_names_an_image_its_words_line_up_on(full_run):
+    """A reader opens the image an export names, relative to the export, and crops each word
+    with the export's coordinates: it gets the word as the upright page shows it, also for a
+    photo stored sideways with an EXIF orientation (sample_003, a JPEG copy beside them)."""
+    turned = 0
+    for image_id, record in full_run.records("ocr").items():
+        original = Image.open(full_run.scans / record["image"]["path"])
+        turned += original.size != (record["image"]["width"], record["image"]["height"])
+        upright = ImageOps.exif_transpose(original).convert("L")
+        for name, (path, size) in named_images(full_run, image_id).items():
+            named = Image.open(path)
+            assert named.size == size == upright.size, (name, path)
+            assert (named.getexif().get(0x0112) or 1) == 1  # no reader turns it again
+            pixels = named.convert("L")
+            for _, box in word_boxes(record):
+                found = np.asarray(pixels.crop(box), dtype=float)
+                expected = np.asarray(upright.crop(box), dtype=float)
+                assert np.abs(found - expected).mean() < 3, (name, image_id, box)
+    assert turned == 1  # sample_003: stored 780x640, EXIF orientation 6
+    assert {p.name for p in (full_run.results / "images").iterdir()} == {
+        f"{i}.jpg" for i in full_run.records("ocr") if i.startswith("sample_003")
+    }
+
+
 class LmdbDataset:
     """Read as deep-text-recognition-benchmark's ``dataset.LmdbDataset`` does."""
 
@@ -199,7 +276,8 @@ def test_the_lmdb_set_reads_back_crop_by_crop_split_by_image(full_run):
     for image in manifest["images"]:
         assert image["sha256"] == ocr[image["id"]]["image"]["sha256"]
         by_split[image["split"]].extend(ocr[image["id"]]["lines"])
-    assert by_split["train"] and by_split["val"]  # val_fraction 0.5 on 6 images
+    assert by_split["train"] and by_split["val"]  # val_fraction 0.1 of 6 images: still one
+    assert manifest["counts"]["images_per_split"]["val"] >= 1
     for split, lines in by_split.items():
         dataset = LmdbDataset(full_run.results / "lmdb" / split)
         assert len(dataset) == len(lines) == manifest["counts"][split]
@@ -208,9 +286,50 @@ def test_the_lmdb_set_reads_back_crop_by_crop_split_by_image(full_run):
             assert label == line["text"]
             width, height = expected_size(line["polygon"])
             assert abs(crop.width - width) <= 1 and abs(crop.height - height) <= 1
+            # what DTRB keeps given --character <dtrb_character> --batch_max_length <max>
+            assert dtrb_keeps(label, manifest["dtrb_character"], 1000, sensitive=False)
     assert set(manifest["charset"]) == {
         c for lines in by_split.values() for line in lines for c in line["text"]
     }
+    assert any(w.startswith("val holds") for w in manifest["warnings"])  # 1 image of receipts
+
+
+def dtrb_keeps(label: str, character: str, batch_max_length: int, sensitive: bool) -> bool:
+    """Whether deep-text-recognition-benchmark's LmdbDataset keeps a label: ``--sensitive``
+    replaces ``--character`` with printable ASCII less whitespace and keeps the case; else
+    every label is lowercased first (dataset.py, train.py)."""
+    import string
+
+    if sensitive:
+        character = string.printable[:-6]
+    if len(label) > batch_max_length:
+        return False
+    return re.search(f"[^{character}]", label if sensitive else label.lower()) is None
+
+
+def test_the_lmdb_set_of_words_holds_every_word_box(full_run, tmp_path, monkeypatch):
+    from ocrkie.images import ImageLimits
+    from ocrkie.lmdbset import make_lmdb
+
+    monkeypatch.chdir(full_run.path)  # where the plan's image paths start
+    shutil.copytree(full_run.results / "ocr", tmp_path / "results" / "ocr")
+    settings = {"truth_dir": "", "min_confidence": 0.0, "max_length": 1000, "unit": "word"}
+    manifest = make_lmdb(
+        str(full_run.results / "plan" / "plan.json.gz"),
+        str(tmp_path / "results"),
+        settings,
+        ImageLimits(max_pixels=10**8, max_side=4096),
+        str(tmp_path / "manifest.json"),
+    )
+    ocr = full_run.records("ocr")
+    labels = []
+    for split in ("train", "val"):
+        dataset = LmdbDataset(tmp_path / "results" / "lmdb" / split)
+        assert len(dataset) == manifest["counts"][split] > 0
+        labels += [dataset[i][1] for i in range(len(dataset))]
+    words = [w["text"] for r in ocr.values() for line in r["lines"] for w in line["words"]]
+    assert sorted(labels) == sorted(words) and manifest["unit"] == "word"
+    assert all(dtrb_keeps(label, "", 25, sensitive=True) for label in labels if len(label) <= 25)
 
 
 def test_the_lmdb_set_from_ground_truth_and_filters(tmp_path: Path):

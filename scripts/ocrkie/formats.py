@@ -79,7 +79,12 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+def split_score(sha256: str) -> float:
+    """A fixed number in [0, 1] drawn from an image's content: below the validation share,
+    the image is held out."""
+    return int(hashlib.sha256(f"ocrkie-split:{sha256}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def split_of(sha256: str, val_fraction: float) -> str:
     """``val`` for a fixed, content-determined share of images; the rest ``train``."""
-    bucket = int(hashlib.sha256(f"ocrkie-split:{sha256}".encode()).hexdigest()[:8], 16)
-    return "val" if bucket / 0xFFFFFFFF < val_fraction else "train"
+    return "val" if split_score(sha256) < val_fraction else "train"

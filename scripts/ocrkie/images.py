@@ -155,6 +155,28 @@ def decode_page(
     pdf_dpi: int = 200,
 ) -> PageImage:
     """Page ``number`` (1-based) of the file, normalised."""
+    image, count, file_format, steps = _upright(data, number, pdf_dpi, max_pixels)
+    rgb = _to_rgb(image, steps)
+    width, height = rgb.size
+    scale = min(1.0, max_side / max(width, height))
+    if scale < 1.0:
+        rgb = rgb.resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
+        steps.append(f"downscaled:{scale:.4f}")
+    return PageImage(
+        sha256_of(data), name, rgb, width, height, scale, steps, number, count, file_format
+    )
+
+
+def upright_page(data: bytes, number: int, pdf_dpi: int, max_pixels: int) -> Image.Image:
+    """Page ``number`` of the file at its own size in the frame of the OCR's coordinates
+    (EXIF orientation applied, a PDF page rendered at ``pdf_dpi``), its pixel mode kept."""
+    return _upright(data, number, pdf_dpi, max_pixels)[0]
+
+
+def _upright(
+    data: bytes, number: int, pdf_dpi: int, max_pixels: int
+) -> tuple[Image.Image, int, str, list[str]]:
+    """The page upright, the file's page count and format, and the steps taken."""
     if not data:
         raise UnreadableImage("the file is empty (0 bytes)")
     if data.startswith(PDF_MAGIC):
@@ -168,15 +190,7 @@ def decode_page(
     if orientation in range(2, 9):  # 1 is upright; other values are not orientations
         image = ImageOps.exif_transpose(image)
         steps.append(f"exif-orientation:{orientation}")
-    rgb = _to_rgb(image, steps)
-    width, height = rgb.size
-    scale = min(1.0, max_side / max(width, height))
-    if scale < 1.0:
-        rgb = rgb.resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
-        steps.append(f"downscaled:{scale:.4f}")
-    return PageImage(
-        sha256_of(data), name, rgb, width, height, scale, steps, number, count, file_format
-    )
+    return image, count, file_format, steps
 
 
 def _frame(data: bytes, number: int, max_pixels: int) -> tuple[Image.Image, int]:

@@ -14,6 +14,7 @@ from .cache import open_cache
 from .engines.registry import build
 from .exports import exporter
 from .exports import identity as export_identity
+from .exports.images import copy_name, reference, write_upright_copy
 from .formats import error_info, now_iso, write_json_atomic
 from .images import ImageLimits, PageDecoder
 from .inputs import InputImage
@@ -115,15 +116,23 @@ def _cache_trouble(cache: Any) -> dict[str, int]:
 
 
 def run_export(
-    name: str, plan_file: str, shard_name: str, manifest: str, results_location: str
+    name: str,
+    plan_file: str,
+    shard_name: str,
+    manifest: str,
+    results_location: str,
+    limits: ImageLimits,
 ) -> dict[str, Any]:
     """Render the shard's OCR records in one format. An image whose OCR failed has no file
-    (its entry says why); a record that cannot be rendered is an error entry, not a failed job."""
+    (its entry says why); a record that cannot be rendered is an error entry, not a failed job.
+    ``limits``: for reading the images a format names, where it needs an upright copy."""
     started = now_iso()
     shard = read_shard(plan_file, shard_name)
     results = Results(results_location)
     withdraw_previous_manifests(results, name, shard_name, Path(manifest).stem)
-    entries = [entry for image in shard.images for entry in _export_pages(results, name, image)]
+    entries = [
+        entry for image in shard.images for entry in _export_pages(results, name, image, limits)
+    ]
     document = {
         "format": MANIFEST_FORMAT,
         **manifest_header(name, export_identity(name), shard),
@@ -135,7 +144,9 @@ def run_export(
     return document
 
 
-def _export_pages(results: Results, name: str, image: InputImage) -> list[dict[str, Any]]:
+def _export_pages(
+    results: Results, name: str, image: InputImage, limits: ImageLimits
+) -> list[dict[str, Any]]:
     """One file per page read (``<id>.<suffix>``, or ``<id>-p0002.<suffix>`` ... for a document
     of several pages); an entry per page."""
     module = exporter(name)
@@ -156,7 +167,10 @@ def _export_pages(results: Results, name: str, image: InputImage) -> list[dict[s
             )
             continue
         try:
-            data = module.render(Page.from_record(record, made_at=now_iso()))
+            rendered = Page.from_record(record, made_at=now_iso())
+            if module.NAMES_IMAGE:
+                rendered.image_ref = _named_image(results, module.FOLDER, image, rendered, limits)
+            data = module.render(rendered)
             target = f"{module.FOLDER}/{record_name(image.id, number, count)}{module.SUFFIX}"
             results.folder.write_bytes(target, data)
             entries.append({**page, "status": "ok"})
@@ -164,6 +178,20 @@ def _export_pages(results: Results, name: str, image: InputImage) -> list[dict[s
             log.exception("%s export failed on %s", name, image.relpath)
             entries.append({**page, "status": "error", "error": {**error_info(exc), "stage": name}})
     return entries
+
+
+def _named_image(
+    results: Results, folder: str, image: InputImage, page: Page, limits: ImageLimits
+) -> str:
+    """The image an export in ``folder`` names: the file where it is stored upright, else an
+    upright copy of the page, written now."""
+    if page.stored_upright:
+        return reference(results.location, folder, image.path)
+    number, count = page.number, page.pages
+    name = copy_name(record_name(image.id, number, count), image.path)
+    size = (page.width, page.height)
+    write_upright_copy(results.folder, name, image.path, number, size, limits)
+    return reference(results.location, folder, f"{results.location}/{name}")
 
 
 def withdraw_previous_manifests(results: Results, stage: str, shard: str, current: str) -> None:

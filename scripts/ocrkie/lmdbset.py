@@ -1,7 +1,8 @@
 """A text-recognition training set in LMDB, in the layout of deep-text-recognition-benchmark:
-one line image per sample under ``image-%09d`` (encoded PNG), its text under ``label-%09d``
-(both 1-based) and the count under ``num-samples``; one environment for training and one for
-validation, split by image (never by line) from a hash of the image's content.
+one line image (or word image, ``unit: word``) per sample under ``image-%09d`` (encoded PNG),
+its text under ``label-%09d`` (both 1-based) and the count under ``num-samples``; one
+environment for training and one for validation, split by image (never by line) from a hash of
+the image's content, with at least one image in each split whenever there are two.
 
 Lines and their text come from the OCR records, or from ground truth in the SROIE layout
 (``box/<stem>.csv``) when a truth folder is given. Each line is cut along its polygon, turned
@@ -23,9 +24,10 @@ import lmdb
 from PIL import Image
 
 from .evaluate import read_box_lines
-from .formats import now_iso, split_of, write_json_atomic
+from .formats import now_iso, split_of, split_score, write_json_atomic
 from .images import ImageLimits, PageImage, crop_line, decode_page
 from .inputs import InputImage
+from .page import split_words
 from .results import Results
 from .storage import read_input
 
@@ -33,6 +35,7 @@ LMDB_FORMAT = "ocrkie.lmdb/1"
 SPLITS = ("train", "val")
 _MAP_SIZE = 1 << 40  # address space only
 _COMMIT_EVERY = 1000
+TINY = 100  # samples: a split this small scores a recogniser by chance; the manifest warns
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +47,7 @@ class Filters:
     charset: str = ""  # allowed characters; empty: any printable text
     val_fraction: float = 0.1
     padding: float = 0.1  # of the line height, on every side
+    unit: str = "line"  # line or word: what one sample shows
 
     @classmethod
     def from_config(cls, settings: dict[str, Any]) -> Filters:
@@ -70,9 +74,10 @@ class Tally:
     images: list[dict[str, Any]] = field(default_factory=list)
 
 
-def lines_of(
-    image: InputImage, record: dict[str, Any], truth_dir: Path | None
-) -> list[tuple[str, float, list[list[float]]]]:
+Sample = tuple[str, float, list[list[float]]]  # text, confidence, polygon
+
+
+def lines_of(image: InputImage, record: dict[str, Any], truth_dir: Path | None) -> list[Sample]:
     """(text, confidence, polygon) of the image's lines: from ground truth, or the OCR."""
     if truth_dir is not None:
         truth = truth_dir / "box" / f"{Path(image.relpath).stem}.csv"
@@ -82,6 +87,34 @@ def lines_of(
             else []
         )
     return [(line["text"], float(line["confidence"]), line["polygon"]) for line in record["lines"]]
+
+
+def words_of(image: InputImage, record: dict[str, Any], truth_dir: Path | None) -> list[Sample]:
+    """(text, confidence, polygon) of the image's words: the OCR's word boxes, or ground truth
+    lines cut in proportion to their characters (``page.split_words``)."""
+    if truth_dir is not None:
+        return [
+            (word.text, word.confidence, word.polygon)
+            for text, confidence, polygon in lines_of(image, record, truth_dir)
+            for word in split_words(text, polygon, confidence)
+        ]
+    return [
+        (word["text"], float(word["confidence"]), word["polygon"])
+        for line in record["lines"]
+        for word in line.get("words") or [line]
+    ]
+
+
+def assign_splits(shas: list[str], val_fraction: float) -> dict[str, str]:
+    """Each image's split (by its sha256): the content-determined one, except that with two
+    images or more and a share strictly between 0 and 1 neither split is left empty (the
+    image nearest the other side moves)."""
+    splits = {sha: split_of(sha, val_fraction) for sha in shas}
+    if len(splits) >= 2 and 0 < val_fraction < 1:
+        for empty, pick in (("val", min), ("train", max)):
+            if empty not in splits.values():
+                splits[pick(splits, key=split_score)] = empty
+    return splits
 
 
 def build(
@@ -96,6 +129,8 @@ def build(
     """Write ``out_dir/train`` and ``out_dir/val``; return the manifest."""
     tally = Tally()
     engines: set[str] = set()
+    splits = assign_splits(list(_read_images(images, results).values()), filters.val_fraction)
+    samples_of = words_of if filters.unit == "word" else lines_of
     envs = {s: lmdb.open(str(out_dir / s), map_size=_MAP_SIZE, subdir=True) for s in SPLITS}
     try:
         writers = {s: _Writer(envs[s]) for s in SPLITS}
@@ -107,14 +142,14 @@ def build(
                 continue
             engines.update(record["engine"].get("name", "?") for record in read)
             sha = read[0]["image"]["sha256"]
-            split = split_of(sha, filters.val_fraction)
+            split = splits[sha]
             data = read_input(image.path)
             kept = 0
             for record in read:
                 number = record["image"].get("page", 1)
                 page = decode_page(data, max_pixels, 10**9, Path(image.relpath).name, number, dpi)
                 kept += _add_lines(
-                    page, lines_of(image, record, truth_dir), filters, writers[split], tally
+                    page, samples_of(image, record, truth_dir), filters, writers[split], tally
                 )
             tally.samples[split] += kept
             tally.images.append(
@@ -137,14 +172,54 @@ def build(
         "source": "ground truth" if truth_dir else "ocr",
         "ocr_engines": sorted(engines),
         "filters": filters.__dict__,
+        "unit": filters.unit,
         "counts": {
             "images": len(tally.images),
-            **dict(tally.samples),
+            **{split: tally.samples[split] for split in SPLITS},
+            "images_per_split": {
+                split: sum(image["split"] == split for image in tally.images) for split in SPLITS
+            },
             "dropped": dict(tally.dropped),
         },
         "charset": "".join(sorted(tally.characters)),
+        "dtrb_character": dtrb_character(tally.characters),
+        "warnings": _warnings(tally, filters),
         "images": tally.images,
     }
+
+
+def _read_images(images: list[InputImage], results: Results) -> dict[str, str]:
+    """The sha256 of each image with a page read (by id)."""
+    found = {}
+    for image in images:
+        ok = [r for r in results.read_pages("ocr", image.id) if r["status"] == "ok"]
+        if ok:
+            found[image.id] = ok[0]["image"]["sha256"]
+    return found
+
+
+def _warnings(tally: Tally, filters: Filters) -> list[str]:
+    """What would make training on the set mislead or fail."""
+    found = []
+    for split in SPLITS:
+        count = tally.samples[split]
+        if count < TINY and (split == "train" or filters.val_fraction > 0):
+            found.append(
+                f"{split} holds {count} samples (under {TINY}): "
+                + ("a recogniser cannot be validated on it" if count == 0 else "too few to rely on")
+            )
+    return found
+
+
+def dtrb_character(characters: set[str]) -> str:
+    """The characters for deep-text-recognition-benchmark's ``--character`` (without
+    ``--sensitive``, which replaces them with printable ASCII less the space). It lowercases
+    every label and drops one with a character matching ``[^<characters>]``, a class built
+    unescaped: so they are lowercased, ``]`` goes first and ``-`` last; a backslash cannot be
+    given that way and is left out."""
+    folded = {c for text in characters for c in text.lower()}
+    rest = sorted(c for c in folded if c not in "]-\\")
+    return "".join(["]"] * ("]" in folded) + rest + ["-"] * ("-" in folded))
 
 
 def _add_lines(
@@ -229,4 +304,6 @@ def make_lmdb(
             results.folder.put_file(f"lmdb/{split}/data.mdb", Path(scratch, split, "data.mdb"))
     write_json_atomic(manifest_path, manifest)
     log.info("LMDB: %s", manifest["counts"])
+    for warning in manifest["warnings"]:
+        log.warning("LMDB: %s", warning)
     return manifest

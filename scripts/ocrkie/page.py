@@ -1,10 +1,13 @@
 """The page model: a page's blocks of lines of words, each with its polygon and box.
 
 Coordinates are pixels of the page upright at its own size (a PDF page rendered at
-``images.pdf_dpi``), four points clockwise from the top left. Engines return ``Line``s of
-``Word``s; the OCR stage saves them as a record (``lines_record``, in reading order); the
-exports read a ``Page`` back (``Page.from_record``). The geometry every one of them needs
-(boxes, rescaling, words cut from a line) is here, once. Nothing here reads a clock or a file.
+``images.pdf_dpi``), four points clockwise from the top left. That frame is the file's own
+pixels unless the file is EXIF-turned, a PDF or one of several pages (``stored_upright``): an
+export then names an upright copy of the page, so that its coordinates fit the image it
+names. Engines return ``Line``s of ``Word``s; the OCR stage saves them as a record
+(``lines_record``, in reading order); the exports read a ``Page`` back
+(``Page.from_record``). The geometry every one of them needs (boxes, baselines, rescaling,
+words cut from a line) is here, once. Nothing here reads a clock or a file.
 """
 
 from __future__ import annotations
@@ -39,6 +42,26 @@ def scaled(polygon: Any, fx: float, fy: float | None = None) -> Polygon:
     pixels an engine or a service read at to the page's."""
     fy = fx if fy is None else fy
     return [[float(x) * fx, float(y) * fy] for x, y in polygon]
+
+
+def baseline(polygon: Polygon, depth: float = 0.8) -> Polygon:
+    """Where a line's text rests: from its left edge to its right edge, ``depth`` of the way
+    down from the top (a line box holds the descenders below its baseline), two points."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = polygon[:4]
+    return [
+        [x0 + (x3 - x0) * depth, y0 + (y3 - y0) * depth],
+        [x1 + (x2 - x1) * depth, y1 + (y2 - y1) * depth],
+    ]
+
+
+def stored_upright(image: dict[str, Any]) -> bool:
+    """Whether the file's own pixels are the page in the frame of its coordinates, as a reader
+    of the file sees them: not turned by its EXIF orientation, not a PDF (rendered), not one
+    page of several."""
+    steps = image.get("normalization") or []
+    turned = any(str(step).startswith("exif-orientation") for step in steps)
+    pdf = str(image.get("path", "")).lower().endswith(".pdf")
+    return not turned and not pdf and int(image.get("pages", 1)) == 1
 
 
 def is_rectangle(polygon: Polygon, tolerance: float = 0.5) -> bool:
@@ -124,6 +147,11 @@ class Line(_Shape):
     words: list[Word] = field(default_factory=list)
     id: str = ""  # on a page read from its record: l<n>
 
+    @property
+    def baseline(self) -> list[tuple[int, int]]:
+        """The line's baseline (``baseline``) in whole non-negative pixels."""
+        return [(max(0, round(x)), max(0, round(y))) for x, y in baseline(self.polygon)]
+
 
 @dataclass
 class Block:
@@ -150,6 +178,15 @@ class Page:
     text: str
     blocks: list[Block]
     made_at: str  # when the OCR was made (ISO 8601), for formats that date their content
+    stored_upright: bool = True  # the file's pixels are this page's frame (``stored_upright``)
+    image_ref: str = ""  # the image as the exports name it (``filename`` unless set)
+    number: int = 1  # the page's number in its file
+    pages: int = 1  # the file's pages
+
+    @property
+    def image(self) -> str:
+        """The image an export names: an upright copy, or the file, from where the export is."""
+        return self.image_ref or self.filename
 
     @property
     def lines(self) -> list[Line]:
@@ -181,6 +218,9 @@ class Page:
             text=record["text"],
             blocks=_blocks(lines, rows),
             made_at=record.get("timing", {}).get("finished_at") or made_at,
+            stored_upright=stored_upright(image),
+            number=int(image.get("page", 1)),
+            pages=int(image.get("pages", 1)),
         )
 
 

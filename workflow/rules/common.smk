@@ -178,6 +178,10 @@ def where_things_are():
     lines += [
         f"  {name}/<id>{exporter(name).SUFFIX}  {DESCRIBED[name]}" for name in EXPORTS
     ]
+    if any(exporter(name).NAMES_IMAGE for name in EXPORTS):
+        lines.append(
+            "  images/<id>.jpg|.png  upright copies of turned or PDF pages, named by the exports"
+        )
     lines += [
         "  kie.csv, kie.jsonl  the extracted fields, one row per image",
         "  summary.json, failures.csv  counts, timings, API costs; every failure",

@@ -1,5 +1,6 @@
 """Snakemake script of the export rule: one shard's OCR records in one format."""
 
+from ocrkie.images import ImageLimits
 from ocrkie.jobs import run_export
 from ocrkie.logs import job_logging
 
@@ -11,4 +12,5 @@ with job_logging(smk.log):
         shard_name=smk.wildcards.shard,
         manifest=smk.output.manifest,
         results_location=smk.params.results,
+        limits=ImageLimits.from_config(smk.config),
     )

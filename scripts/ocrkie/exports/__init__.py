@@ -2,7 +2,8 @@
 record: plain text, hOCR, ALTO and PAGE XML.
 
 A format is one module here with ``FOLDER``, ``SUFFIX``, ``VERSION`` (raise it when the output
-changes: the format's shards rerun) and ``render(page) -> bytes``, plus one line in
+changes: the format's shards rerun), ``NAMES_IMAGE`` (whether it names the page image: the job
+then sets ``Page.image_ref``, see ``images``) and ``render(page) -> bytes``, plus one line in
 ``FORMATS``. Each format is a stage of its own, so asking for one more reruns nothing else.
 """
 

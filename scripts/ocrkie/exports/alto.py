@@ -1,5 +1,6 @@
 """ALTO 4.4: Page > PrintSpace > TextBlock > TextLine > String (with SP between words), in
-pixels, WC 0-1, a Shape/Polygon where a box is not an upright rectangle, and a Processing
+pixels, WC 0-1, each line's BASELINE (from its polygon: ``page.baseline``) and Shape/Polygon,
+a word's Shape/Polygon where its box is not an upright rectangle, and a Processing
 step naming the engine, its version and parameters and the source image's sha256."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from lxml import etree
 
 from ..page import Box, Page
 
-FOLDER, SUFFIX, VERSION = "alto", ".xml", 1
+FOLDER, SUFFIX, VERSION = "alto", ".xml", 2
+NAMES_IMAGE = True  # names the page image (``Page.image``)
 ALTO = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LOCATION = f"{ALTO} http://www.loc.gov/alto/v4/alto-4-4.xsd"
@@ -47,9 +49,11 @@ def render(page: Page) -> bytes:
         for line in block.lines:
             if not line.words:
                 continue
-            line_el = _el(block_el, "TextLine", ID=f"line_{line.id}", **_box(line.box))
-            if not line.upright:
-                _shape(line_el, line.points())
+            baseline = " ".join(f"{x},{y}" for x, y in line.baseline)
+            line_el = _el(
+                block_el, "TextLine", ID=f"line_{line.id}", **_box(line.box), BASELINE=baseline
+            )
+            _shape(line_el, line.points())  # the boundary line-image readers cut along
             for n, word in enumerate(line.words):
                 attrs = {"ID": f"string_{word.id}", "CONTENT": word.text, **_box(word.box)}
                 string = _el(
@@ -67,7 +71,7 @@ def render(page: Page) -> bytes:
 def _description(description: etree._Element, page: Page) -> None:
     _text(description, "MeasurementUnit", "pixel")
     source = _el(description, "sourceImageInformation")
-    _text(source, "fileName", page.filename)
+    _text(source, "fileName", page.image)
     identifier = _el(source, "fileIdentifier", fileIdentifierLocation="sha256")
     identifier.text = page.sha256
     engine = page.engine

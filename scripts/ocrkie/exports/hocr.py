@@ -8,13 +8,20 @@ from lxml import etree
 from .. import __version__
 from ..page import Box, Page
 
-FOLDER, SUFFIX, VERSION = "hocr", ".hocr", 1
+FOLDER, SUFFIX, VERSION = "hocr", ".hocr", 2
+NAMES_IMAGE = True  # names the page image (``Page.image``)
 XHTML = "http://www.w3.org/1999/xhtml"
 CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocrp_wconf"
 
 
 def _title(box: Box, *extra: str) -> str:
     return "; ".join([f"bbox {box.x0} {box.y0} {box.x1} {box.y1}", *extra])
+
+
+def quoted(value: str) -> str:
+    """A property value as an hOCR delimited string: in double quotes, with each double quote
+    and backslash escaped by a backslash."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _wconf(confidence: float) -> str:
@@ -35,7 +42,7 @@ def render(page: Page) -> bytes:
     )
     body = etree.SubElement(html, f"{{{XHTML}}}body")
     whole = Box(0, 0, page.width, page.height)
-    source = f'image "{page.filename}"; ppageno 0; x_source "sha256:{page.sha256}"'
+    source = f'image {quoted(page.image)}; ppageno 0; x_source "sha256:{page.sha256}"'
     div = _el(body, "div", "ocr_page", "page_1", _title(whole, source))
     for block in page.blocks:
         area = _el(div, "div", "ocr_carea", f"block_{block.id}", _title(block.box))

@@ -1,5 +1,6 @@
 """PAGE XML 2019-07-15: TextRegion > TextLine > Word, each with Coords points and a
-TextEquiv (conf, Unicode), and MetadataItems naming the engine and the source image."""
+TextEquiv (conf, Unicode), a Baseline on each line (from its polygon: ``page.baseline``), and
+MetadataItems naming the engine and the source image."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from lxml import etree
 
 from ..page import Page
 
-FOLDER, SUFFIX, VERSION = "page", ".xml", 1
+FOLDER, SUFFIX, VERSION = "page", ".xml", 2
+NAMES_IMAGE = True  # names the page image (``Page.image``)
 PC = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LOCATION = f"{PC} {PC}/pagecontent.xsd"
@@ -19,8 +21,12 @@ def _el(parent: etree._Element, tag: str, **attrs: object) -> etree._Element:
     return etree.SubElement(parent, f"{{{PC}}}{tag}", {k: str(v) for k, v in attrs.items()})
 
 
+def _points(points: list[tuple[int, int]]) -> str:
+    return " ".join(f"{x},{y}" for x, y in points)
+
+
 def _coords(parent: etree._Element, points: list[tuple[int, int]]) -> None:
-    _el(parent, "Coords", points=" ".join(f"{x},{y}" for x, y in points))
+    _el(parent, "Coords", points=_points(points))
 
 
 def _equiv(parent: etree._Element, text: str, confidence: float | None = None) -> None:
@@ -33,7 +39,7 @@ def render(page: Page) -> bytes:
     root.set(f"{{{XSI}}}schemaLocation", LOCATION)
     _metadata(_el(root, "Metadata"), page)
     page_el = _el(
-        root, "Page", imageFilename=page.filename, imageWidth=page.width, imageHeight=page.height
+        root, "Page", imageFilename=page.image, imageWidth=page.width, imageHeight=page.height
     )
     for block in page.blocks:
         region = _el(page_el, "TextRegion", id=f"region_{block.id}", type="paragraph")
@@ -41,6 +47,7 @@ def render(page: Page) -> bytes:
         for line in block.lines:
             line_el = _el(region, "TextLine", id=f"line_{line.id}")
             _coords(line_el, line.points())
+            _el(line_el, "Baseline", points=_points(line.baseline))
             for word in line.words:
                 word_el = _el(line_el, "Word", id=f"word_{word.id}")
                 _coords(word_el, word.points())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..page import Page
 
 FOLDER, SUFFIX, VERSION = "txt", ".txt", 1
+NAMES_IMAGE = False  # names the page image (``Page.image``)
 
 
 def render(page: Page) -> bytes:
