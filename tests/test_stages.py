@@ -358,7 +358,7 @@ def test_a_file_that_hangs_or_exhausts_the_decoder_costs_its_page_only(tmp_path)
     data = SAMPLE_IMAGES[0].read_bytes()
     hanging = _copy(tmp_path / "scans", data + b"HANG", "hang.jpg")
     greedy = _copy(tmp_path / "scans", data + b"GREEDY", "greedy.jpg")
-    decoder = GuardedDecoder(timeout_s=3, max_rss_mb=300, decoder=TrappedDecoder)
+    decoder = GuardedDecoder(timeout_s=10, max_rss_mb=300, decoder=TrappedDecoder)
     results = Results(str(tmp_path / "results"))
     runner = make_stage("ocr", FakeOcr(), NoCache(), results, LIMITS, decoder)
     started = time.monotonic()
@@ -374,7 +374,7 @@ def test_a_file_that_hangs_or_exhausts_the_decoder_costs_its_page_only(tmp_path)
     }
     assert entries[1]["error"]["class"] == "PageTimeout"
     assert entries[2]["error"]["class"] == "MemoryError"  # the child's address space is capped
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 90
 
 
 def test_every_frame_and_the_page_count_are_limited_where_the_shard_reads_them(tmp_path):
