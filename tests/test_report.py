@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def test_the_landing_page_shows_the_runs_figures(report_run, browser, tmp_path: 
     browser.save_screenshot(str(shot))
     pixels = Image.open(shot).convert("L")
     assert sum(pixels.histogram()[:128]) > 20_000  # the sidebar and the figures, not blank
+    browser.find_element("xpath", "//a[text()='3 Review']").click()  # a link to its section
+    assert _wait_for(browser, "//tr[td[contains(., 'Least certain values')]]")
 
 
 def test_the_sections_come_in_a_readers_order_and_every_item_has_a_label(report_run, browser):
@@ -238,3 +241,17 @@ def _find(browser, xpath: str, ready=bool):
             if ready(element):
                 return element
     return None
+
+
+def test_without_kie_the_samples_are_the_pages_with_the_least_certain_lines(tmp_path: Path):
+    workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:2])
+    workdir.snakemake("--config", "input_dir=scans", "shard_size=2", "kie_backend=none")
+    report = workdir.results / "report"
+    assert "<th>To review</th><td>no values: no KIE ran</td>" in (
+        report / "overview.html"
+    ).read_text(encoding="utf-8")
+    chosen = json.loads((report / "samples" / "pages.json").read_text())
+    why = [re.fullmatch(r"(\d+) lines under 0.99 confidence", c["chosen"]) for c in chosen.values()]
+    lines = [int(match[1]) for match in why]
+    assert len(chosen) == 2 and lines == sorted(lines, reverse=True)
+    assert "No value was read" in (report / "review.html").read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ from typing import Any
 from ..formats import read_json
 from ..results import Results
 from . import figures, pages
-from .picks import REVIEW, Pages, Sample, choose_samples, crop, draw_sample, least_certain
+from .picks import REVIEW, Sample, Sources, choose_samples, crop, draw_sample, least_certain
 
 __all__ = ["draw_report"]
 
@@ -43,7 +43,7 @@ def draw_report(
     failed = _csv(Path(failures_path))
     with open(plan_file, "rb") as handle:
         paths = {i.id: i.path for s in decode_plan(handle.read()) for i in s.images}
-    shown = Pages(Results(results_location), paths)
+    shown = Sources(Results(results_location), paths)
 
     figures.status_figure(stages, out["status"])
     figures.throughput_figure(stages, out["throughput"])
@@ -61,7 +61,7 @@ def draw_report(
     pages.overview(facts, out["overview"])
 
 
-def _samples(shown: Pages, stages: dict[str, list[dict[str, Any]]], folder: Path) -> None:
+def _samples(shown: Sources, stages: dict[str, list[dict[str, Any]]], folder: Path) -> None:
     """page_1.png, page_2.png ... and pages.json: which image each is, and why it was chosen."""
     folder.mkdir(parents=True, exist_ok=True)
     uncertain, failed = choose_samples(stages["ocr"], stages["kie"])
@@ -99,21 +99,25 @@ def run_figures(
     images, failed_images = summary.get("images", 0), summary.get("failed_images", 0)
     skipped = sum(summary.get("skipped", {}).values())
     cached = summary.get("ocr", {}).get("cached", 0)
-    classes = Counter(f["class"] for f in failed).most_common()
+    classes = sorted(Counter(f["class"] for f in failed).items(), key=lambda c: (-c[1], c[0]))
     seconds = _span([e for es in stages.values() for e in es if not e["cached"]])
     ocr = summary.get("ocr", {})
     return [
         ("Images", f"{images} ({summary.get('pages', images)} pages) from {run['input']}"),
         ("Finished", f"{images - failed_images} ok, {failed_images} failed, {skipped} skipped"),
-        ("Failed by class", ", ".join(f"{n} {c}" for c, n in classes) or "none"),
+        ("Failed by class", ", ".join(f"{n} {name}" for name, n in classes) or "none"),
         ("From the cache", f"{cached} pages reused, not computed again"),
         ("Time", _duration(seconds) + " from the first page begun to the last finished"),
         ("Throughput", _rate(ocr.get("images_per_second"), "OCR")),
         ("Engines", _engines(manifests)),
         ("API spend", _spend(summary.get("api", {}))),
-        ("To review", f"{doubtful[0]} of {doubtful[1]} values read under {pages.DOUBT} confidence"),
+        ("To review", _to_review(*doubtful) if manifests["kie"] else "no values: no KIE ran"),
         ("Results", run["results"]),
     ]
+
+
+def _to_review(doubtful: int, values: int) -> str:
+    return f"{doubtful} of {values} values read under {pages.DOUBT} confidence"
 
 
 def _span(entries: list[dict[str, Any]]) -> float | None:

@@ -47,8 +47,8 @@ def least_certain(kie: list[dict[str, Any]]) -> list[Value]:
     return sorted(values, key=lambda v: (v.confidence, v.path, v.field))
 
 
-class Pages:
-    """Pages of the run's images, decoded once each, and their records."""
+class Sources:
+    """The pages of the run's images (each decoded once) and their records."""
 
     def __init__(self, results: Results, paths: dict[str, str]):
         self.results, self.paths = results, paths
@@ -74,17 +74,17 @@ class Pages:
             return {"lines": []}
 
 
-def crop(pages: Pages, value: Value) -> Image.Image | None:
+def crop(sources: Sources, value: Value) -> Image.Image | None:
     """The region of the page the value was read from, or None when the record has none."""
-    source = pages.kie(value.image).get("fields", {}).get(value.field, {}).get("source") or {}
+    source = sources.kie(value.image).get("fields", {}).get(value.field, {}).get("source") or {}
     if not source.get("polygon"):
         return None
     try:
-        page = pages.image(value.image, source.get("page", 1))
+        page = sources.image(value.image, source.get("page", 1))
     except (OSError, ImageError):  # the image moved or cannot be read any more
         return None
     x0, y0, x1, y1 = bounds(source["polygon"])
-    box = [(x0 - MARGIN), (y0 - MARGIN), (x1 + MARGIN), (y1 + MARGIN)]
+    box = (x0 - MARGIN, y0 - MARGIN, x1 + MARGIN, y1 + MARGIN)
     width, height = page.image.size
     left, top, right, bottom = (round(c * page.scale) for c in box)
     region = page.image.crop((max(0, left), max(0, top), min(width, right), min(height, bottom)))
@@ -102,7 +102,7 @@ def choose_samples(
     ocr: list[dict[str, Any]], kie: list[dict[str, Any]], count: int = SAMPLES
 ) -> tuple[list[Sample], list[Sample]]:
     """The ``count`` least certain pages (the lowest field confidence, a field not found
-    counting as 0; without KIE, the most lines below 0.9), and the failed pages whose image
+    counting as 0; without KIE, the most lines under 0.99), and the failed pages whose image
     was read (the report shows the first that it can still draw)."""
     pages = [e for e in ocr if e["status"] == "ok"]
     certainty = {e["id"]: _certainty(e) for e in kie if e["status"] == "ok"}
@@ -110,8 +110,8 @@ def choose_samples(
         ranked = sorted(pages, key=lambda e: (certainty.get(e["id"], 1.0), e["path"]))
         why = [f"least certain value ({certainty.get(e['id'], 1.0):.2f})" for e in ranked]
     else:
-        ranked = sorted(pages, key=lambda e: (-_doubtful_lines(e), e["path"]))
-        why = [f"{_doubtful_lines(e)} lines below 0.9 confidence" for e in ranked]
+        ranked = sorted(pages, key=lambda e: (-_doubtful_lines(e)[0], e["path"]))
+        why = ["{} lines under {} confidence".format(*_doubtful_lines(e)) for e in ranked]
     chosen = [Sample(e, reason) for e, reason in zip(ranked[:count], why, strict=False)]
     ocr_by_id = {e["id"]: e for e in ocr}
     failed = [
@@ -130,23 +130,24 @@ def _certainty(kie_entry: dict[str, Any]) -> float:
     )
 
 
-def _doubtful_lines(ocr_entry: dict[str, Any]) -> int:
-    """Lines below 0.9 confidence (the first three bins, or nine tenths)."""
+def _doubtful_lines(ocr_entry: dict[str, Any]) -> tuple[int, float]:
+    """How many lines are under 0.99 confidence (under 0.9 for manifests counted in tenths),
+    and that threshold."""
     if "confidence_bins" in ocr_entry:
-        return sum(ocr_entry["confidence_bins"][:3])
-    return sum(ocr_entry.get("confidence_histogram", [])[:9])
+        return sum(ocr_entry["confidence_bins"][:6]), 0.99
+    return sum(ocr_entry.get("confidence_histogram", [])[:9]), 0.9
 
 
-def draw_sample(pages: Pages, sample: Sample, out: Path) -> bool:
+def draw_sample(sources: Sources, sample: Sample, out: Path) -> bool:
     """The page with its OCR lines (blue) and KIE values (green); False when the image can no
     longer be read."""
     entry = sample.entry
     number, count = entry.get("page", 1), entry.get("pages", 1)
     try:
-        page = pages.image(entry["id"], number)
+        page = sources.image(entry["id"], number)
     except (OSError, ImageError):
         return False
-    drawn(page, pages.ocr(entry["id"], number, count), pages.kie(entry["id"]), number).save(out)
+    drawn(page, sources.ocr(entry["id"], number, count), sources.kie(entry["id"]), number).save(out)
     return True
 
 
