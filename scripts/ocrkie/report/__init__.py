@@ -69,10 +69,10 @@ def _samples(shown: Sources, stages: dict[str, list[dict[str, Any]]], folder: Pa
 
     def draw(sample: Sample) -> bool:
         n = str(len(labels) + 1)
-        drawn = draw_sample(shown, sample, folder / f"page_{n}.png")
-        if drawn:
-            labels[n] = _label(n, sample)
-        return drawn
+        page = draw_sample(shown, sample, folder / f"page_{n}.png")
+        if page is not None:
+            labels[n] = _label(n, sample, page)
+        return page is not None
 
     for sample in uncertain:
         draw(sample)
@@ -80,10 +80,10 @@ def _samples(shown: Sources, stages: dict[str, list[dict[str, Any]]], folder: Pa
     (folder / "pages.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
 
 
-def _label(n: str, sample: Sample) -> dict[str, str]:
-    entry = sample.entry
-    page = f" page {entry['page']}" if entry.get("pages", 1) > 1 else ""
-    return {"sample": n, "image": entry["path"] + page, "chosen": sample.why}
+def _label(n: str, sample: Sample, page: int) -> dict[str, str]:
+    pages = sample.entry.get("pages", 1)
+    where = f" page {page} of {pages}" if pages > 1 else ""
+    return {"sample": n, "image": sample.entry["path"] + where, "chosen": sample.why}
 
 
 def run_figures(

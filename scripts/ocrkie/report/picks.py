@@ -101,9 +101,9 @@ class Sample:
 def choose_samples(
     ocr: list[dict[str, Any]], kie: list[dict[str, Any]], count: int = SAMPLES
 ) -> tuple[list[Sample], list[Sample]]:
-    """The ``count`` least certain pages (the lowest field confidence, a field not found
-    counting as 0; without KIE, the most lines under 0.99), and the failed pages whose image
-    was read (the report shows the first that it can still draw)."""
+    """The ``count`` least certain pages, one per image (the lowest field confidence, a field
+    not found counting as 0; without KIE, the most lines under 0.99), and the failed pages
+    whose image was read (the report shows the first that it can still draw)."""
     pages = [e for e in ocr if e["status"] == "ok"]
     certainty = {e["id"]: _certainty(e) for e in kie if e["status"] == "ok"}
     if certainty:
@@ -112,7 +112,10 @@ def choose_samples(
     else:
         ranked = sorted(pages, key=lambda e: (-_doubtful_lines(e)[0], e["path"]))
         why = ["{} lines under {} confidence".format(*_doubtful_lines(e)) for e in ranked]
-    chosen = [Sample(e, reason) for e, reason in zip(ranked[:count], why, strict=False)]
+    firsts: dict[str, Sample] = {}  # one page of each document
+    for entry, reason in zip(ranked, why, strict=True):
+        firsts.setdefault(entry["id"], Sample(entry, reason))
+    chosen = list(firsts.values())[:count]
     ocr_by_id = {e["id"]: e for e in ocr}
     failed = [
         Sample(ocr_by_id.get(e["id"], e), f"failed: {e['error']['class']}")
@@ -138,17 +141,26 @@ def _doubtful_lines(ocr_entry: dict[str, Any]) -> tuple[int, float]:
     return sum(ocr_entry.get("confidence_histogram", [])[:9]), 0.9
 
 
-def draw_sample(sources: Sources, sample: Sample, out: Path) -> bool:
-    """The page with its OCR lines (blue) and KIE values (green); False when the image can no
-    longer be read."""
+def draw_sample(sources: Sources, sample: Sample, out: Path) -> int | None:
+    """The page with its OCR lines (blue) and KIE values (green): of a document, the page of
+    its least certain value. Returns the page's number, or None when the image can no longer
+    be read."""
     entry = sample.entry
-    number, count = entry.get("page", 1), entry.get("pages", 1)
+    kie = sources.kie(entry["id"])
+    number, count = _page_in_doubt(kie) or entry.get("page", 1), entry.get("pages", 1)
     try:
         page = sources.image(entry["id"], number)
     except (OSError, ImageError):
-        return False
-    drawn(page, sources.ocr(entry["id"], number, count), sources.kie(entry["id"]), number).save(out)
-    return True
+        return None
+    drawn(page, sources.ocr(entry["id"], number, count), kie, number).save(out)
+    return number
+
+
+def _page_in_doubt(kie: dict[str, Any]) -> int | None:
+    """The page the least certain value of a KIE record was read from."""
+    found = [f for f in kie.get("fields", {}).values() if (f.get("source") or {}).get("page")]
+    least = min(found, key=lambda f: f.get("confidence") or 0.0, default=None)
+    return least["source"]["page"] if least else None
 
 
 def drawn(page: PageImage, ocr: dict[str, Any], kie: dict[str, Any], number: int = 1):
