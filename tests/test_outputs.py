@@ -1,11 +1,10 @@
 """The outputs people use, from one real run over the samples with every export switched on:
 ALTO and PAGE valid against the official schemas, hOCR well-formed and structured, every
 format's boxes back to the record's word boxes, the KIE tables, the LMDB training set read as
-deep-text-recognition-benchmark reads it, and the report in a real headless browser."""
+deep-text-recognition-benchmark reads it (the report: test_report.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -353,100 +352,3 @@ def test_the_lmdb_set_from_ground_truth_and_filters(tmp_path: Path):
     assert manifest["counts"]["dropped"]["charset"] + manifest["counts"]["dropped"].get(
         "length", 0
     ) == len(truth) - len(kept)
-
-
-SECTIONS = {
-    "Overview": ["status.png", "failures.html", "throughput.png"],
-    "OCR": ["ocr_confidence.png"],
-    "KIE": ["kie_fields.png"],
-    "API costs": ["api_costs.html"],
-    "Sample pages": ["page_1.png", "page_2.png", "page_3.png"],
-}
-
-
-def test_the_report_renders_in_a_headless_browser(full_run, tmp_path: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    full_run.snakemake("--configfile", "config/config.yaml", "all.yaml", "--report", "report.html")
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    shot = tmp_path / "report.png"
-    try:
-        for section, files in SECTIONS.items():
-            browser.get((full_run.path / "report.html").as_uri())
-            for name in files:
-                row = f"//tr[td[contains(text(), '/{name}')]]"
-                _click_until(browser, f"//*[text()='{section}']", row)
-                if name.endswith(".png"):  # shown as a real image, decoded by the browser
-                    image = _click_until(
-                        browser,
-                        f"{row}//a[@iconname='eye']",
-                        f"//img[contains(@src, 'filename={name}')]",
-                        ready=lambda img: (
-                            img.get_property("complete") and img.get_property("naturalWidth")
-                        ),
-                    )
-                    assert image.get_property("naturalWidth") >= 300, name
-            if section == "Overview":
-                browser.save_screenshot(str(shot))
-    finally:
-        browser.quit()
-    pixels = Image.open(shot).convert("L")
-    dark = sum(pixels.histogram()[:128])
-    assert pixels.size[0] >= 1000 and dark > 20_000  # the sidebar and a figure, not a blank page
-
-
-def _click_until(browser, target: str, shown: str, ready=bool, attempts: int = 5):
-    """Clicks `target` until `shown` appears and is `ready`, and returns it.
-
-    The report's sidebar widens with a CSS transition when a section opens, so a click
-    landing mid-transition can miss the moving button; a user would click again.
-    """
-    from selenium.common.exceptions import (
-        ElementClickInterceptedException,
-        StaleElementReferenceException,
-        TimeoutException,
-    )
-
-    for _ in range(attempts):
-        if found := _find(browser, shown, ready):
-            return found
-        with contextlib.suppress(ElementClickInterceptedException, StaleElementReferenceException):
-            _wait_for(browser, target).click()
-        with contextlib.suppress(TimeoutException):
-            return _wait_for(browser, shown, ready, timeout=4)
-    raise AssertionError(f"{shown} never appeared after {attempts} clicks on {target}")
-
-
-def _wait_for(browser, xpath: str, ready=bool, timeout: float = 20):
-    from selenium.webdriver.support.wait import WebDriverWait
-
-    wait = WebDriverWait(browser, timeout, poll_frequency=0.2)
-    return wait.until(lambda _: _find(browser, xpath, ready), f"{xpath} never appeared")
-
-
-def _find(browser, xpath: str, ready=bool):
-    """The first element at `xpath` that is `ready`, or None."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-
-    for element in browser.find_elements(By.XPATH, xpath):
-        with contextlib.suppress(StaleElementReferenceException):  # re-rendered meanwhile
-            if ready(element):
-                return element
-    return None

@@ -21,6 +21,21 @@ Point = tuple[float, float]
 Polygon = list[list[float]]  # four [x, y] points, clockwise from the top left
 
 
+# Edges of the bins of line confidence that the OCR manifests count and the report draws:
+# engines are sure of most lines, so the bins narrow towards 1.
+CONFIDENCE_EDGES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
+
+
+def confidence_bins(confidences: list[float]) -> list[int]:
+    """How many of ``confidences`` fall in each bin of ``CONFIDENCE_EDGES`` (the last bin
+    holds 1.0 too)."""
+    counts = [0] * (len(CONFIDENCE_EDGES) - 1)
+    for confidence in confidences:
+        index = sum(1 for edge in CONFIDENCE_EDGES[1:-1] if confidence >= edge)
+        counts[index] += 1
+    return counts
+
+
 # -- geometry ----------------------------------------------------------------------------------
 
 

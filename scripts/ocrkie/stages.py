@@ -37,7 +37,7 @@ from .formats import (
 )
 from .images import DocumentFacts, ImageLimits, PageDecoder, PageImage, sha256_of
 from .inputs import InputImage
-from .page import lines_record
+from .page import confidence_bins, lines_record
 from .results import Results, record_name
 from .storage import read_input
 
@@ -217,11 +217,10 @@ class OcrStage(PageStage):
         }
 
     def entry_extras(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The line count and a histogram of line confidences (tenths), for the report."""
-        histogram = [0] * 10
-        for line in record["lines"]:
-            histogram[min(9, int(float(line["confidence"]) * 10))] += 1
-        return {"lines": len(record["lines"]), "confidence_histogram": histogram}
+        """The line count and how many lines fall in each bin of confidence
+        (``page.CONFIDENCE_EDGES``), for the report."""
+        confidences = [float(line["confidence"]) for line in record["lines"]]
+        return {"lines": len(confidences), "confidence_bins": confidence_bins(confidences)}
 
     def record(self, work: Work) -> dict[str, Any]:
         result = work.payload or {}

@@ -1,5 +1,6 @@
 import contextlib
 import io
+import json
 import sys
 from pathlib import Path
 

@@ -38,7 +38,15 @@ rule kie_tables:
         "../scripts/tables.py"
 
 
-# The figures and tables of `snakemake --report report.html`.
+def sample_labels(wildcards, output):
+    """The labels of sample page n: which image it is, and why it was chosen."""
+    chosen = json.loads(Path(output.samples, "pages.json").read_text())
+    return chosen[wildcards.n]
+
+
+# The figures and pages of `snakemake --report report.html`, in a reader's order: the run at
+# a glance (also on the landing page), the fields, what to review, the failures, sample pages,
+# performance and costs (the report lists its sections alphabetically, hence the numbers).
 rule report_figures:
     input:
         plan=ancient(plan_file),
@@ -46,42 +54,68 @@ rule report_figures:
         kie=manifests("kie"),
         summary=rules.summary.output.summary,
         failures=rules.summary.output.failures,
+        kie_table=rules.kie_tables.output.csv,
     output:
+        overview=report(
+            f"{RESULTS}/report/overview.html",
+            caption="../report/overview.rst",
+            category="1 Overview",
+            labels={"figure": "At a glance: the run's figures"},
+        ),
         status=report(
             f"{RESULTS}/report/status.png",
             caption="../report/status.rst",
-            category="Overview",
+            category="1 Overview",
+            labels={"figure": "Images by status"},
         ),
-        failures=report(
-            f"{RESULTS}/report/failures.html",
-            caption="../report/failures.rst",
-            category="Overview",
-        ),
-        throughput=report(
-            f"{RESULTS}/report/throughput.png",
-            caption="../report/throughput.rst",
-            category="Overview",
-        ),
-        confidence=report(
-            f"{RESULTS}/report/ocr_confidence.png",
-            caption="../report/confidence.rst",
-            category="OCR",
+        kie_table=report(
+            f"{RESULTS}/report/kie_table.html",
+            caption="../report/kie_table.rst",
+            category="2 Fields",
+            labels={"figure": "Extracted fields, one row per image"},
         ),
         fields=report(
             f"{RESULTS}/report/kie_fields.png",
             caption="../report/fields.rst",
-            category="KIE",
+            category="2 Fields",
+            labels={"figure": "Fields found, and how sure"},
+        ),
+        review=report(
+            f"{RESULTS}/report/review.html",
+            caption="../report/review.rst",
+            category="3 Review",
+            labels={"figure": "Least certain values, with their crops"},
+        ),
+        confidence=report(
+            f"{RESULTS}/report/ocr_confidence.png",
+            caption="../report/confidence.rst",
+            category="3 Review",
+            labels={"figure": "OCR line confidence"},
+        ),
+        failures=report(
+            f"{RESULTS}/report/failures.html",
+            caption="../report/failures.rst",
+            category="4 Failures",
+            labels={"figure": "Failures by class"},
+        ),
+        samples=report(
+            directory(f"{RESULTS}/report/samples"),
+            patterns=["page_{n}.png"],
+            caption="../report/samples.rst",
+            category="5 Samples",
+            labels=sample_labels,
+        ),
+        throughput=report(
+            f"{RESULTS}/report/throughput.png",
+            caption="../report/throughput.rst",
+            category="6 Performance",
+            labels={"figure": "Throughput"},
         ),
         costs=report(
             f"{RESULTS}/report/api_costs.html",
             caption="../report/costs.rst",
-            category="API costs",
-        ),
-        samples=report(
-            directory(f"{RESULTS}/report/samples"),
-            patterns=["{name}.png"],
-            caption="../report/samples.rst",
-            category="Sample pages",
+            category="7 Costs",
+            labels={"figure": "API spend and cache savings"},
         ),
     log:
         f"{RESULTS}/logs/report_figures.log",
@@ -90,6 +124,10 @@ rule report_figures:
         "../../envs/ocrkie.yaml"
     params:
         results=results_location,
+        run=lambda wildcards: {
+            "input": str(config["input_dir"]),
+            "results": RESULTS_LOCATION,
+        },
     message:
         "Drawing the report's figures"
     script:

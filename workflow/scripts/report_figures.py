@@ -1,4 +1,4 @@
-"""Snakemake script of the report_figures rule: the figures and tables of the report."""
+"""Snakemake script of the report_figures rule: the figures and pages of the report."""
 
 from pathlib import Path
 
@@ -12,6 +12,8 @@ with job_logging(smk.log):
         manifests={stage: list(smk.input[stage]) for stage in ("ocr", "kie")},
         summary_path=smk.input.summary,
         failures_path=smk.input.failures,
+        kie_table_path=smk.input.kie_table,
         results_location=smk.params.results,
+        run=smk.params.run,
         out={name: Path(path) for name, path in smk.output.items()},
     )
