@@ -145,7 +145,7 @@ def test_a_recogniser_of_ones_own_reads_the_pages_and_keys_the_cache(tmp_path: P
     workdir = make_workdir(tmp_path / "run", TWO[:1])
     run(workdir, "")
     bundled = workdir.records("ocr")
-    run(workdir, f"local: {{recognizer: {own}}}")
+    run(workdir, f"rapidocr: {{recognizer: {own}}}")
     for stem, record in workdir.records("ocr").items():
         assert record["engine"]["model"].split("+")[1].startswith("receipts-")
         swapped = [line["text"] for line in bundled[stem]["lines"]]
@@ -178,9 +178,9 @@ def wrong_model(tmp_path: Path, kind: str) -> Path:
         ("ocr_backend: kraken\nkraken: {model: FILE}", "(.mlmodel, .safetensors)"),
         ("ocr_backend: easyocr\neasyocr: {device: 'cuda:3'}", "easyocr.device is cuda:3, but"),
         ("ocr_backend: easyocr\neasyocr: {batch_size: 1000}", "1000 is outside 1 to 256"),
-        ("local: {recognizer: /no/such.onnx}", "local.recognizer /no/such.onnx is not a file"),
-        ("local: {recognizer: FILE}", "weights.bin is not an ONNX model"),
-        ("local: {recognizer: DETECTOR}", "is not a PP-OCR text recogniser"),
+        ("rapidocr: {recognizer: /no/such.onnx}", "rapidocr.recognizer /no/such.onnx is not a file"),
+        ("rapidocr: {recognizer: FILE}", "weights.bin is not an ONNX model"),
+        ("rapidocr: {recognizer: DETECTOR}", "is not a PP-OCR text recogniser"),
     ],
 )
 def test_a_bad_engine_setting_stops_the_run_before_any_job(tmp_path: Path, setting, message):

@@ -21,7 +21,7 @@ PAGE = SAMPLE_IMAGES[0]
 
 @pytest.fixture(scope="module")
 def engine() -> RapidOcrEngine:
-    return RapidOcrEngine(threads=1, use_gpu="false")
+    return RapidOcrEngine(threads=1, device="cpu")
 
 
 def read(engine: RapidOcrEngine, image: Image.Image) -> list[str]:

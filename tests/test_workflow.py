@@ -267,7 +267,7 @@ def stage_line(output: str, label: str) -> str:
 @pytest.mark.parametrize(
     ("setting", "ocr", "kie"),
     [
-        ("local: {text_score: 0.6}", "text_score 0.5, now 0.6", "made from other OCR records"),
+        ("rapidocr: {text_score: 0.6}", "text_score 0.5, now 0.6", "made from other OCR records"),
         ("images: {max_side: 2048}", "max_side 4096, now 2048", "made from other OCR records"),
         ("images: {max_pixels: 1000000}", "max_pixels 178956970, now 1000000", "from other OCR"),
         ("kie_schema: receipt-v2.json", None, "made with schema "),
