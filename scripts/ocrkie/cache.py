@@ -82,11 +82,12 @@ class LmdbCache:
         self._env.close()
 
 
-class S3Cache:
-    """``ContentCache`` backed by one S3 object per key under ``location`` (``s3://b/prefix``)."""
+class FolderCache:
+    """``ContentCache`` backed by one object per key in a folder (``storage``'s S3 or local
+    folder), written whole or not at all."""
 
-    def __init__(self, location: str, client: Any = None):
-        self._folder = S3Folder(location, client)
+    def __init__(self, folder: Any):
+        self._folder = folder
 
     def get(self, key: str) -> dict[str, Any] | None:
         try:
@@ -98,27 +99,22 @@ class S3Cache:
         self._folder.write_bytes(key, encode(value))
 
     def __repr__(self) -> str:
-        return f"S3Cache({self._folder.location!r})"
+        return f"{type(self).__name__}({self._folder.location!r})"
 
 
-class FileCache:
-    """``ContentCache`` backed by one file per key under a local folder (``cache_format:
-    files``): safe for jobs on many machines that share the folder, with no lock."""
+class S3Cache(FolderCache):
+    """One S3 object per key under ``location`` (``s3://b/prefix``)."""
+
+    def __init__(self, location: str, client: Any = None):
+        super().__init__(S3Folder(location, client))
+
+
+class FileCache(FolderCache):
+    """One file per key under a local folder (``cache_format: files``; a temporary name,
+    fsync, rename): safe for jobs on many machines that share the folder, with no lock."""
 
     def __init__(self, location: str | Path):
-        self._folder = LocalFolder(location)
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        try:
-            return decode(self._folder.read_bytes(key))
-        except FileNotFoundError:
-            return None
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self._folder.write_bytes(key, encode(value))  # temporary name, fsync, rename
-
-    def __repr__(self) -> str:
-        return f"FileCache({self._folder.location!r})"
+        super().__init__(LocalFolder(location))
 
 
 class BestEffort:
