@@ -29,11 +29,15 @@ SCHEMAS = REPO / "tests" / "resources" / "schemas"  # official XSDs (README ther
 ALTO_NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
 PAGE_NS = {"p": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
 XHTML = {"h": "http://www.w3.org/1999/xhtml"}
+SCANNED = "sample_002.png"  # the sample that declares its resolution in the run below
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> Workdir:
     workdir = make_workdir(tmp_path_factory.mktemp("outputs"), SAMPLE_IMAGES)
+    with Image.open(workdir.scans / SCANNED) as scan:  # as a scanner writes it: 300 dpi
+        scan.load()
+        scan.save(workdir.scans / SCANNED, dpi=(300, 300))
     (workdir.path / "all.yaml").write_text(
         "input_dir: scans\nshard_size: 2\nexports: [json, txt, hocr, alto, page]\n"
         "lmdb: {enabled: true, min_confidence: 0.0, max_length: 1000}\n"
@@ -95,6 +99,7 @@ def test_alto_files_are_valid_and_carry_the_words_boxes_and_provenance(full_run,
         assert settings["params"] == record["engine"]["params"]
         sha = document.find(".//a:fileIdentifier", ALTO_NS).text
         assert sha == record["image"]["sha256"]
+        assert document.find(".//a:Page", ALTO_NS).get("LANG") == "en"  # rapidocr's
         lines = document.findall(".//a:TextLine", ALTO_NS)
         assert all(
             line.findall("a:SP", ALTO_NS) or len(line.findall("a:String", ALTO_NS)) == 1
@@ -120,6 +125,14 @@ def test_page_files_are_valid_and_carry_the_words_boxes(full_run):
             assert_same_box((min(xs), min(ys), max(xs), max(ys)), box)
         item = document.find(".//p:MetadataItem[@type='processingStep']", PAGE_NS)
         assert item.get("value") == record["engine"]["name"]
+        page = document.find("p:Page", PAGE_NS)
+        assert page.get("primaryLanguage") == "English"
+        refs = page.findall("p:ReadingOrder/p:OrderedGroup/p:RegionRefIndexed", PAGE_NS)
+        regions = page.findall("p:TextRegion", PAGE_NS)
+        assert [r.get("regionRef") for r in refs] == [r.get("id") for r in regions]
+        scanned = record["image"]["path"] == SCANNED
+        assert record["image"].get("dpi") == ([300, 300] if scanned else None)
+        assert page.get("imageXResolution") == ("300" if scanned else None)
 
 
 def test_hocr_files_parse_with_the_hocr_structure(full_run):
@@ -142,7 +155,13 @@ def test_hocr_files_parse_with_the_hocr_structure(full_run):
             assert word.text == text
             bbox = tuple(map(float, re.search(r"bbox (\d+) (\d+) (\d+) (\d+)", title).groups()))
             assert_same_box(bbox, box)
-            assert 0 <= int(re.search(r"x_wconf (\d+)", title)[1]) <= 100
+            assert 0 <= float(re.search(r"x_wconf ([\d.]+)", title)[1]) <= 100
+        for line, expected in zip(
+            html.findall(".//h:span[@class='ocr_line']", XHTML), record["lines"], strict=True
+        ):  # a line's text is its words, as hocr-tools and OCRmyPDF read it
+            assert "".join(line.itertext()) == " ".join(w["text"] for w in expected["words"])
+        assert html.getroot().get("lang") == "en"
+        assert ("scan_res 300 300" in page.get("title")) == (record["image"]["path"] == SCANNED)
 
 
 def test_the_kie_tables_hold_one_row_per_image_with_the_records_values(full_run):
