@@ -133,3 +133,17 @@ def test_a_document_past_the_page_limit_is_refused_whole():
     assert describe(data, max_pixels=10**8, max_pages=12).pages == 12
     with pytest.raises(TooManyPages, match=r"12 pages, over the limit of 10 \(images.max_pages\)"):
         describe(data, max_pixels=10**8, max_pages=10)
+
+
+def test_the_resolution_a_file_declares_is_read_upright_and_none_is_invented():
+    blank = Image.new("RGB", (60, 40), "white")
+    assert describe(encode(blank, "PNG", dpi=(300, 300)), 10**8).dpi == (300.0, 300.0)
+    assert describe(encode(blank, "JPEG", dpi=(200, 100)), 10**8).dpi == (200.0, 100.0)
+    assert describe(encode(blank, "TIFF", dpi=(600, 600)), 10**8).dpi == (600.0, 600.0)
+    for kind in ("JPEG", "PNG", "TIFF", "WEBP"):  # Pillow says 72 or 1 for some of these
+        assert describe(encode(blank, kind), 10**8).dpi is None, kind
+    exif = blank.getexif()
+    exif.update({0x0112: 6, 0x011A: 300.0, 0x011B: 150.0, 0x0128: 2})  # a quarter turn
+    assert describe(encode(blank, "JPEG", exif=exif), 10**8).dpi == (150.0, 300.0)
+    pdf = encode(blank, "PDF", resolution=72)
+    assert describe(pdf, 10**8, pdf_dpi=150).dpi == (150.0, 150.0)  # rendered at

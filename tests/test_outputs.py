@@ -20,6 +20,7 @@ from lxml import etree
 from PIL import Image, ImageOps
 
 from conftest import REPO, SAMPLE_IMAGES, SAMPLES, Workdir, make_workdir
+from ocrkie.tables import kie_columns, write_kie_tables
 
 pytestmark = pytest.mark.xdist_group("outputs")
 
@@ -27,11 +28,15 @@ SCHEMAS = REPO / "tests" / "resources" / "schemas"  # official XSDs (README ther
 ALTO_NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
 PAGE_NS = {"p": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
 XHTML = {"h": "http://www.w3.org/1999/xhtml"}
+SCANNED = "sample_002.png"  # the sample that declares its resolution in the run below
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> Workdir:
     workdir = make_workdir(tmp_path_factory.mktemp("outputs"), SAMPLE_IMAGES)
+    with Image.open(workdir.scans / SCANNED) as scan:  # as a scanner writes it: 300 dpi
+        scan.load()
+        scan.save(workdir.scans / SCANNED, dpi=(300, 300))
     (workdir.path / "all.yaml").write_text(
         "input_dir: scans\nshard_size: 2\nexports: [json, txt, hocr, alto, page]\n"
         "lmdb: {enabled: true, min_confidence: 0.0, max_length: 1000}\n"
@@ -93,6 +98,7 @@ def test_alto_files_are_valid_and_carry_the_words_boxes_and_provenance(full_run,
         assert settings["params"] == record["engine"]["params"]
         sha = document.find(".//a:fileIdentifier", ALTO_NS).text
         assert sha == record["image"]["sha256"]
+        assert document.find(".//a:Page", ALTO_NS).get("LANG") == "en"  # rapidocr's
         lines = document.findall(".//a:TextLine", ALTO_NS)
         assert all(
             line.findall("a:SP", ALTO_NS) or len(line.findall("a:String", ALTO_NS)) == 1
@@ -118,6 +124,14 @@ def test_page_files_are_valid_and_carry_the_words_boxes(full_run):
             assert_same_box((min(xs), min(ys), max(xs), max(ys)), box)
         item = document.find(".//p:MetadataItem[@type='processingStep']", PAGE_NS)
         assert item.get("value") == record["engine"]["name"]
+        page = document.find("p:Page", PAGE_NS)
+        assert page.get("primaryLanguage") == "English"
+        refs = page.findall("p:ReadingOrder/p:OrderedGroup/p:RegionRefIndexed", PAGE_NS)
+        regions = page.findall("p:TextRegion", PAGE_NS)
+        assert [r.get("regionRef") for r in refs] == [r.get("id") for r in regions]
+        scanned = record["image"]["path"] == SCANNED
+        assert record["image"].get("dpi") == ([300, 300] if scanned else None)
+        assert page.get("imageXResolution") == ("300" if scanned else None)
 
 
 def test_hocr_files_parse_with_the_hocr_structure(full_run):
@@ -140,28 +154,67 @@ def test_hocr_files_parse_with_the_hocr_structure(full_run):
             assert word.text == text
             bbox = tuple(map(float, re.search(r"bbox (\d+) (\d+) (\d+) (\d+)", title).groups()))
             assert_same_box(bbox, box)
-            assert 0 <= int(re.search(r"x_wconf (\d+)", title)[1]) <= 100
+            assert 0 <= float(re.search(r"x_wconf ([\d.]+)", title)[1]) <= 100
+        for line, expected in zip(
+            html.findall(".//h:span[@class='ocr_line']", XHTML), record["lines"], strict=True
+        ):  # a line's text is its words, as hocr-tools and OCRmyPDF read it
+            assert "".join(line.itertext()) == " ".join(w["text"] for w in expected["words"])
+        assert html.getroot().get("lang") == "en"
+        assert ("scan_res 300 300" in page.get("title")) == (record["image"]["path"] == SCANNED)
 
 
 def test_the_kie_tables_hold_one_row_per_image_with_the_records_values(full_run):
     kie = full_run.records("kie")
     rows = list(csv.DictReader((full_run.results / "kie.csv").open(encoding="utf-8")))
-    assert {row["id"] for row in rows} == set(kie) and len(rows) == len(kie)
+    assert [row["id"] for row in rows] == sorted(kie)  # in id order, across the shards
     fields = ["company", "date", "address", "total"]
-    assert list(rows[0]) == [
-        "id",
-        "path",
-        "status",
-        *[c for f in fields for c in (f, f"{f}_confidence")],
-        "error",
-    ]
+    assert list(rows[0]) == kie_columns(fields)
     for row in rows:
         record = kie[row["id"]]
         for name in fields:
             assert row[name] == (record["fields"][name]["normalized"] or "")
+            assert row[f"{name}_raw"] == (record["fields"][name]["value"] or "")
             assert float(row[f"{name}_confidence"]) == record["fields"][name]["confidence"]
     lines = (full_run.results / "kie.jsonl").read_text(encoding="utf-8").splitlines()
-    assert {json.loads(line)["id"] for line in lines} == set(kie)
+    assert [json.loads(line)["id"] for line in lines] == sorted(kie)
+
+
+def test_pandas_reads_the_kie_table_as_printed_rows_in_id_order(tmp_path: Path):
+    """Shards interleave ids; amounts, codes with leading zeros and "NA" read back as
+    written with the reader options docs/formats.md gives."""
+    pandas = pytest.importorskip("pandas")
+
+    def field(raw: str, normalized: str) -> dict:
+        return {"value": raw, "normalized": normalized, "confidence": 0.5}
+
+    def entry(image_id: str, total: str, company: str) -> dict:
+        fields = {
+            "company": field(company, company),
+            "address": field("1, JALAN 2, 81100 JOHOR", "1,JALAN 2,81100 JOHOR"),
+            "total": field(f"RM {total}", total),
+        }
+        return {"id": image_id, "path": f"{image_id}.jpg", "status": "ok", "fields": fields}
+
+    shards = [
+        [entry("a", "9.00", "007 MART"), entry("c", "10.50", "NA")],
+        [entry("b", "0.90", "B")],
+    ]
+    paths = []
+    for n, entries in enumerate(shards):
+        paths.append(str(tmp_path / f"kie-{n}.json"))
+        Path(paths[-1]).write_text(json.dumps({"entries": entries}), encoding="utf-8")
+    names = ["company", "address", "total"]
+    write_kie_tables(paths, names, str(tmp_path / "kie.csv"), str(tmp_path / "kie.jsonl"))
+    table = pandas.read_csv(tmp_path / "kie.csv", dtype=str, keep_default_na=False)
+    assert list(table["id"]) == ["a", "b", "c"]
+    assert list(table["total"]) == ["9.00", "0.90", "10.50"]
+    assert list(table["total_raw"]) == ["RM 9.00", "RM 0.90", "RM 10.50"]
+    assert list(table["company"]) == ["007 MART", "B", "NA"]
+    assert set(table["address_raw"]) == {"1, JALAN 2, 81100 JOHOR"}
+    assert set(table["address"]) == {"1,JALAN 2,81100 JOHOR"}
+    jsonl = pandas.read_json(tmp_path / "kie.jsonl", lines=True, dtype=False)
+    assert list(jsonl["id"]) == ["a", "b", "c"]
+    assert [f["total"]["normalized"] for f in jsonl["fields"]] == ["9.00", "0.90", "10.50"]
 
 
 @pytest.mark.parametrize("name", ["page", "alto"])

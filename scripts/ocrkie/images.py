@@ -80,6 +80,7 @@ class DocumentFacts:
     pages: int
     format: str  # PIL's name for it (JPEG, PNG, TIFF, ...), or PDF
     longest_side: int | None  # of the first page, in pixels (None for a PDF)
+    dpi: tuple[float, float] | None = None  # across and down the upright page (``declared_dpi``)
 
 
 def sha256_of(data: bytes) -> str:
@@ -102,23 +103,62 @@ def count_pages(data: bytes, max_pixels: int = Image.MAX_IMAGE_PIXELS or 0) -> i
     return describe(data, max_pixels).pages
 
 
-def describe(data: bytes, max_pixels: int, max_pages: int = 0) -> DocumentFacts:
-    """The file's page count, format and size, from its headers; an ``ImageError`` when it is
-    not a readable image at all, or holds more than ``max_pages`` pages (0: any number)."""
+def describe(data: bytes, max_pixels: int, max_pages: int = 0, pdf_dpi: int = 200) -> DocumentFacts:
+    """The file's page count, format, size and resolution (a PDF's: ``pdf_dpi``, the one it is
+    rendered at), from its headers; an ``ImageError`` when it is not a readable image at all,
+    or holds more than ``max_pages`` pages (0: any number)."""
     if not data:
         raise UnreadableImage("the file is empty (0 bytes)")
     if data.startswith(PDF_MAGIC):
-        facts = DocumentFacts(len(_pdf(data)), "PDF", None)
+        facts = DocumentFacts(len(_pdf(data)), "PDF", None, (float(pdf_dpi), float(pdf_dpi)))
     else:
         with _opened(data, max_pixels) as image:
             pages = getattr(image, "n_frames", 1)
-            facts = DocumentFacts(pages, image.format or "", max(image.size))
+            facts = DocumentFacts(pages, image.format or "", max(image.size), declared_dpi(image))
     if max_pages and facts.pages > max_pages:
         raise TooManyPages(
             f"the document has {facts.pages:,} pages, over the limit of {max_pages:,} "
             "(images.max_pages)"
         )
     return facts
+
+
+def declared_dpi(image: Image.Image) -> tuple[float, float] | None:
+    """The resolution the file declares for its first page, in dots per inch across and down
+    the page upright (EXIF orientation applied); None where it declares none. A JPEG declares
+    one in its JFIF header (in inches or centimetres) or its EXIF ``XResolution``; a TIFF in
+    its resolution tags unless their unit is "none"; a PNG in its ``pHYs`` chunk. (Pillow
+    reports 72 for a JPEG whose EXIF has none, and 1 for a TIFF without the tags: not
+    declared, so not taken.)"""
+    found = image.info.get("dpi")
+    if image.format == "JPEG" and image.info.get("jfif_unit") not in (1, 2):
+        found = _exif_dpi(image.getexif())
+    elif image.format == "TIFF":
+        tags = getattr(image, "tag_v2", {})
+        found = found if 282 in tags and 283 in tags and tags.get(296) != 1 else None
+    try:
+        across, down = (round(float(value), 2) for value in found or ())
+    except (TypeError, ValueError):
+        return None
+    if not (across >= 1 and down >= 1 and math.isfinite(across + down)):
+        return None
+    turned = image.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn
+    return (down, across) if turned else (across, down)
+
+
+def _exif_dpi(exif: Image.Exif) -> tuple[float, float] | None:
+    """``XResolution``, ``YResolution`` in dots per inch (``ResolutionUnit`` 2, the default,
+    or 3: centimetres); None without them or with unit 1 (none)."""
+    unit = exif.get(0x0128, 2)
+    if 0x011A not in exif or unit not in (2, 3):
+        return None
+    try:
+        across = float(exif[0x011A])
+        down = float(exif.get(0x011B, across))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    factor = 2.54 if unit == 3 else 1.0
+    return across * factor, down * factor
 
 
 class PageDecoder:
@@ -131,7 +171,8 @@ class PageDecoder:
         self._data = b""
 
     def describe(self, data: bytes | None, sha: str, limits: ImageLimits) -> DocumentFacts:
-        return describe(self._hold(data, sha), limits.max_pixels, limits.max_pages)
+        held = self._hold(data, sha)
+        return describe(held, limits.max_pixels, limits.max_pages, limits.pdf_dpi)
 
     def page(self, data: bytes | None, sha: str, number: int, limits: ImageLimits) -> PageImage:
         return decode_page(

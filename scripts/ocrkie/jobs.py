@@ -12,7 +12,7 @@ from typing import Any
 from .breaker import Breaker
 from .cache import open_cache
 from .engines.registry import build
-from .exports import exporter
+from .exports import exporter, languages
 from .exports import identity as export_identity
 from .exports.images import copy_name, reference, write_upright_copy
 from .formats import error_info, now_iso, write_json_atomic
@@ -115,6 +115,12 @@ def _cache_trouble(cache: Any) -> dict[str, int]:
     return {k: v for k, v in counts.items() if v}
 
 
+def export_languages(config: dict[str, Any]) -> tuple[str, ...]:
+    """The text's languages as the exports declare them (``exports.languages``): the
+    ``language`` setting, or the configured OCR engine's."""
+    return languages(config["language"], build("ocr", config).language)
+
+
 def run_export(
     name: str,
     plan_file: str,
@@ -122,20 +128,24 @@ def run_export(
     manifest: str,
     results_location: str,
     limits: ImageLimits,
+    languages: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Render the shard's OCR records in one format. An image whose OCR failed has no file
     (its entry says why); a record that cannot be rendered is an error entry, not a failed job.
-    ``limits``: for reading the images a format names, where it needs an upright copy."""
+    ``limits``: for reading the images a format names, where it needs an upright copy;
+    ``languages``: the text's, for the formats that declare it (``exports.languages``)."""
     started = now_iso()
     shard = read_shard(plan_file, shard_name)
     results = Results(results_location)
     withdraw_previous_manifests(results, name, shard_name, Path(manifest).stem)
     entries = [
-        entry for image in shard.images for entry in _export_pages(results, name, image, limits)
+        entry
+        for image in shard.images
+        for entry in _export_pages(results, name, image, limits, languages)
     ]
     document = {
         "format": MANIFEST_FORMAT,
-        **manifest_header(name, export_identity(name), shard),
+        **manifest_header(name, export_identity(name, languages), shard),
         "started_at": started,
         "finished_at": now_iso(),
         "entries": entries,
@@ -145,7 +155,11 @@ def run_export(
 
 
 def _export_pages(
-    results: Results, name: str, image: InputImage, limits: ImageLimits
+    results: Results,
+    name: str,
+    image: InputImage,
+    limits: ImageLimits,
+    languages: tuple[str, ...],
 ) -> list[dict[str, Any]]:
     """One file per page read (``<id>.<suffix>``, or ``<id>-p0002.<suffix>`` ... for a document
     of several pages); an entry per page."""
@@ -168,6 +182,7 @@ def _export_pages(
             continue
         try:
             rendered = Page.from_record(record, made_at=now_iso())
+            rendered.languages = languages
             if module.NAMES_IMAGE:
                 rendered.image_ref = _named_image(results, module.FOLDER, image, rendered, limits)
             data = module.render(rendered)
@@ -190,7 +205,7 @@ def _named_image(
     number, count = page.number, page.pages
     name = copy_name(record_name(image.id, number, count), image.path)
     size = (page.width, page.height)
-    write_upright_copy(results.folder, name, image.path, number, size, limits)
+    write_upright_copy(results.folder, name, image.path, number, size, limits, page.dpi)
     return reference(results.location, folder, f"{results.location}/{name}")
 
 

@@ -197,6 +197,8 @@ class Page:
     image_ref: str = ""  # the image as the exports name it (``filename`` unless set)
     number: int = 1  # the page's number in its file
     pages: int = 1  # the file's pages
+    dpi: tuple[float, float] | None = None  # across and down, where the file declares them
+    languages: tuple[str, ...] = ()  # BCP 47 tags of the text, the main one first (the exports')
 
     @property
     def image(self) -> str:
@@ -236,6 +238,7 @@ class Page:
             stored_upright=stored_upright(image),
             number=int(image.get("page", 1)),
             pages=int(image.get("pages", 1)),
+            dpi=(float(image["dpi"][0]), float(image["dpi"][1])) if image.get("dpi") else None,
         )
 
 

@@ -20,6 +20,7 @@ from .engines.guardrails import cpu_warning
 from .engines.registry import active_stages, build
 from .errors import PlanInUse
 from .exports import identity as export_identity
+from .exports import languages as export_languages
 from .exports import requested
 from .images import ImageLimits
 from .inputs import discover
@@ -104,7 +105,10 @@ def prepare_run(
 
     limits = ImageLimits.from_config(config)
     steps = {stage: record_identity(stage, engines[stage], limits) for stage in stages}
-    steps |= {name: export_identity(name) for name in requested(config["exports"])}
+    formats = requested(config["exports"])
+    engine_language = engines["ocr"].language if "ocr" in engines else ""
+    spoken = export_languages(config["language"], engine_language)
+    steps |= {name: export_identity(name, spoken) for name in formats}
     plans: dict[str, StagePlan] = {}
     outlooks: dict[str, Outlook] = {}
     for step, identity in steps.items():

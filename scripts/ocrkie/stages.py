@@ -227,6 +227,8 @@ class OcrStage(PageStage):
         image = image_info(
             work.image.id, work.image.relpath, work.sha, **_page_of(work), **result["page"]
         )
+        if work.facts is not None and work.facts.dpi:
+            image["dpi"] = list(work.facts.dpi)
         return {
             "format": OCR_FORMAT,
             "status": "ok",

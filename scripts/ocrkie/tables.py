@@ -1,6 +1,11 @@
 """One table of the extracted fields per batch, ``kie.csv`` and ``kie.jsonl``, from the KIE
-shard manifests (which carry each record's values as it was written): one row per image,
-consistent with the records, and cheap at 100,000 images (no record is read).
+shard manifests (which carry each record's values as it was written): one row per image in
+id order, consistent with the records, and cheap at 100,000 images (no record is read).
+
+Each field has three columns: ``<field>`` (the normalised value), ``<field>_raw`` (the text
+as the document prints it) and ``<field>_confidence``. Values are text as written: "9.00"
+stays "9.00" for a reader that keeps cells as text (``pandas.read_csv(..., dtype=str,
+keep_default_na=False)``).
 
 Every CSV the workflow writes is opened in spreadsheets, and its values come from scanned
 documents and file names: ``spreadsheet_row`` keeps a spreadsheet from running any as a
@@ -12,7 +17,6 @@ import csv
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from .formats import atomic_file, read_json
@@ -25,28 +29,31 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 KEY_COLUMNS = frozenset({"id", "image"})
 
 
+def kie_columns(fields: list[str]) -> list[str]:
+    """The CSV's columns: per field its normalised value, its raw text and its confidence."""
+    per_field = [c for f in fields for c in (f, f"{f}_raw", f"{f}_confidence")]
+    return ["id", "path", "status", *per_field, "error"]
+
+
 def write_kie_tables(
     manifest_paths: list[str], fields: list[str], csv_path: str, jsonl_path: str
 ) -> int:
-    """Write both tables, streaming (one manifest in memory at a time); returns the number of
-    rows. ``fields``: the schema's, in order; rows follow the shards, each in id order."""
-    columns = [
-        "id",
-        "path",
-        "status",
-        *[c for f in fields for c in (f, f"{f}_confidence")],
-        "error",
-    ]
-    count = 0
+    """Write both tables, rows in id order; returns the number of rows. ``fields``: the
+    schema's, in order. One manifest is read at a time; only the rows' text is held, to
+    sort them (the shards interleave ids)."""
+    rows: list[tuple[str, dict[str, Any], str]] = []
+    for path in manifest_paths:
+        for entry in read_json(path)["entries"]:
+            csv_row = spreadsheet_row(_csv_row(entry, fields))
+            rows.append((entry["id"], csv_row, json.dumps(_json_row(entry), ensure_ascii=False)))
+    rows.sort(key=lambda row: row[0])
     with atomic_file(csv_path) as table, atomic_file(jsonl_path) as lines:
-        writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(table, fieldnames=kie_columns(fields), lineterminator="\n")
         writer.writeheader()
-        for path in sorted(manifest_paths, key=lambda p: Path(p).name):
-            for entry in read_json(path)["entries"]:
-                writer.writerow(spreadsheet_row(_csv_row(entry, fields)))
-                lines.write(json.dumps(_json_row(entry), ensure_ascii=False) + "\n")
-                count += 1
-    return count
+        for _, csv_row, json_line in rows:
+            writer.writerow(csv_row)
+            lines.write(json_line + "\n")
+    return len(rows)
 
 
 def spreadsheet_cell(text: str) -> str:
@@ -71,12 +78,17 @@ def _csv_row(entry: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     values = entry.get("fields", {})
     for name in fields:
         value = values.get(name, {})
-        row[name] = value.get("normalized") if value.get("normalized") is not None else ""
+        row[name] = _text(value.get("normalized"))
+        row[f"{name}_raw"] = _text(value.get("value"))
         confidence = value.get("confidence")
         row[f"{name}_confidence"] = "" if confidence is None else confidence
     error = entry.get("error")
     row["error"] = f"{error['class']}: {error['message']}" if error else ""
     return row
+
+
+def _text(value: str | None) -> str:
+    return "" if value is None else str(value)
 
 
 def _json_row(entry: dict[str, Any]) -> dict[str, Any]:

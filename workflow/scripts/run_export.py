@@ -1,7 +1,7 @@
 """Snakemake script of the export rule: one shard's OCR records in one format."""
 
 from ocrkie.images import ImageLimits
-from ocrkie.jobs import run_export
+from ocrkie.jobs import export_languages, run_export
 from ocrkie.logs import job_logging
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
@@ -13,4 +13,5 @@ with job_logging(smk.log):
         manifest=smk.output.manifest,
         results_location=smk.params.results,
         limits=ImageLimits.from_config(smk.config),
+        languages=export_languages(smk.config),
     )

@@ -82,6 +82,9 @@ class Engine(ABC):
     in_worker: bool = False  # native code that may hang or grow: run in a child the job can stop
     reads_files: bool = False  # it sends the file itself (a service): pages carry its bytes
     reads_documents: bool = False  # it reads an image's pages together (in one batch)
+    # The BCP 47 tag of the language its models are set up for ("": several, or not known):
+    # the exports declare it unless the config's ``language`` says otherwise.
+    language: str = ""
     # Identity keys that change only how documents of several pages are read: a single
     # page's cached result stays valid when they change.
     document_keys: ClassVar[tuple[str, ...]] = ()

@@ -35,6 +35,7 @@ class EasyOcrEngine(TorchOcrEngine):
     }
     guardrails = Guardrails(devices=("cpu", "cuda"), batch_sizes=(1, 256), cpu_seconds_per_page=18)
     per_line_mb = 24.0
+    language = "en"  # the bundled weights: EasyOCR's English reader
 
     def __init__(self, block: dict[str, Any], threads: int = 1):
         super().__init__(block, threads)

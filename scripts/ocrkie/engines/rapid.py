@@ -133,6 +133,12 @@ class RapidOcrEngine(OcrEngine):
             },
         }
 
+    @property
+    def language(self) -> str:  # type: ignore[override]
+        """English: what the bundled recogniser is used for here (it knows Chinese too, and
+        ``alphabet: ascii`` keeps it to English letters); not known for one's own."""
+        return "" if self.recognizer else "en"
+
     @cached_property
     def models(self) -> str:
         """The models' names, a recogniser of one's own named by its digest."""

@@ -3,8 +3,10 @@ record: plain text, hOCR, ALTO and PAGE XML.
 
 A format is one module here with ``FOLDER``, ``SUFFIX``, ``VERSION`` (raise it when the output
 changes: the format's shards rerun), ``NAMES_IMAGE`` (whether it names the page image: the job
-then sets ``Page.image_ref``, see ``images``) and ``render(page) -> bytes``, plus one line in
-``FORMATS``. Each format is a stage of its own, so asking for one more reruns nothing else.
+then sets ``Page.image_ref``, see ``images``), ``DECLARES_LANGUAGE`` (whether it writes
+``Page.languages``: the ``language`` setting is then part of its identity) and
+``render(page) -> bytes``, plus one line in ``FORMATS``. Each format is a stage of its own, so
+asking for one more reruns nothing else.
 """
 
 from __future__ import annotations
@@ -22,9 +24,24 @@ def exporter(name: str) -> ModuleType:
     return import_module(f"{__package__}.{FORMATS[name]}")
 
 
-def identity(name: str) -> dict[str, Any]:
-    """What an export's files depend on besides the OCR records: the format's version."""
-    return {"format": name, "version": exporter(name).VERSION}
+def identity(name: str, languages: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What an export's files depend on besides the OCR records: the format's version and,
+    for a format that declares it, the text's languages (``languages``)."""
+    module = exporter(name)
+    found = {"format": name, "version": module.VERSION}
+    if getattr(module, "DECLARES_LANGUAGE", False):
+        found["language"] = list(languages)
+    return found
+
+
+def languages(setting: str | list[str], engine_language: str) -> tuple[str, ...]:
+    """The text's languages the exports declare, the main one first: the ``language``
+    setting's BCP 47 tags, or for ``auto`` the OCR engine's (``Engine.language``; none where
+    it has none)."""
+    if setting == "auto":
+        return (engine_language,) if engine_language else ()
+    tags = [setting] if isinstance(setting, str) else setting
+    return tuple(tag for tag in tags if tag)
 
 
 def requested(config_exports: list[str]) -> list[str]:

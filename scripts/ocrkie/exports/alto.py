@@ -1,7 +1,9 @@
 """ALTO 4.4: Page > PrintSpace > TextBlock > TextLine > String (with SP between words), in
 pixels, WC 0-1, each line's BASELINE (from its polygon: ``page.baseline``) and Shape/Polygon,
-a word's Shape/Polygon where its box is not an upright rectangle, and a Processing
-step naming the engine, its version and parameters and the source image's sha256."""
+a word's Shape/Polygon where its box is not an upright rectangle, the text's languages
+(``LANG``, ``OTHERLANGS`` on the Page, BCP 47 tags; the main one on each TextBlock too), and
+a Processing step naming the engine, its version and parameters and the source image's
+sha256."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from lxml import etree
 
 from ..page import Box, Page
 
-FOLDER, SUFFIX, VERSION = "alto", ".xml", 2
+FOLDER, SUFFIX, VERSION = "alto", ".xml", 3
 NAMES_IMAGE = True  # names the page image (``Page.image``)
+DECLARES_LANGUAGE = True  # writes ``Page.languages``
 ALTO = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LOCATION = f"{ALTO} http://www.loc.gov/alto/v4/alto-4-4.xsd"
@@ -40,12 +43,22 @@ def render(page: Page) -> bytes:
     _description(_el(alto, "Description"), page)
     layout = _el(alto, "Layout")
     whole = Box(0, 0, page.width, page.height)
+    spoken = {"LANG": page.languages[0]} if page.languages else {}
+    if len(page.languages) > 1:
+        spoken["OTHERLANGS"] = " ".join(page.languages[1:])
     page_el = _el(
-        layout, "Page", ID="page_1", PHYSICAL_IMG_NR=1, WIDTH=page.width, HEIGHT=page.height
+        layout,
+        "Page",
+        ID="page_1",
+        PHYSICAL_IMG_NR=1,
+        WIDTH=page.width,
+        HEIGHT=page.height,
+        **spoken,
     )
     space = _el(page_el, "PrintSpace", **_box(whole))
     for block in page.blocks:
-        block_el = _el(space, "TextBlock", ID=f"block_{block.id}", **_box(block.box))
+        main = {"LANG": page.languages[0]} if page.languages else {}  # for pre-4.2 readers
+        block_el = _el(space, "TextBlock", ID=f"block_{block.id}", **_box(block.box), **main)
         for line in block.lines:
             if not line.words:
                 continue

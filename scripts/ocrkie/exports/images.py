@@ -50,9 +50,11 @@ def write_upright_copy(
     number: int,
     size: tuple[int, int],
     limits: ImageLimits,
+    dpi: tuple[float, float] | None = None,
 ) -> None:
-    """Write page ``number`` of ``source_path`` upright to ``name`` in ``folder``; it must be
-    ``size`` (the page's size in its OCR record), else the record is of another file."""
+    """Write page ``number`` of ``source_path`` upright to ``name`` in ``folder``, declaring
+    ``dpi`` where given; it must be ``size`` (the page's size in its OCR record), else the
+    record is of another file."""
     data = read_input(source_path, limits.max_bytes)
     image = upright_page(data, number, limits.pdf_dpi, limits.max_pixels)
     if image.size != tuple(size):
@@ -61,9 +63,10 @@ def write_upright_copy(
             f"its OCR record says {size[0]}x{size[1]}: was the file or images.pdf_dpi changed?"
         )
     buffer = io.BytesIO()
+    declared = {"dpi": dpi} if dpi else {}
     if name.endswith(".jpg"):
-        image.convert("RGB").save(buffer, "JPEG", quality=95)
+        image.convert("RGB").save(buffer, "JPEG", quality=95, **declared)
     else:
         keep = image if image.mode in _PNG_MODES else image.convert("RGB")
-        keep.save(buffer, "PNG")
+        keep.save(buffer, "PNG", **declared)
     folder.write_bytes(name, buffer.getvalue())

@@ -1,5 +1,7 @@
 """PAGE XML 2019-07-15: TextRegion > TextLine > Word, each with Coords points and a
-TextEquiv (conf, Unicode), a Baseline on each line (from its polygon: ``page.baseline``), and
+TextEquiv (conf, Unicode), a Baseline on each line (from its polygon: ``page.baseline``), a
+ReadingOrder of the regions, the language (``primaryLanguage``, ``secondaryLanguage``: PAGE's
+names, see ``language_names``) and the image's resolution where it has one, and
 MetadataItems naming the engine and the source image."""
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ import json
 from lxml import etree
 
 from ..page import Page
+from .language_names import page_name
 
-FOLDER, SUFFIX, VERSION = "page", ".xml", 2
+FOLDER, SUFFIX, VERSION = "page", ".xml", 3
 NAMES_IMAGE = True  # names the page image (``Page.image``)
+DECLARES_LANGUAGE = True  # writes ``Page.languages``
 PC = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LOCATION = f"{PC} {PC}/pagecontent.xsd"
@@ -38,9 +42,11 @@ def render(page: Page) -> bytes:
     root = etree.Element(f"{{{PC}}}PcGts", nsmap={None: PC, "xsi": XSI})
     root.set(f"{{{XSI}}}schemaLocation", LOCATION)
     _metadata(_el(root, "Metadata"), page)
-    page_el = _el(
-        root, "Page", imageFilename=page.image, imageWidth=page.width, imageHeight=page.height
-    )
+    page_el = _el(root, "Page", **_page_attributes(page))
+    if page.blocks:
+        order = _el(_el(page_el, "ReadingOrder"), "OrderedGroup", id="reading_order")
+        for index, block in enumerate(page.blocks):
+            _el(order, "RegionRefIndexed", index=index, regionRef=f"region_{block.id}")
     for block in page.blocks:
         region = _el(page_el, "TextRegion", id=f"region_{block.id}", type="paragraph")
         _coords(region, block.box.corners())
@@ -55,6 +61,26 @@ def render(page: Page) -> bytes:
             _equiv(line_el, line.text, line.confidence)
         _equiv(region, block.text)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _page_attributes(page: Page) -> dict[str, object]:
+    """The image, its size and resolution (pixels per inch), and the text's languages as
+    far as PAGE names them."""
+    found: dict[str, object] = {
+        "imageFilename": page.image,
+        "imageWidth": page.width,
+        "imageHeight": page.height,
+    }
+    if page.dpi:
+        found |= {
+            "imageXResolution": f"{page.dpi[0]:g}",
+            "imageYResolution": f"{page.dpi[1]:g}",
+            "imageResolutionUnit": "PPI",
+        }
+    names = [name for tag in page.languages if (name := page_name(tag))]
+    for attribute, name in zip(("primaryLanguage", "secondaryLanguage"), names, strict=False):
+        found[attribute] = name
+    return found
 
 
 def _metadata(metadata: etree._Element, page: Page) -> None:
