@@ -20,9 +20,9 @@ LAYERS = [
     ["engines"],
     ["learn", "report", "lmdbset", "summary", "breaker"],
     ["plan", "usage", "rules"],
-    ["results", "cache", "tables", "text", "evaluate", "evidence"],
+    ["results", "cache", "tables", "text", "evaluate", "evidence", "settings"],
     ["storage", "fields", "formats", "exports", "images", "inputs", "upstage", "secrets"],
-    ["awscheck", "logs", "s3", "ratelimit", "errors", "gpu", "page", "normalize", ""],
+    ["awscheck", "logs", "s3", "ratelimit", "errors", "gpu", "page", "normalize", "commands", ""],
 ]
 
 

@@ -188,7 +188,7 @@ def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
     ("override", "message"),
     [
         ("shard_size=0", "0 is less than the minimum of 1"),
-        ("shardsize=3", "'shardsize' was unexpected"),
+        ("shardsize=3", "shardsize: no such setting (did you mean shard_size?)"),
         (
             "ocr_backend=tesseract",
             "ocr_backend: 'tesseract' is not one of easyocr, kraken, local, trocr, upstage",

@@ -16,7 +16,8 @@ FORMAT = "%(asctime)s %(levelname)s %(message)s"
 @contextmanager
 def job_logging(log_files: Sequence[str] = ()) -> Iterator[None]:
     """Log to stderr and to the rule's ``log:`` file; a ``FatalError`` ends the job with its
-    message alone and exit status 1."""
+    message alone and exit status 1; Ctrl-C ends it with a line in the log file alone (the
+    submitting Snakemake says how to resume) and exit status 130."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     handlers += [logging.FileHandler(path, mode="w", encoding="utf-8") for path in log_files]
     logging.basicConfig(level=logging.INFO, format=FORMAT, handlers=handlers, force=True)
@@ -25,3 +26,7 @@ def job_logging(log_files: Sequence[str] = ()) -> Iterator[None]:
     except FatalError as exc:
         logging.getLogger("ocrkie").error("%s", exc)
         sys.exit(1)
+    except KeyboardInterrupt:
+        logging.getLogger().removeHandler(handlers[0])
+        logging.getLogger("ocrkie").warning("stopped (Ctrl-C)")
+        sys.exit(130)
