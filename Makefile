@@ -20,7 +20,12 @@ $(STAMP): envs/requirements.txt envs/requirements-dev.txt envs/requirements-gpu.
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-gpu-runtime:  # onnxruntime-gpu for onnxruntime, checked against the lock file's hashes
+# onnxruntime-gpu for onnxruntime, checked against the lock file's hashes; a CPU build of torch
+# (from an earlier CPU set-up) is replaced by the index's Linux build, which has CUDA.
+gpu-runtime:
+	$(PY) -c 'import sys, torch; sys.exit(not torch.version.cuda)' \
+	|| ($(PY) -m pip install --quiet --force-reinstall --no-deps torch==2.13.0 \
+	&& $(PY) -m pip install --quiet torch==2.13.0)
 	awk '/^onnxruntime-gpu==/,!/\\$$/' envs/requirements-gpu.txt > $(VENV)/onnxruntime-gpu.txt
 	$(PY) -m pip uninstall --quiet -y onnxruntime
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(VENV)/onnxruntime-gpu.txt

@@ -256,6 +256,12 @@ def test_the_printed_report_command_reports_on_this_run_and_changes_no_plan(tmp_
     assert report.returncode == 0, report.stdout[-3000:]
     assert (workdir.results / "report.html").stat().st_size > 0
     assert "ocrkie: 2 images from scans in 2 shards" in report.stdout  # this run's plan
+    assert "plan other work" not in report.stdout
+    assert (plan.read_bytes(), plan.stat().st_mtime_ns) == before
+    (workdir.path / "other").mkdir()
+    shutil.copy(SAMPLE_IMAGES[3], workdir.path / "other")
+    other = workdir.snakemake("--config", "input_dir=other", "--report", "other.html")
+    assert "ocrkie: these settings plan other work than the last run in results/" in other.stdout
     assert (plan.read_bytes(), plan.stat().st_mtime_ns) == before
 
 
@@ -289,3 +295,24 @@ def test_make_profiles_lets_snakemake_find_them_by_name(tmp_path: Path):
         f"{config_home}/snakemake/local-gpu/config.yaml",
     ]
     assert (config_home / "snakemake/aws-batch/workflow-config.yaml").is_file()
+
+
+# -- the set-up picks the GPU builds where nvidia-smi answers -----------------------------------
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_the_set_up_picks_the_gpu_builds_where_nvidia_smi_answers(tmp_path: Path, answers: bool):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    nvidia_smi = tools / "nvidia-smi"
+    nvidia_smi.write_text(f"#!/bin/sh\necho 'GPU 0: NVIDIA H100'\nexit {0 if answers else 9}\n")
+    nvidia_smi.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}"}
+    planned = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-C", str(REPO), "demo", f"VENV={tmp_path}/venv"],
+        env=env, text=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    gpu = "pip uninstall --quiet -y onnxruntime" in planned.stdout
+    assert gpu == answers
+    assert f"{tmp_path}/venv/.installed-{'gpu' if answers else 'cpu'}" in planned.stdout

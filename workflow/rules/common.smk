@@ -231,6 +231,15 @@ def make_plan():
         unready = {line for engine in ENGINES.values() for line in engine.unready()}
         for line in sorted(unready):
             logger.warning(f"ocrkie: {line}")
+    if cli_flag("--report") and planned.previous_bytes not in (
+        None,
+        planned.plan_bytes,
+    ):
+        logger.warning(
+            f"ocrkie: these settings plan other work than the last run in {RESULTS_LOCATION}/ "
+            "(another input or shard size): the report describes these settings; the run "
+            "printed the report command with its own"
+        )
     return planned
 
 
