@@ -18,7 +18,8 @@ import yaml
 
 from conftest import REPO, SAMPLE_IMAGES, make_workdir
 from ocrkie.commands import report_command, resume_command, settings_of
-from ocrkie.errors import ConfigError
+from ocrkie.errors import ConfigError, ModelLoadError
+from ocrkie.logs import job_logging
 from ocrkie.settings import check_settings
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -158,6 +159,23 @@ def test_ctrl_c_says_how_to_resume_and_the_printed_command_resumes(tmp_path: Pat
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert len(workdir.records("ocr")) == 4
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "logged", "shown"),
+    [
+        (ModelLoadError("the model cannot load"), 1, "ERROR the model cannot load", True),
+        (ConfigError("local.device: no such device"), 1, "ERROR local.device", True),
+        (KeyboardInterrupt(), 130, "WARNING stopped (Ctrl-C)", False),
+    ],
+)
+def test_a_job_ends_in_one_line(tmp_path: Path, capsys, error, status, logged, shown):
+    log = tmp_path / "job.log"
+    with pytest.raises(SystemExit) as ended, job_logging([str(log)]):
+        raise error
+    assert ended.value.code == status
+    assert logged in log.read_text() and len(log.read_text().splitlines()) == 1
+    assert (logged.split(" ", 1)[1] in capsys.readouterr().err) == shown
 
 
 # -- read-only places --------------------------------------------------------------------------
