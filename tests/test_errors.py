@@ -171,8 +171,12 @@ def test_ctrl_c_says_how_to_resume_and_the_printed_command_resumes(tmp_path: Pat
 )
 def test_a_job_ends_in_one_line(tmp_path: Path, capsys, error, status, logged, shown):
     log = tmp_path / "job.log"
-    with pytest.raises(SystemExit) as ended, job_logging([str(log)]):
-        raise error
+    handler = signal.getsignal(signal.SIGINT)  # (Ctrl-C makes a job ignore any further one)
+    try:
+        with pytest.raises(SystemExit) as ended, job_logging([str(log)]):
+            raise error
+    finally:
+        signal.signal(signal.SIGINT, handler)
     assert ended.value.code == status
     assert logged in log.read_text() and len(log.read_text().splitlines()) == 1
     assert (logged.split(" ", 1)[1] in capsys.readouterr().err) == shown

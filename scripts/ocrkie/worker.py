@@ -171,13 +171,22 @@ def _ctrl_c_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _next_request(conn: Connection) -> Any:
+    """The next call, or None when told to stop or when the job is gone (its end of the pipe
+    closed: Ctrl-C, a crash)."""
+    try:
+        return conn.recv()
+    except EOFError:
+        return None
+
+
 def _serve(conn: Connection, build: Callable[[], Any], address_space_mb: float) -> None:
     """The child: build the object once, answer calls until told to stop."""
     if address_space_mb:
         limit = int(address_space_mb * 2**20)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     target = build()
-    while (request := conn.recv()) is not None:
+    while (request := _next_request(conn)) is not None:
         method, args = request
         try:
             reply: tuple[str, Any] = ("ok", getattr(target, method)(*args))

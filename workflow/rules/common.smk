@@ -58,10 +58,13 @@ def answer_ctrl_c():
     (in ``onerror``)."""
 
     def stopped(signum, frame):
-        INTERRUPTED.append(signum)
         if not JOBS_STARTED:
             stop("stopped before any job ran", 130)
-        raise KeyboardInterrupt
+        INTERRUPTED.append(signum)
+        if (
+            len(INTERRUPTED) == 1
+        ):  # again while the jobs are being stopped: no traceback
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, stopped)
     logger.addFilter(lambda record: not INTERRUPTED or record.levelno < logging.ERROR)

@@ -1,10 +1,11 @@
 """Snakemake script of the export rule: one shard's OCR records in one format."""
 
-from ocrkie.jobs import run_export
 from ocrkie.logs import job_logging
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with job_logging(smk.log):
+    from ocrkie.jobs import run_export
+
     run_export(
         name=smk.wildcards.format,
         plan_file=smk.input.plan,
