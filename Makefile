@@ -1,19 +1,47 @@
 # Two entry points on a fresh machine: `make demo` and `make test` (see README.md).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+# An NVIDIA GPU that answers nvidia-smi gets the GPU builds (`make GPU=` forces CPU only).
+GPU ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+STAMP := $(VENV)/.installed-$(if $(GPU),gpu,cpu)
 
-.PHONY: venv demo test test-slurm lint format samples lock bench clean
+.PHONY: venv demo test test-slurm lint format samples lock bench clean profiles gpu-runtime
 
-# torch goes in first, pinned, so nothing later pulls a CUDA build of it; every other package
-# must match a hash in the lock files.
-$(STAMP): envs/requirements.txt envs/requirements-dev.txt pyproject.toml
+# torch goes in first, pinned, so nothing later pulls another build of it; every other package
+# must match a hash in the lock files. With a GPU, onnxruntime-gpu (hashed, from
+# envs/requirements-gpu.txt) replaces onnxruntime, and torch is PyPI's Linux build, with CUDA.
+$(STAMP): envs/requirements.txt envs/requirements-dev.txt envs/requirements-gpu.txt pyproject.toml
 	python3 -c 'import sys; assert sys.version_info[:2] == (3, 11), "needs Python 3.11"'
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet --require-hashes -r envs/requirements-dev.txt
+	$(if $(GPU),$(MAKE) --no-print-directory gpu-runtime)
 	$(PY) -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+# onnxruntime-gpu for onnxruntime, checked against the lock file's hashes; a CPU build of torch
+# (from an earlier CPU set-up) is replaced by the index's Linux build, which has CUDA.
+gpu-runtime:
+	$(PY) -c 'import sys, torch; sys.exit(not torch.version.cuda)' \
+	|| ($(PY) -m pip install --quiet --force-reinstall --no-deps torch==2.13.0 \
+	&& $(PY) -m pip install --quiet torch==2.13.0)
+	awk '/^onnxruntime-gpu==/,!/\\$$/' envs/requirements-gpu.txt > $(VENV)/onnxruntime-gpu.txt
+	$(PY) -m pip uninstall --quiet -y onnxruntime
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(VENV)/onnxruntime-gpu.txt
+	$(PY) -c 'import onnxruntime, torch; print("GPU builds:", "onnxruntime", onnxruntime.get_available_providers()[0], "/ torch sees", torch.cuda.device_count(), "GPU(s)")'
+
+# `snakemake --profile local-gpu`, `--profile aws-batch` and `--profile slurm` by name, from any folder: links
+# to this clone's profiles in Snakemake's profile folder (~/.config/snakemake on Linux,
+# $$XDG_CONFIG_HOME/snakemake where that is set). A profile of that name that is not a link
+# is left alone.
+profiles:  ## after the set-up (it asks the installed Snakemake where its profile folder is)
+	@folder=$$($(PY) -c 'from snakemake.common import get_appdirs; print(get_appdirs().user_config_dir)') \
+	&& mkdir -p "$$folder" && for name in local-gpu aws-batch slurm; do \
+	  if [ -e "$$folder/$$name" ] && [ ! -L "$$folder/$$name" ]; then \
+	    echo "$$folder/$$name exists and is not a link: left as it is"; \
+	  else ln -sfn "$(CURDIR)/profiles/$$name" "$$folder/$$name" \
+	    && echo "--profile $$name: $$folder/$$name -> $(CURDIR)/profiles/$$name"; fi; done
 
 DEMO := --profile profiles/local-gpu --configfile config/config.yaml config/demo.yaml
 BROWSER := /usr/bin/chromedriver

@@ -178,7 +178,10 @@ def wrong_model(tmp_path: Path, kind: str) -> Path:
         ("ocr_backend: kraken\nkraken: {model: FILE}", "(.mlmodel, .safetensors)"),
         ("ocr_backend: easyocr\neasyocr: {device: 'cuda:3'}", "easyocr.device is cuda:3, but"),
         ("ocr_backend: easyocr\neasyocr: {batch_size: 1000}", "1000 is outside 1 to 256"),
-        ("rapidocr: {recognizer: /no/such.onnx}", "rapidocr.recognizer /no/such.onnx is not a file"),
+        (
+            "rapidocr: {recognizer: /no/such.onnx}",
+            "rapidocr.recognizer /no/such.onnx is not a file",
+        ),
         ("rapidocr: {recognizer: FILE}", "weights.bin is not an ONNX model"),
         ("rapidocr: {recognizer: DETECTOR}", "is not a PP-OCR text recogniser"),
     ],

@@ -22,7 +22,19 @@ LAYERS = [
     ["plan", "usage", "rules"],
     ["results", "cache", "tables", "text", "evaluate", "evidence"],
     ["storage", "fields", "formats", "exports", "images", "inputs", "upstage", "secrets"],
-    ["awscheck", "logs", "s3", "ratelimit", "errors", "gpu", "page", "normalize", "settings", ""],
+    [
+        "awscheck",
+        "logs",
+        "s3",
+        "ratelimit",
+        "errors",
+        "gpu",
+        "page",
+        "normalize",
+        "settings",
+        "commands",
+        "",
+    ],
 ]
 
 

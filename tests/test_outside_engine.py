@@ -50,10 +50,10 @@ def test_its_settings_are_checked_like_the_workflows(tmp_path: Path):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:1])
     typo = run(workdir, "-n", block="treshold: 90", check=False)
     assert typo.returncode != 0
-    assert "unknown setting ink_box.treshold; did you mean ink_box.threshold?" in typo.stdout
+    assert "ink_box.treshold: no such setting (did you mean threshold?)" in typo.stdout
     wrong = run(workdir, "-n", block="threshold: 300", check=False)
     assert wrong.returncode != 0
-    assert "setting ink_box.threshold: 300 is greater than the maximum of 255" in wrong.stdout
+    assert "ink_box.threshold: 300 is greater than the maximum of 255" in wrong.stdout
 
 
 def test_a_setting_of_its_own_is_part_of_its_identity(tmp_path: Path):

@@ -37,11 +37,14 @@ def test_an_empty_config_gets_every_default():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"shard_sise": 5}, "unknown setting shard_sise; did you mean shard_size?"),
-        ({"rapidocr": {"text_scor": 1}}, "did you mean rapidocr.text_score?"),
-        ({"easyocr": {"device": "gpu"}}, "setting easyocr.device: 'gpu' does not match"),
+        ({"shard_sise": 5}, "shard_sise: no such setting (did you mean shard_size?)"),
+        (
+            {"rapidocr": {"text_scor": 1}},
+            "rapidocr.text_scor: no such setting (did you mean text_score?)",
+        ),
+        ({"easyocr": {"device": "gpu"}}, "easyocr.device: 'gpu' does not match"),
         ({"local": {"use_gpu": "false"}}, "local: the local block is now rapidocr"),
-        ({"shard_size": 0}, "setting shard_size: 0 is less than the minimum of 1"),
+        ({"shard_size": 0}, "shard_size: 0 is less than the minimum of 1"),
     ],
 )
 def test_a_setting_that_does_not_fit_is_named_in_one_line(change: dict, message: str):

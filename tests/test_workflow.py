@@ -187,8 +187,8 @@ def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("shard_size=0", "setting shard_size: 0 is less than the minimum of 1"),
-        ("shard_sise=3", "unknown setting shard_sise; did you mean shard_size?"),
+        ("shard_size=0", "0 is less than the minimum of 1"),
+        ("shardsize=3", "shardsize: no such setting (did you mean shard_size?)"),
         (
             "ocr_backend=tesseract",
             "ocr_backend: 'tesseract' is not one of easyocr, kraken, rapidocr, trocr, upstage",

@@ -123,6 +123,11 @@ def discover(config: dict[str, Any], storage_prefix: str | None = None) -> Disco
     return found
 
 
+def relative_to_here(path: str) -> str:
+    """`` (relative to the working directory /x)`` for a relative path, else nothing."""
+    return "" if os.path.isabs(path) else f" (relative to the working directory {os.getcwd()})"
+
+
 def find_images(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[InputImage]:
     """All images under ``input_dir``, sorted by id."""
     return scan_folder(input_dir, extensions).images
@@ -134,7 +139,7 @@ def scan_folder(input_dir: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) 
     links to nothing and files that are not regular files (FIFOs, devices) are listed as
     skipped, with the reason."""
     if not os.path.isdir(input_dir):
-        raise FileNotFoundError(f"input_dir {input_dir!r} is not a folder")
+        raise NoImages(f"input_dir {input_dir!r} is not a folder{relative_to_here(input_dir)}")
     found: list[InputImage] = []
     skipped: list[tuple[str, str]] = []
     seen: set[tuple[int, int]] = set()  # (device, inode) of the folders read
@@ -220,6 +225,8 @@ def read_image_list(list_file: str) -> Discovery:
     ``./a/b`` and ``a/b`` are one file, read once); an absolute path outside it stays
     absolute. A path that names nothing is kept: its job gives it an error record saying so.
     """
+    if not os.path.isfile(list_file):
+        raise NoImages(f"input_list {list_file!r} is not a file{relative_to_here(list_file)}")
     base = Path(list_file).parent
     found = []
     for line in Path(list_file).read_text(encoding="utf-8").splitlines():

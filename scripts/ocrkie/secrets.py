@@ -86,6 +86,18 @@ def _fetch(source: str, name: str, env: Mapping[str, str]) -> str:
     return value
 
 
+NO_KEY = (
+    "no Upstage API key: set one of UPSTAGE_API_KEY (the key itself, local runs only), "
+    "UPSTAGE_API_KEY_SSM_PARAMETER (name of an SSM SecureString parameter) or "
+    "UPSTAGE_API_KEY_SECRET_ID (name or ARN of a Secrets Manager secret)"
+)
+
+
+def has_upstage_key(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether one of the three variables names a key (not whether the service accepts it)."""
+    return any(env.get(var, "").strip() for var in (KEY_VAR, SSM_VAR, SECRET_VAR))
+
+
 def resolve_upstage_key(env: Mapping[str, str] = os.environ) -> str:
     """The Upstage API key, from the environment, SSM Parameter Store or Secrets Manager."""
     direct = env.get(KEY_VAR, "").strip()
@@ -95,8 +107,4 @@ def resolve_upstage_key(env: Mapping[str, str] = os.environ) -> str:
         name = env.get(source, "").strip()
         if name:
             return _fetch(source, name, env)
-    raise AuthenticationError(
-        "no Upstage API key: set one of UPSTAGE_API_KEY (the key itself, local runs only), "
-        "UPSTAGE_API_KEY_SSM_PARAMETER (name of an SSM SecureString parameter) or "
-        "UPSTAGE_API_KEY_SECRET_ID (name or ARN of a Secrets Manager secret)"
-    )
+    raise AuthenticationError(NO_KEY)

@@ -18,8 +18,10 @@ import multiprocessing
 import os
 import pickle
 import resource
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.connection import Connection
@@ -140,7 +142,8 @@ class Child:
         self._conn, child_end = context.Pipe()
         target = partial(_serve, child_end, self.build, self.address_space_mb)
         self._child = context.Process(target=target, daemon=True)
-        self._child.start()
+        with _ctrl_c_ignored():
+            self._child.start()
         child_end.close()
         self.stats.started += 1
 
@@ -153,13 +156,37 @@ class Child:
         self._child, self._conn = None, None
 
 
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """A child started in here ignores Ctrl-C (an ignored signal stays ignored across exec):
+    the job that owns it answers Ctrl-C and ends it, so a terminal shows no traceback from
+    the child. Only the main thread may set a signal's handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _next_request(conn: Connection) -> Any:
+    """The next call, or None when told to stop or when the job is gone (its end of the pipe
+    closed: Ctrl-C, a crash)."""
+    try:
+        return conn.recv()
+    except EOFError:
+        return None
+
+
 def _serve(conn: Connection, build: Callable[[], Any], address_space_mb: float) -> None:
     """The child: build the object once, answer calls until told to stop."""
     if address_space_mb:
         limit = int(address_space_mb * 2**20)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     target = build()
-    while (request := conn.recv()) is not None:
+    while (request := _next_request(conn)) is not None:
         method, args = request
         try:
             reply: tuple[str, Any] = ("ok", getattr(target, method)(*args))

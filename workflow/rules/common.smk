@@ -1,14 +1,18 @@
 import contextlib
+import errno
 import io
 import json
+import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
 
 from ocrkie.awscheck import BatchSettings, check_or_stop
 from ocrkie.breaker import clear_outages, outages
 from ocrkie.cache import cache_location
+from ocrkie.commands import report_command, resume_command
 from ocrkie.engines.learned import check_ocr, fitting_card
 from ocrkie.engines.registry import (
     active_stages,
@@ -17,35 +21,140 @@ from ocrkie.engines.registry import (
     check_together,
     settings_blocks,
 )
+from ocrkie.errors import ConfigError, FatalError, SetupError
 from ocrkie.exports import DESCRIBED, FORMATS, exporter, requested
 from ocrkie.fields import load_field_schema
+from ocrkie.inputs import relative_to_here
 from ocrkie.plan import DIGEST_PATTERN, PLAN_FILE, SHARD_PATTERN, job_slots
-from ocrkie.errors import PlanInUse
 from ocrkie.planner import api_forecast, prepare_run, write_plan
 from ocrkie.results import Results, manifest_path
 from ocrkie.s3 import ensure_keep_marker
-from ocrkie.settings import check_config, full_schema, load_base_schema
+from ocrkie import settings
 
-# The workflow's settings and each engine's own block, with their defaults filled in.
-BASE_SCHEMA = load_base_schema(
-    Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-)
-check_config(config, full_schema(BASE_SCHEMA, settings_blocks(config)))
-# Training the learned KIE model (train_kie): the labelled images go through the same
-# cached OCR stage; KIE and the exports stay off, the labels take their place.
-TRAINING = bool(config["train_dir"] or config["train_from"])
-if config["train_dir"] and config["train_from"]:
-    raise WorkflowError(
-        "train_dir and train_from are two sources of labels (a labelled folder, a previous "
-        "run's KIE records): give one"
-    )
-if config["train_dir"]:
-    config["input_dir"] = f"{config['train_dir'].rstrip('/')}/img"
-    config["input_list"] = ""
-if TRAINING:
-    config["kie_backend"] = "none"
-    config["exports"] = ["json"]
-check_backends(config)
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+
+# -- errors a person can act on: one line, no traceback --------------------------------------
+
+
+def stop(message, status=1):
+    """End the run here with one line (and no traceback): the one place every setting, set-up
+    and Ctrl-C message goes through."""
+    logger.error(f"ocrkie: {message}")
+    raise SystemExit(status)
+
+
+@contextlib.contextmanager
+def said_in_one_line():
+    """Around the set-up steps, input functions and hooks: a wrong setting, a run that cannot
+    start, or a fatal error before any job ends the run with its message alone."""
+    try:
+        yield
+    except (ConfigError, SetupError, FatalError) as error:
+        stop(str(error))
+
+
+INTERRUPTED = []  # Ctrl-C was pressed (once or more)
+JOBS_STARTED = []  # the scheduler runs: Ctrl-C goes to it, so that it stops the jobs
+
+
+def answer_ctrl_c():
+    """Ctrl-C: before any job, stop at once; while jobs run, let Snakemake stop them (it marks
+    their outputs incomplete), drop the errors of the jobs it stops, then say how to resume
+    (in ``onerror``)."""
+
+    def stopped(signum, frame):
+        if not JOBS_STARTED:
+            stop("stopped before any job ran", 130)
+        INTERRUPTED.append(signum)
+        if (
+            len(INTERRUPTED) == 1
+        ):  # again while the jobs are being stopped: no traceback
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stopped)
+    logger.addFilter(lambda record: not INTERRUPTED or record.levelno < logging.ERROR)
+
+
+def after_ctrl_c():
+    """In ``onerror``: the one line after Ctrl-C."""
+    if INTERRUPTED:
+        INTERRUPTED.clear()  # this line itself must show
+        stop(f"stopped; resume with: {resume_command(sys.argv)}", 130)
+
+
+# -- the set-up steps, in the order they run (at the end of this file) ------------------------
+
+
+def check_config():
+    """Every setting against the schema, one line for the first wrong one; then the defaults
+    filled in. Each engine brings the schema of its own block."""
+    schema = settings.full_schema(settings.load_base_schema(SCHEMA), settings_blocks(config))
+    settings.check_config(config, schema)  # the base schema and each engine's own block
+    check_backends(config)
+
+
+def use_training_folder():
+    """Training the learned KIE model (train_kie): the labelled images go through the same
+    cached OCR stage; KIE and the exports stay off, the labels take their place."""
+    folder, previous = config["train_dir"], config["train_from"]
+    if folder and previous:
+        raise ConfigError(
+            "train_dir and train_from are two sources of labels (a labelled folder, a "
+            "previous run's KIE records): give one"
+        )
+    if folder and not os.path.isdir(folder):
+        raise SetupError(
+            f"train_dir {folder!r} is not a folder{relative_to_here(folder)}"
+        )
+    if folder and not os.path.isdir(os.path.join(folder, "img")):
+        raise SetupError(
+            f"train_dir {folder!r} has no img/ folder{relative_to_here(folder)}: it holds "
+            "img/ (the images) and key/<stem>.json (their labels)"
+        )
+    if folder:
+        config["input_dir"] = f"{folder.rstrip('/')}/img"
+        config["input_list"] = ""
+    if folder or previous:
+        config["kie_backend"] = "none"
+        config["exports"] = ["json"]
+    return bool(folder or previous)
+
+
+def check_working_directory():
+    """Snakemake keeps its state in .snakemake/ of the working directory, in a dry run too."""
+    state = Path(".snakemake")
+    if not os.access(state if state.exists() else Path.cwd(), os.W_OK):
+        raise SetupError(
+            f"the working directory {Path.cwd()} is read-only, and Snakemake keeps its state "
+            "in .snakemake/ there: run from a folder you can write (a clone of this "
+            "workflow), with results_dir set to the read-only results to look at them"
+        )
+
+
+def check_training_base():
+    """The model training starts from, if any: one that does not fit stops the run here."""
+    if not (TRAINING and BASE):
+        return
+    if Path(BASE).resolve() == Path(MODEL).resolve():
+        raise ConfigError(
+            f"train.base and train.output are one folder ({BASE}): write the adapted model "
+            "elsewhere"
+        )
+    card = fitting_card(Path(BASE), load_field_schema(config["kie_schema"]))
+    check_ocr(Path(BASE), card, ENGINES["ocr"].identity())
+
+
+def build_engines():
+    """The engine of each stage (cheap: no model is loaded yet); a KIE model trained on
+    another engine's OCR stops the run here."""
+    engines = {
+        stage: build(
+            stage, config, config["resources"].get(stage, {}).get("threads", 1)
+        )
+        for stage in STAGES
+    }
+    check_together(engines)
+    return engines
 
 
 def s3_storage_prefix():
@@ -79,23 +188,6 @@ def cli_flag(*names):
         )
         for arg in sys.argv[1:]
     )
-
-
-STORAGE_PREFIX = s3_storage_prefix()
-RESULTS = config["results_dir"]
-# Jobs read images and write records themselves: under the storage prefix, if there is one.
-RESULTS_LOCATION = f"{STORAGE_PREFIX}/{RESULTS}" if STORAGE_PREFIX else RESULTS
-CACHE = cache_location(config, RESULTS_LOCATION)
-PLAN = f"{RESULTS}/{PLAN_FILE}"
-STAGES = active_stages(config)
-EXPORTS = requested(config["exports"])
-ENGINES = {
-    stage: build(stage, config, config["resources"].get(stage, {}).get("threads", 1))
-    for stage in STAGES
-}
-check_together(
-    ENGINES
-)  # a KIE model trained on another engine's OCR stops the run here
 
 
 def results_location(wildcards):
@@ -148,12 +240,22 @@ def make_plan():
     if cli_flag("--dry-run", "--dryrun", "-n"):
         for line in api_forecast(planned, config, ENGINES, results, CACHE):
             logger.info(line)
+        unready = {line for engine in ENGINES.values() for line in engine.unready()}
+        for line in sorted(unready):
+            logger.warning(f"ocrkie: {line}")
+    if cli_flag("--report") and planned.previous_bytes not in (
+        None,
+        planned.plan_bytes,
+    ):
+        logger.warning(
+            f"ocrkie: these settings plan other work than the last run in {RESULTS_LOCATION}/ "
+            "(another input or shard size): the report describes these settings; the run "
+            "printed the report command with its own"
+        )
     return planned
 
 
-PLANNED = make_plan()
-
-
+@said_in_one_line()
 def plan_file(wildcards):
     """The plan, which the shard jobs read. A run that executes jobs writes it here, the first
     time Snakemake asks for it: only now is it known whether this is a dry run (not when the
@@ -165,8 +267,13 @@ def plan_file(wildcards):
     if workflow.executor_plugin is not None and not workflow.dryrun:
         try:
             write_plan(PLANNED, Results(RESULTS_LOCATION))
-        except PlanInUse as error:
-            raise WorkflowError(str(error)) from None
+        except OSError as error:
+            if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            raise SetupError(
+                f"results_dir {RESULTS_LOCATION} cannot be written ({error.strerror}): a "
+                "dry run (-n) reads it as it is; a run needs a results_dir it can write"
+            ) from None
         return PLAN
     return PLAN if PLANNED.previous_bytes is not None else []
 
@@ -186,7 +293,8 @@ def where_things_are():
     lines += [
         "  kie.csv, kie.jsonl  the extracted fields, one row per image",
         "  summary.json, failures.csv  counts, timings, API costs; every failure",
-        "  report/  figures for `snakemake --report report.html`",
+        "  report/  the report's figures; the report itself, with these settings:",
+        f"    {report_command(sys.argv, REPORT)}",
     ]
     if config["lmdb"]["enabled"]:
         lines.append(
@@ -195,23 +303,11 @@ def where_things_are():
     return lines
 
 
-# Training the learned KIE model (train_kie): where the model goes, what it learns from, and
-# the model it starts from, if any (checked here, so that one that does not fit stops the run).
-MODEL = config["train"]["output"] or f"{RESULTS}/model"
-BASE = config["train"]["base"]
-if TRAINING and BASE:
-    if Path(BASE).resolve() == Path(MODEL).resolve():
-        raise WorkflowError(
-            f"train.base and train.output are one folder ({BASE}): write the adapted model elsewhere"
-        )
-    BASE_CARD = fitting_card(Path(BASE), load_field_schema(config["kie_schema"]))
-    check_ocr(Path(BASE), BASE_CARD, ENGINES["ocr"].identity())
-
-
+@said_in_one_line()
 def training_input(wildcards):
     """The OCR of the labelled images; a clear word when there are no labels to learn from."""
     if not TRAINING:
-        raise WorkflowError(
+        raise ConfigError(
             "train_kie learns from labelled documents: add --config "
             "train_dir=<folder with img/ and key/<stem>.json> or "
             "train_from=<results folder of a run with kie_backend=upstage>"
@@ -226,3 +322,28 @@ wildcard_constraints:
     ocr=DIGEST_PATTERN,
     kie=DIGEST_PATTERN,
     layout=DIGEST_PATTERN,
+
+
+# -- the set-up, step by step ------------------------------------------------------------------
+
+with said_in_one_line():
+    if workflow.is_main_process:
+        answer_ctrl_c()
+        check_working_directory()
+    check_config()
+    TRAINING = use_training_folder()
+    STORAGE_PREFIX = s3_storage_prefix()
+    RESULTS = config["results_dir"]
+    # Jobs read images and write records themselves: under the storage prefix, if any.
+    RESULTS_LOCATION = f"{STORAGE_PREFIX}/{RESULTS}" if STORAGE_PREFIX else RESULTS
+    CACHE = cache_location(config, RESULTS_LOCATION)
+    PLAN = f"{RESULTS}/{PLAN_FILE}"
+    REPORT = "report.html" if STORAGE_PREFIX else f"{RESULTS}/report.html"
+    STAGES = active_stages(config)
+    EXPORTS = requested(config["exports"])
+    ENGINES = build_engines()
+    # Training: where the model goes, and the model it starts from, if any.
+    MODEL = config["train"]["output"] or f"{RESULTS}/model"
+    BASE = config["train"]["base"]
+    check_training_base()
+    PLANNED = make_plan()

@@ -3,10 +3,11 @@
 from pathlib import Path
 
 from ocrkie.logs import job_logging
-from ocrkie.report import draw_report
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with job_logging(smk.log):
+    from ocrkie.report import draw_report
+
     draw_report(
         plan_file=smk.input.plan,
         manifests={stage: list(smk.input[stage]) for stage in ("ocr", "kie")},

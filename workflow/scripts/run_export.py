@@ -1,11 +1,12 @@
 """Snakemake script of the export rule: one shard's OCR records in one format."""
 
-from ocrkie.images import ImageLimits
-from ocrkie.jobs import export_languages, run_export
 from ocrkie.logs import job_logging
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with job_logging(smk.log):
+    from ocrkie.images import ImageLimits
+    from ocrkie.jobs import export_languages, run_export
+
     run_export(
         name=smk.wildcards.format,
         plan_file=smk.input.plan,

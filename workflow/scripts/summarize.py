@@ -3,10 +3,11 @@
 import logging
 
 from ocrkie.logs import job_logging
-from ocrkie.summary import summarize
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with job_logging(smk.log):
+    from ocrkie.summary import summarize
+
     summary = summarize(
         manifest_paths={step: list(files) for step, files in smk.input.items() if step != "plan"},
         plan_file=smk.input.plan,

@@ -2,12 +2,13 @@
 
 import logging
 
-from ocrkie.fields import load_field_schema
 from ocrkie.logs import job_logging
-from ocrkie.tables import write_kie_tables
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with job_logging(smk.log):
+    from ocrkie.fields import load_field_schema
+    from ocrkie.tables import write_kie_tables
+
     fields = [spec.name for spec in load_field_schema(smk.config["kie_schema"]).fields]
     rows = write_kie_tables(list(smk.input.kie), fields, smk.output.csv, smk.output.jsonl)
     logging.info("%d rows in %s and %s", rows, smk.output.csv, smk.output.jsonl)

@@ -1,11 +1,12 @@
 """Snakemake script of the train_kie rule: the learned KIE model from labelled documents."""
 
-from ocrkie.engines.registry import build
-from ocrkie.learn.job import train
 from ocrkie.logs import job_logging
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with job_logging(smk.log):
+    from ocrkie.engines.registry import build
+    from ocrkie.learn.job import train
+
     train(
         plan_file=smk.input.plan,
         results_location=smk.params.results,

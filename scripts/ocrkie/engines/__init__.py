@@ -130,6 +130,11 @@ class Engine(ABC):
     def preflight(self) -> None:  # noqa: B027 (optional: most engines need no check)
         """Checks before the first job (credentials); raise a ``FatalError`` to stop the run."""
 
+    def unready(self) -> list[str]:
+        """What ``preflight`` would stop a run on, found without any request: a dry run
+        warns of it."""
+        return []
+
     def usage(self) -> dict[str, dict[str, int]]:
         """Requests sent so far, per endpoint (``requests``, ``http_429``), for the log."""
         return {}

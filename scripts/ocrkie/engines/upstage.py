@@ -214,6 +214,11 @@ class UpstageEngine(Engine):
             self.client.check_key()
             _checked.add(self.settings["base_url"])
 
+    def unready(self) -> list[str]:
+        from ..secrets import NO_KEY, has_upstage_key
+
+        return [] if has_upstage_key(os.environ) else [f"{NO_KEY}; a run would stop here"]
+
     def usage(self) -> dict[str, dict[str, int]]:
         if self._client is None:
             return {}
