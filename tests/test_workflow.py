@@ -191,7 +191,8 @@ def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
         ("shardsize=3", "'shardsize' was unexpected"),
         (
             "ocr_backend=tesseract",
-            "ocr_backend: 'tesseract' is not one of easyocr, kraken, local, trocr, upstage",
+            "ocr_backend: 'tesseract' is not one of easyocr, faster_paddle, kraken, local, trocr, "
+            "upstage",
         ),
     ],
 )
