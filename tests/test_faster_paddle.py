@@ -78,7 +78,7 @@ def test_the_cascade_says_which_model_read_each_line():
     none = FasterPaddleEngine(threads=1, model="cascade", reread_below=0).recognize(page)
     assert [ln.text for ln in none.lines] == [ln.text for ln in tiny.lines]
     assert none.facts["models"] == {"tiny": len(none.lines)}
-    every = FasterPaddleEngine(threads=1, model="cascade", reread_below=1.01).recognize(page)
+    every = FasterPaddleEngine(threads=1, model="cascade", reread_below=1).recognize(page)
     assert every.facts["models"] == {"small": len(every.lines)}
     some = FasterPaddleEngine(threads=1, model="cascade", reread_below=0.97).recognize(page)
     doubted = {ln.text for ln in tiny.lines if ln.confidence < 0.97}

@@ -6,8 +6,8 @@ It computes on the CPU only.
 
 ``model: cascade`` reads every page with the tiny model, then reads again the lines the tiny
 model is less sure of than ``reread_below`` with the PP-OCRv6 small recogniser (the one in
-the rapidocr wheel, on onnxruntime): each line's box is cut from the page and recognised
-alone, with no second detection. Each line of the record says which model read it, and each
+the rapidocr wheel, on onnxruntime; 1: every line): each line's box is cut from the page
+and recognised alone, with no second detection. Each line of the record says which model read it, and each
 page's ``engine.models`` how many lines each read.
 """
 
@@ -149,7 +149,7 @@ class FasterPaddleEngine(OcrEngine):
             (page, line)
             for page, page_lines in zip(pages, lines, strict=True)
             for line in page_lines
-            if line.confidence < self.reread_below
+            if line.confidence < self.reread_below or self.reread_below >= 1
         ]
         if not doubtful:
             return
