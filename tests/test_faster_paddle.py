@@ -13,8 +13,8 @@ from conftest import SAMPLE_IMAGES, SAMPLES, make_workdir
 from ocrkie.engines.faster_paddle import FasterPaddleEngine
 from ocrkie.engines.registry import build
 from ocrkie.evaluate import evaluate, read_box_lines
-from ocrkie.page import Line, lines_record
 from ocrkie.images import decode_page, load_page
+from ocrkie.page import Line, lines_record
 
 PAGE = SAMPLE_IMAGES[0]
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

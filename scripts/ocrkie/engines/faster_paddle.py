@@ -7,8 +7,8 @@ It computes on the CPU only.
 ``model: cascade`` reads every page with the tiny model, then reads again the lines the tiny
 model is less sure of than ``reread_below`` with the PP-OCRv6 small recogniser (the one in
 the rapidocr wheel, on onnxruntime; 1: every line): each line's box is cut from the page
-and recognised alone, with no second detection. Each line of the record says which model read it, and each
-page's ``engine.models`` how many lines each read.
+and recognised alone, with no second detection. Each line of the record says which model
+read it, and each page's ``engine.models`` how many lines each read.
 """
 
 from __future__ import annotations
