@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format samples lock bench clean
+.PHONY: demo test lint format samples lock bench bench-gpu clean
 
 # torch goes in first, pinned, so nothing later pulls a CUDA build of it; every other package
 # must match a hash in the lock files.
@@ -48,6 +48,13 @@ lock:  ## re-pin envs/*.txt from clean environments, with hashes (slow: see READ
 
 bench: $(STAMP)
 	$(PY) scripts/bench/local.py
+
+# The local engines on this machine's GPU, offline (the bundled samples, or IMAGES=a folder in
+# the SROIE layout): images/s, GPU busy %, word F1 and the line batch of each, side by side
+# with the local engine reading one line at a time (docs/engines-speed.md).
+IMAGES ?= resources/samples
+bench-gpu: $(STAMP)  ## GPU benchmark of the local engines
+	$(PY) scripts/bench/engines.py --images $(IMAGES) --engines local:local.batch_size=1 local easyocr
 
 clean:
 	rm -rf results .snakemake
