@@ -50,7 +50,7 @@ class FasterPaddleEngine(OcrEngine):
         self,
         threads: int = 1,
         model: str = "small",
-        reread_below: float = 0.97,
+        reread_below: float = 0.99,
         text_score: float = 0.5,
         det_max_side: int = 1600,
         rec_min_width: int = 0,
@@ -74,7 +74,7 @@ class FasterPaddleEngine(OcrEngine):
         return cls(
             threads=threads,
             model=block.get("model", "small"),
-            reread_below=block.get("reread_below", 0.97),
+            reread_below=block.get("reread_below", 0.99),
             text_score=block.get("text_score", 0.5),
             det_max_side=block.get("det_max_side", 1600),
             rec_min_width=block.get("rec_min_width", 0),
