@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GPU ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 STAMP := $(VENV)/.installed-$(if $(GPU),gpu,cpu)
 
-.PHONY: venv demo test test-slurm lint format samples lock bench clean profiles gpu-runtime
+.PHONY: venv demo test test-slurm lint format samples lock bench bench-gpu clean profiles gpu-runtime
 
 # torch goes in first, pinned, so nothing later pulls another build of it; every other package
 # must match a hash in the lock files. With a GPU, onnxruntime-gpu (hashed, from
@@ -97,6 +97,13 @@ lock:  ## re-pin envs/*.txt from clean environments, with hashes (slow: see READ
 
 bench: $(STAMP)
 	$(PY) scripts/bench/local.py
+
+# The local engines on this machine's GPU, offline (the bundled samples, or IMAGES=a folder in
+# the SROIE layout): images/s, GPU busy %, word F1 and the line batch of each, side by side
+# with the local engine reading one line at a time (docs/engines-speed.md).
+IMAGES ?= resources/samples
+bench-gpu: $(STAMP)  ## GPU benchmark of the local engines
+	$(PY) scripts/bench/engines.py --images $(IMAGES) --engines rapidocr:rapidocr.batch_size=1 rapidocr easyocr
 
 clean:
 	rm -rf results .snakemake

@@ -215,7 +215,7 @@ def test_an_unknown_backend_is_refused_by_name():
     from ocrkie.engines import registry
 
     config = {"ocr_backend": "tesseract", "kie_backend": "rules"}
-    choices = "easyocr, kraken, rapidocr, trocr, upstage"
+    choices = "easyocr, faster_paddle, kraken, rapidocr, trocr, upstage"
     with pytest.raises(ValueError, match=f"ocr_backend: 'tesseract' is not one of {choices}"):
         registry.check_backends(config)
     config["kie_backend"] = f"{__name__}:FakeOcr"  # an engine, of the wrong stage

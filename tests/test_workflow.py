@@ -191,7 +191,8 @@ def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
         ("shardsize=3", "shardsize: no such setting (did you mean shard_size?)"),
         (
             "ocr_backend=tesseract",
-            "ocr_backend: 'tesseract' is not one of easyocr, kraken, rapidocr, trocr, upstage",
+            "ocr_backend: 'tesseract' is not one of easyocr, faster_paddle, kraken, rapidocr, "
+            "trocr, upstage",
         ),
     ],
 )

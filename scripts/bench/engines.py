@@ -160,7 +160,7 @@ def run_bare(spec: str, images: list[Path], results: Path, settings: list[str]) 
     return {
         "engine": engine,
         "device": ocr.device,
-        "line_batch": getattr(ocr, "line_batch", "-"),
+        "line_batch": found[-1].facts.get("line_batch", getattr(ocr, "line_batch", "-")),
         "pages": len(pages),
         "wall_s": seconds,
         "ocr_rate": len(pages) / seconds,

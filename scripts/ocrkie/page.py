@@ -161,6 +161,7 @@ class Line(_Shape):
     polygon: Polygon
     words: list[Word] = field(default_factory=list)
     id: str = ""  # on a page read from its record: l<n>
+    model: str = ""  # which model read it, for an engine that reads with several
 
     @property
     def baseline(self) -> list[tuple[int, int]]:
@@ -320,6 +321,7 @@ def lines_record(lines: list[Line]) -> dict[str, Any]:
                     "confidence": round(float(line.confidence), 4),
                     "polygon": _rounded(line.polygon),
                     "words": [_word_record(w) for w in line.words],
+                    **({"model": line.model} if line.model else {}),
                 }
             )
     text = "\n".join(" ".join(line.text for line in row) for row in rows)

