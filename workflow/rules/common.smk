@@ -167,6 +167,7 @@ def where_things_are():
     lines += [
         "  kie.csv, kie.jsonl  the extracted fields, one row per image",
         "  summary.json, failures.csv  counts, timings, API costs; every failure",
+        "  accepted.json  written when the failed images are within max_failed",
         "  report/  figures for `snakemake --report report.html`",
     ]
     if config["lmdb"]["enabled"]:
