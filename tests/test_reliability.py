@@ -121,8 +121,10 @@ def test_the_run_ends_with_its_counts_the_failures_by_class_and_where_they_are(c
     )
     block = stdout[stdout.rindex(head) :].splitlines()
     classes = Counter(e.detail for e in expected.values() if e.outcome == "error")
-    listed = block[[n for n, line in enumerate(block) if "failed: " in line][1]]
-    assert {f"{n} {c}" for c, n in classes.items()} == set(listed.split("failed: ")[1].split(", "))
+    (listed,) = [line for line in block if line.startswith("  failed: ")]
+    assert set(listed.removeprefix("  failed: ").split(", ")) == {
+        f"{n} {c}" for c, n in classes.items()
+    }
     assert "  every failure in results/failures.csv; the jobs' logs in results/logs/" in block
     assert any(line.startswith(f"  OCR: {images} images this run") for line in block)
     assert block[-1].startswith(f"  exit status 3: {failed} of {images} images failed")
