@@ -123,6 +123,14 @@ def test_max_failed_is_a_share_below_1_and_a_count_from_1(max_failed, images, al
     assert too_many_failures({**summary, "failed_images": allowed + 1}, max_failed)
 
 
+def test_the_verdict_says_what_max_failed_allows():
+    summary = {"images": 200, "failed_images": 3}
+    assert too_many_failures(summary, 0.01) == (
+        "3 of 200 images failed; max_failed 0.01 (1% of 200 images) allows 2"
+    )
+    assert too_many_failures(summary, 2) == "3 of 200 images failed; max_failed 2 allows 2"
+
+
 def test_the_closing_block_states_the_api_spend_in_money():
     summary = {
         "images": 10,

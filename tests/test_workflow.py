@@ -178,8 +178,8 @@ def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
         "OCR (rapidocr on cpu: onnxruntime without CUDA): 1 of 3 jobs to run "
         "(1 records in shards where some were deleted" in plan
     )
-    done = workdir.snakemake("--config", "input_dir=scans", "shard_size=1", check=False)
-    assert done.returncode == 3  # docs/exit-codes.md
+    done = workdir.snakemake("--config", "input_dir=scans", "shard_size=1")
+    assert done.returncode == 0
     rewritten = workdir.records("ocr")[victim]
     assert rewritten["status"] == "ok" and rewritten["timing"]["cached"] is True  # no engine call
     assert (

@@ -13,7 +13,11 @@ from .formats import read_json, write_json_atomic
 from .progress import LABELS, Count, duration
 
 EXIT_FAILED_IMAGES = 3  # docs/exit-codes.md
-ENDPOINT_NAMES = {"ocr": "OCR", "information-extract": "Information Extraction"}
+ENDPOINT_NAMES = {
+    "ocr": "OCR",
+    "information-extract": "Information Extraction",
+    "document-parse": "Document Parse",
+}
 
 
 def allowed_failures(max_failed: float, images: int) -> int:
@@ -31,7 +35,7 @@ def too_many_failures(summary: dict[str, Any], max_failed: float) -> str | None:
     allowed = allowed_failures(max_failed, images)
     if failed <= allowed:
         return None
-    share = f" ({max_failed:.3g} of {images} images)" if 0 < max_failed < 1 else ""
+    share = f" ({100 * max_failed:.3g}% of {images} images)" if 0 < max_failed < 1 else ""
     return f"{failed} of {images} images failed; max_failed {max_failed:g}{share} allows {allowed}"
 
 
