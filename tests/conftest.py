@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -124,6 +125,12 @@ def make_workdir(root: Path, images: list[Path]) -> Workdir:
     for image in images:
         shutil.copy(image, workdir.scans / image.name)
     return workdir
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The job-count table that Snakemake prints (``-n`` or a run)."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+(\d+)$", table, re.M)}
 
 
 def without_timing(record: dict) -> dict:

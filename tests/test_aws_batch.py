@@ -475,6 +475,8 @@ def test_real_workflow_end_to_end(aws_batch: Batch, real_workdir: Path) -> None:
     for stage in ("ocr", "kie"):
         assert {f"run/results/{stage}/{i}.json" for i in ids} <= keys, stage
     assert {"run/results/summary.json", "run/results/failures.csv"} <= keys
+    assert "run/results/accepted.json" in keys  # no image failed: the run's check passed
+    assert any(k.startswith("run/results/progress/ocr/") for k in keys)  # the jobs' progress
     assert {f"run/results/txt/{i}.txt" for i in ids} <= keys  # exports: from the submitting host
     assert {"run/results/kie.csv", "run/results/report/samples/page_1.png"} <= keys
     assert any(k.startswith("run/results/cache/ocr/") for k in keys)  # the S3 content cache

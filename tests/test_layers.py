@@ -18,8 +18,8 @@ LAYERS = [
     ["jobs"],  # a shard job
     ["stages", "worker"],
     ["engines"],
-    ["learn", "report", "lmdbset", "summary", "breaker"],
-    ["plan", "usage", "rules"],
+    ["learn", "report", "lmdbset", "summary", "breaker", "outcome"],
+    ["plan", "usage", "rules", "progress"],
     ["results", "cache", "tables", "text", "evaluate", "evidence"],
     ["storage", "fields", "formats", "exports", "images", "inputs", "upstage", "secrets"],
     [

@@ -117,7 +117,7 @@ def test_a_rerun_after_deleting_results_pays_nothing_and_says_so(
     tmp_path: Path, fake: FakeUpstage, with_key
 ):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:3])
-    arguments = configure(workdir, fake)
+    arguments = configure(workdir, fake, upstage={"price_per_page": {"ocr": 0.0015}})
     workdir.snakemake(*arguments)
     for stage in ("ocr", "kie"):
         for record in (workdir.results / stage).glob("*.json"):
@@ -126,10 +126,16 @@ def test_a_rerun_after_deleting_results_pays_nothing_and_says_so(
     plan = workdir.snakemake("-n", *arguments).stdout
     assert "Upstage ocr: 0 requests (0 pages) will be sent" in plan
     assert "3 pages are in the cache (free)" in plan
+    took = r"  time: (about \d+s|under a second) for 3 images, \d jobs? at once"
+    assert re.search(took + r" \(typically 3 s an answer, 8 at once a job\)", plan)
 
     calls_before = sum(fake.calls.values())
-    workdir.snakemake(*arguments)
+    done = workdir.snakemake(*arguments)
     assert sum(fake.calls.values()) == calls_before + 1  # the key check, nothing else
+    assert (  # the closing block, in money at the configured price
+        "API, Upstage OCR: 3 pages billed ($0.0045 at $0.0015 a page); 3 pages from the "
+        "cache ($0.0045 saved)" in done.stdout
+    )
     summary = json.loads((workdir.results / "summary.json").read_text())
     assert summary["api"]["saved_by_cache"]["ocr"] == {"calls": 3, "billed_pages": 3}
     assert summary["api"]["spent"]["ocr"] == {"calls": 3, "billed_pages": 3}  # paid once
@@ -297,7 +303,7 @@ def test_faults_that_outlive_the_retries_are_tried_again_by_the_next_plain_run(
     victim = SAMPLE_IMAGES[1]
     fake.script("503", "503", endpoint="ocr", image=sha256_of(victim.read_bytes()))
     arguments = configure(workdir, fake, upstage={"max_attempts": 2})
-    workdir.snakemake(*arguments)
+    assert workdir.snakemake(*arguments, check=False).returncode == 3  # an image failed
     rows = list(csv.DictReader((workdir.results / "failures.csv").open()))
     assert [(r["path"], r["stage"], r["class"]) for r in rows] == [
         (victim.name, "ocr", "TransientError")

@@ -141,3 +141,8 @@ class AuthenticationError(FatalError):
 
 class ServiceUnavailable(FatalError):
     """The service failed too many calls in a row: the stage stops."""
+
+
+class TooManyFailures(FatalError):
+    """More images failed than ``max_failed`` allows: the run's exit status says so, after
+    every other image is done."""

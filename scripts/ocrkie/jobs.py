@@ -20,6 +20,7 @@ from .images import ImageLimits, PageDecoder
 from .inputs import InputImage
 from .page import Page
 from .plan import manifest_header, read_shard
+from .progress import ShardProgress
 from .results import Results, record_name
 from .stages import make_stage, record_identity, run_shard
 from .usage import UsageLedger
@@ -79,8 +80,10 @@ def run_stage(
     engine.stop_retrying_when(breaker.tripped)
     cache = open_cache(cache_location, config.get("cache_format", "lmdb"))
     stage = make_stage(stage_name, engine, cache, results, limits, decoder, breaker)
+    stage.progress = shard_progress(stage_name, shard_name, results, len(shard.images), config)
     try:
         entries = run_shard(stage, shard.images)
+        stage.progress.finish()
     finally:
         usage = engine.usage()
         engine.close()
@@ -107,6 +110,21 @@ def run_stage(
     write_json_atomic(manifest, document)
     ledger.finish()
     return document
+
+
+def shard_progress(
+    stage: str, shard: str, results: Results, images: int, config: dict[str, Any]
+) -> ShardProgress:
+    """The job's progress lines and file, as often as ``progress`` says."""
+    every = config.get("progress", {})
+    return ShardProgress(
+        stage,
+        shard,
+        results,
+        images,
+        every_images=every.get("every_images", 50),
+        every_seconds=every.get("every_seconds", 30),
+    )
 
 
 def _cache_trouble(cache: Any) -> dict[str, int]:

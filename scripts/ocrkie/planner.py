@@ -10,7 +10,7 @@ import fcntl
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +35,7 @@ from .plan import (
     manifest_names,
     survey,
 )
+from .progress import duration
 from .results import Results
 from .stages import Work, make_stage, record_identity
 from .worker import GuardedDecoder
@@ -54,6 +55,7 @@ class RunPlan:
     plan_bytes: bytes  # the plan file this run needs
     previous_bytes: bytes | None  # the plan file it was made from (None: there was none)
     written: bool = False  # by this process (write_plan)
+    measured: dict[str, float] = field(default_factory=dict)  # stage -> seconds an image a job
 
     def lines(
         self, engines: dict[str, Engine], plan_location: str, slots: int, remote: bool
@@ -79,9 +81,49 @@ class RunPlan:
                 device += f": {engine.cpu_because}"
             lines.append(outlook.line(f"{LABELS[step]} ({name} on {device})"))
             pages = sum(len(shard.images) for shard in outlook.to_make)
+            lines += self.estimate(step, engine, pages, slots)
             warning = cpu_warning(name, engine.guardrails, engine.device, pages, slots)
             lines += [warning] if warning and not remote else []
         return lines
+
+    def estimate(self, step: str, engine: Engine, images: int, slots: int) -> list[str]:
+        """About how long the stage's jobs take: from this results folder's timings of the
+        same engine and settings where it has some, else from the engine's typical speed."""
+        if not images:
+            return []
+        jobs = min(slots, len(self.outlooks[step].to_make))
+        if step in self.measured:  # (an engine's images in flight at once wait together)
+            per_image = self.measured[step]
+            seconds = images * per_image / (max(1, jobs) * max(1, engine.concurrency))
+            if engine.paid and (bound := engine.estimate(images, jobs)):
+                seconds = max(seconds, bound[0])  # the rate limit
+            basis = f"{per_image:.3g} s an image, measured in this results folder"
+        elif found := engine.estimate(images, jobs):
+            seconds, basis = found
+        else:
+            return [f"  time: no estimate for {engine.identity()['name']} yet"]
+        took = f"about {duration(seconds)}" if seconds >= 1 else "under a second"
+        counts = f"{images} image{'s' * (images != 1)}, {jobs} job{'s' * (jobs != 1)} at once"
+        return [f"  time: {took} for {counts} ({basis})"]
+
+
+def measured_seconds(
+    results: Results, stage_plan: StagePlan, outlook: Outlook, most: int = 10
+) -> float | None:
+    """Seconds an image took a job, over the images computed (not from the cache) in up to
+    ``most`` of the stage's up-to-date manifests (the same engine and settings)."""
+    running = {shard.name for shard in outlook.to_make}
+    names = [n for s, n in stage_plan.manifests.items() if s not in running][:most]
+    seconds: dict[str, float] = {}
+    for name in names:
+        try:
+            entries = results.read_manifest(stage_plan.stage, name)["entries"]
+        except (FileNotFoundError, ValueError, KeyError):
+            continue
+        for entry in entries:
+            if not entry.get("cached") and entry.get("status") == "ok":
+                seconds[entry["id"]] = seconds.get(entry["id"], 0.0) + entry["seconds"]
+    return sum(seconds.values()) / len(seconds) if seconds else None
 
 
 def prepare_run(
@@ -126,7 +168,12 @@ def prepare_run(
     source = config["input_list"] or config["input_dir"]
     plan_bytes = encode_plan(shards, source, found.skipped)
     skips = found.skip_counts()
-    return RunPlan(len(images), shards, plans, outlooks, source, skips, plan_bytes, previous_bytes)
+    run = RunPlan(len(images), shards, plans, outlooks, source, skips, plan_bytes, previous_bytes)
+    for stage in stages:
+        if outlooks[stage].to_make and outlooks[stage].up_to_date:
+            measured = measured_seconds(results, plans[stage], outlooks[stage])
+            run.measured |= {stage: measured} if measured else {}
+    return run
 
 
 LOCK_FILE = "plan/plan.lock"

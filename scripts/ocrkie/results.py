@@ -5,6 +5,7 @@
 <results>/shards/<stage>/<name>.json one manifest per shard job (what Snakemake tracks)
 <results>/shards/<stage>/<name>.retry  beside a manifest whose shard has images to try again
 <results>/plan/plan.json.gz          the plan: every image and its shard
+<results>/progress/<stage>/<shard>.json  how far a shard's job is (progress.py)
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from .formats import (
 from .images import DocumentFacts, ImageLimits, PageDecoder, PageImage, sha256_of
 from .inputs import InputImage
 from .page import confidence_bins, lines_record
+from .progress import ShardProgress
 from .results import Results, record_name
 from .storage import read_input
 
@@ -94,6 +95,7 @@ class Stage(ABC):
         # or this one
         self.decoder = decoder if decoder is not None else PageDecoder()
         self.breaker = breaker if breaker is not None else Breaker(self.name, results, 0)
+        self.progress: ShardProgress | None = None  # the job's count of images done
 
     def result_identity(self, pages: int) -> dict[str, Any]:
         """The engine's identity as far as a document of ``pages`` pages is concerned: keys
@@ -585,15 +587,26 @@ def _finish(stage: Stage, work: Work) -> None:
     }
     stage.results.write_record(stage.name, stage.record_name(work), work.record)
     work.source = None  # the file's bytes: the shard's other images need the memory
-    cached = " (cached)" if work.cached else ""
-    log.info(
-        "%s %s %s %.2fs%s",
-        stage.name,
-        work.record["status"],
-        work.image.relpath,
-        work.seconds,
-        cached,
-    )
+    _tell(stage, work)
+
+
+def _tell(stage: Stage, work: Work) -> None:
+    """A failed image is a warning with its class and message; an ok one a debug line
+    (the job's log file keeps those); the shard's progress counts it."""
+    where = work.image.relpath + (f" page {work.page}" if work.pages > 1 else "")
+    error = work.record.get("error")
+    if error and error["stage"] != stage.name:  # said where it failed
+        log.debug(
+            "%s skipped: %s: its %s failed (%s)", stage.name, where, error["stage"], error["class"]
+        )
+    elif error:
+        log.warning("%s failed: %s: %s: %s", stage.name, where, error["class"], error["message"])
+    else:
+        cached = " (cached)" if work.cached else ""
+        log.debug("%s ok %s %.2fs%s", stage.name, where, work.seconds, cached)
+    if stage.progress is not None:
+        failed = work.record["status"] == "error"
+        stage.progress.page_done(work.image.id, work.pages, failed, work.cached)
 
 
 def _ok_record(stage: Stage, work: Work) -> None:

@@ -97,6 +97,11 @@ def failures(stages: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
     return rows
 
 
+def failed_by_class(rows: list[dict[str, str]]) -> dict[str, int]:
+    """Failed images per error class, most first (an image counts once per class)."""
+    return dict(Counter(c for _, c in {(r["image"], r["class"]) for r in rows}).most_common())
+
+
 def write_summary(
     manifest_paths: dict[str, list[str]],
     summary_path: str,
@@ -122,6 +127,7 @@ def write_summary(
         "images": len({entry["id"] for entry in entries.get("ocr", [])}),
         "pages": len(entries.get("ocr", [])),
         "failed_images": len({f["image"] for f in failed}),
+        "failed_by_class": failed_by_class(failed),
         "skipped": dict(Counter(reason for _, reason in skipped).most_common()),
         **{stage: stage_summary(stage_entries) for stage, stage_entries in stages.items()},
         "exports": exports,

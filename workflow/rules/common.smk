@@ -295,6 +295,7 @@ def where_things_are():
     lines += [
         "  kie.csv, kie.jsonl  the extracted fields, one row per image",
         "  summary.json, failures.csv  counts, timings, API costs; every failure",
+        "  accepted.json  written when the failed images are within max_failed",
         "  report/  the report's figures; the report itself, with these settings:",
         f"    {report_command(sys.argv, REPORT)}",
     ]

@@ -132,3 +132,28 @@ rule report_figures:
         "Drawing the report's figures"
     script:
         "../scripts/report_figures.py"
+
+
+# The run's last job: its failures against max_failed. It writes accepted.json when they
+# are within it; else it fails, and the run exits with status 3 once every other job is
+# done. Nothing else depends on it, so a rerun repeats only this check.
+rule check_failures:
+    input:
+        summary=rules.summary.output.summary,
+        tables=rules.kie_tables.output,
+        figures=rules.report_figures.output,
+        lmdb=rules.lmdb.output if config["lmdb"]["enabled"] else [],
+    output:
+        accepted=f"{RESULTS}/accepted.json",
+    log:
+        f"{RESULTS}/logs/check_failures.log",
+    retries: 0  # it would only say the same again
+    localrule: True
+    conda:
+        "../../envs/ocrkie.yaml"
+    params:
+        max_failed=config["max_failed"],
+    message:
+        "Checking the failed images against max_failed"
+    script:
+        "../scripts/check_failures.py"

@@ -127,6 +127,14 @@ class Engine(ABC):
         takes: for a paid engine's forecast."""
         return pages
 
+    def estimate(self, images: int, jobs: int) -> tuple[float, str] | None:
+        """About how many seconds ``images`` images take in ``jobs`` jobs at once, and what
+        that rests on; None where nothing is known."""
+        per_image = self.guardrails.typical_seconds.get(self.device.partition(":")[0])
+        if per_image is None:
+            return None
+        return images * per_image / max(1, jobs), f"typically {per_image:g} s an image a job"
+
     def preflight(self) -> None:  # noqa: B027 (optional: most engines need no check)
         """Checks before the first job (credentials); raise a ``FatalError`` to stop the run."""
 

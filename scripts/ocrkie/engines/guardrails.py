@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Guardrails:
     batch_sizes: tuple[int, int] = (1, 1)  # lines recognised per batch, least and most
     cpu_batch: int = 1  # the batch size on a CPU (on a GPU: from its free memory)
     cpu_seconds_per_page: float = 0.0  # measured here; > 0: the dry run warns on a CPU
+    # Seconds an image takes a job, by device kind ("cpu", "cuda"): the dry run's estimate
+    # until this results folder has timings of its own.
+    typical_seconds: dict[str, float] = field(default_factory=dict)
     model: ModelKind | None = None  # a model the user brings, at ``<engine>.model``
 
 

@@ -30,6 +30,7 @@ class KrakenEngine(LineReader):
         devices=("cpu", "cuda"),
         batch_sizes=(1, 256),
         cpu_batch=8,
+        typical_seconds={"cpu": 5, "cuda": 1},  # estimates
         model=ModelKind(
             "a kraken recognition model", folder=False, suffixes=(".mlmodel", ".safetensors")
         ),

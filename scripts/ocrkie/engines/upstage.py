@@ -151,6 +151,9 @@ def _billing(endpoint: str, answer: Answer, share: int, pages: int) -> dict[str,
 _checked: set[str] = set()  # services whose key this process has checked
 
 
+ANSWER_SECONDS = 3.0  # a receipt's answer, typically (sent to answered)
+
+
 def rate_limit_dir(settings: dict[str, Any]) -> str | None:
     """``upstage.rate_limit_dir`` made absolute (a relative one is in the working directory,
     which every job of a cluster run shares); None: this machine's own (the default)."""
@@ -191,6 +194,19 @@ class UpstageEngine(Engine):
                 self._client.listener = self._listener
                 self._client.halted = self._halted
             return self._client
+
+    def estimate(self, images: int, jobs: int) -> tuple[float, str] | None:
+        """The rate limit (shared by the jobs), or where there is none the wait for answers
+        (``ANSWER_SECONDS`` a request, ``concurrency`` at once per job)."""
+        endpoint = getattr(self, "endpoint", "information-extract")
+        rate = self.settings["rate_limits"].get(endpoint, 0)
+        waiting = images * ANSWER_SECONDS / (self.concurrency * max(1, jobs))
+        if rate and images / rate >= waiting:
+            return images / rate, f"upstage.rate_limits.{endpoint}: {rate:g} requests/s"
+        return (
+            waiting,
+            f"typically {ANSWER_SECONDS:g} s an answer, {self.concurrency} at once a job",
+        )
 
     def observe(self, listener: Listener) -> None:
         self._listener = listener
