@@ -30,7 +30,7 @@ def report_run(tmp_path_factory) -> Workdir:
     page = Image.open(SAMPLE_IMAGES[0])
     page.resize((page.width * 4, page.height * 4)).save(workdir.scans / "huge.jpg")
     (workdir.path / "run.yaml").write_text(
-        "input_dir: scans\nshard_size: 2\nimages: {max_pixels: 4000000}\n"
+        "input_dir: scans\nshard_size: 2\nmax_failed: 2\nimages: {max_pixels: 4000000}\n"
     )
     workdir.snakemake("--configfile", "config/config.yaml", "run.yaml")
     plan = (workdir.results / "plan" / "plan.json.gz").read_bytes()

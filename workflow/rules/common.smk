@@ -213,6 +213,12 @@ def stage_resources(stage):
     return {**wanted, "mem_mb": memory} if memory else wanted
 
 
+def sample_labels(wildcards, output):
+    """The labels of sample page n: which image it is, and why it was chosen."""
+    chosen = json.loads(Path(output.samples, "pages.json").read_text())
+    return chosen[wildcards.n]
+
+
 def manifests(step):
     """The manifests the plan expects of a stage or export: the targets of its shard jobs."""
     if PLANNED is None or step not in PLANNED.stages:

@@ -38,12 +38,6 @@ rule kie_tables:
         "../scripts/tables.py"
 
 
-def sample_labels(wildcards, output):
-    """The labels of sample page n: which image it is, and why it was chosen."""
-    chosen = json.loads(Path(output.samples, "pages.json").read_text())
-    return chosen[wildcards.n]
-
-
 # The figures and pages of `snakemake --report report.html`, in a reader's order: the run at
 # a glance (also on the landing page), the fields, what to review, the failures, sample pages,
 # performance and costs (the report lists its sections alphabetically, hence the numbers).
