@@ -18,7 +18,7 @@ LAYERS = [
     ["jobs"],  # a shard job
     ["stages", "worker"],
     ["engines"],
-    ["learn", "report", "lmdbset", "summary", "breaker"],
+    ["learn", "report", "review", "lmdbset", "summary", "breaker"],
     ["plan", "usage", "rules"],
     ["results", "cache", "tables", "text", "evaluate", "evidence"],
     ["storage", "fields", "formats", "exports", "images", "inputs", "upstage", "secrets"],

@@ -22,11 +22,12 @@ from ocrkie.s3 import ensure_keep_marker
 validate(config, schema="../schemas/config.schema.yaml")
 # Training the learned KIE model (train_kie): the labelled images go through the same
 # cached OCR stage; KIE and the exports stay off, the labels take their place.
-TRAINING = bool(config["train_dir"] or config["train_from"])
-if config["train_dir"] and config["train_from"]:
+LABELS = [key for key in ("train_dir", "train_from", "corrections") if config[key]]
+TRAINING = bool(LABELS)
+if len(LABELS) > 1:
     raise WorkflowError(
-        "train_dir and train_from are two sources of labels (a labelled folder, a previous "
-        "run's KIE records): give one"
+        f"{' and '.join(LABELS)} are {['', '', 'two', 'three'][len(LABELS)]} sources of labels (a labelled folder, a "
+        "previous run's KIE records, a review file's corrections): give one"
     )
 if config["train_dir"]:
     config["input_dir"] = f"{config['train_dir'].rstrip('/')}/img"
@@ -82,9 +83,9 @@ ENGINES = {
     stage: build(stage, config, config["resources"].get(stage, {}).get("threads", 1))
     for stage in STAGES
 }
-check_together(
-    ENGINES
-)  # a KIE model trained on another engine's OCR stops the run here
+# a KIE model that cannot serve this OCR stops the run here; one that may, less well, warns
+for warning in check_together(ENGINES):
+    logger.warning(f"ocrkie: {warning}")
 
 
 def results_location(wildcards):
@@ -179,14 +180,18 @@ def where_things_are():
 # Training the learned KIE model (train_kie): where the model goes, what it learns from, and
 # the model it starts from, if any (checked here, so that one that does not fit stops the run).
 MODEL = config["train"]["output"] or f"{RESULTS}/model"
-BASE = config["train"]["base"]
+# corrections adapt the model that read them, unless train.base names another
+BASE = config["train"]["base"] or (
+    config["learned_model"] if config["corrections"] else ""
+)
 if TRAINING and BASE:
     if Path(BASE).resolve() == Path(MODEL).resolve():
         raise WorkflowError(
             f"train.base and train.output are one folder ({BASE}): write the adapted model elsewhere"
         )
     BASE_CARD = fitting_card(Path(BASE), load_field_schema(config["kie_schema"]))
-    check_ocr(Path(BASE), BASE_CARD, ENGINES["ocr"].identity())
+    for warning in check_ocr(Path(BASE), BASE_CARD, ENGINES["ocr"].identity()):
+        logger.warning(f"ocrkie: {warning}")
 
 
 def training_input(wildcards):
@@ -195,7 +200,8 @@ def training_input(wildcards):
         raise WorkflowError(
             "train_kie learns from labelled documents: add --config "
             "train_dir=<folder with img/ and key/<stem>.json> or "
-            "train_from=<results folder of a run with kie_backend=upstage>"
+            "train_from=<results folder of a run with kie_backend=upstage> or "
+            "corrections=<a review.csv with corrected values>"
         )
     return manifests("ocr")
 

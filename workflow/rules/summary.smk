@@ -94,3 +94,27 @@ rule report_figures:
         "Drawing the report's figures"
     script:
         "../scripts/report_figures.py"
+
+
+# The fields read with a confidence below review.threshold: results/review.csv, one row per
+# field with a crop of where it was read (results/review/), and an empty `corrected` column.
+rule review:
+    input:
+        plan=ancient(plan_file),
+        kie=manifests("kie"),
+    output:
+        csv=f"{RESULTS}/review.csv",
+        crops=directory(f"{RESULTS}/review"),
+    log:
+        f"{RESULTS}/logs/review.log",
+    localrule: True
+    conda:
+        "../../envs/ocrkie.yaml"
+    params:
+        results=results_location,
+        threshold=config["review"]["threshold"],
+        max_fields=config["review"]["max_fields"],
+    message:
+        "Listing the fields to review"
+    script:
+        "../scripts/review.py"

@@ -50,12 +50,15 @@ def check_backends(config: dict[str, Any]) -> None:
             raise ConfigError(f"{stage}_backend: {name!r} is not one of {choices}")
 
 
-def check_together(engines: dict[str, Engine]) -> None:
-    """What an engine asks of the others: the KIE engine, of the OCR it reads."""
+def check_together(engines: dict[str, Engine]) -> list[str]:
+    """What an engine asks of the others: the KIE engine, of the OCR it reads. Raises where
+    one cannot serve another; returns the warnings where it may serve it less well."""
+    warnings: list[str] = []
     if "ocr" in engines:
         for stage, engine in engines.items():
             if stage != "ocr":
-                engine.check_upstream(engines["ocr"].identity())
+                warnings += engine.check_upstream(engines["ocr"].identity())
+    return warnings
 
 
 def active_stages(config: dict[str, Any]) -> list[str]:
