@@ -117,9 +117,10 @@ class LearnedExtractor(Extractor):
             "model": self.card["weights_sha256"],
             "readings": self.card["readings"],
             "known": self.card.get("known_sha256"),  # the values it mends misreadings to
-            "calibration": self.card.get("calibration") or None,  # how odds become confidence
             "rules": REVISION,  # their pick and cuts are among what the model reads
             "candidates": CANDIDATE_REVISION,  # the values it chooses among
+            # how its odds become confidence, where training fitted it
+            **({"calibration": c} if (c := self.card.get("calibration")) else {}),
         }
 
     def _load(self) -> Any:
