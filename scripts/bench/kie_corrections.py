@@ -2,7 +2,8 @@
 corrects 1, 3 or 5 of them and the model is adapted to the corrections.
 
     python scripts/bench/kie_corrections.py --train DIR --results RESULTS [--min 6]
-                                            [--noisy-copies 1] [--seed 0]
+                                            [--noisy-copies 1] [--seed 0] [--epochs 30]
+                                            [--members 3] [--vendors 0]
 
 ``--train`` is a labelled folder in the SROIE 2019 layout (``key/<stem>.json``; docs/benchmarks.md
 says where to get it), ``--results`` a run's OCR records of its images (``ocr/``, e.g. of
@@ -88,10 +89,18 @@ def main() -> None:
     parser.add_argument("--min", type=int, default=6, help="receipts a vendor has at least")
     parser.add_argument("--noisy-copies", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=30, help="train.epochs")
+    parser.add_argument("--members", type=int, default=3, help="train.members")
+    parser.add_argument("--vendors", type=int, default=0, help="at most this many (0: all)")
     args = parser.parse_args()
     pairs = labelled_pairs(args.train, args.results)
-    folds = vendors(pairs, args.min)
-    options = {"noisy_copies": args.noisy_copies, "seed": args.seed}
+    folds = dict(list(vendors(pairs, args.min).items())[: args.vendors or None])
+    options = {
+        "noisy_copies": args.noisy_copies,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "members": args.members,
+    }
     print(f"{len(pairs)} receipts; {len(folds)} vendors with at least {args.min}")
     print(f"{'vendor':32} {'held':>4} " + " ".join(f"{n:>11}" for n in COUNTS))
     totals = {n: {"strict": 0.0, "letters": 0.0} for n in COUNTS}
