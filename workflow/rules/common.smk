@@ -167,6 +167,11 @@ def where_things_are():
     ]
     lines += [
         "  kie.csv, kie.jsonl  the extracted fields, one row per image",
+        *(
+            ["  review.csv, review/  the fields to check, with crops (docs/kie.md)"]
+            if "kie" in STAGES
+            else []
+        ),
         "  summary.json, failures.csv  counts, timings, API costs; every failure",
         "  report/  figures for `snakemake --report report.html`",
     ]
