@@ -18,7 +18,7 @@ LAYERS = [
     ["jobs"],  # a shard job
     ["stages", "worker"],
     ["engines"],
-    ["learn", "report", "lmdbset", "summary", "breaker", "outcome"],
+    ["learn", "report", "review", "lmdbset", "summary", "breaker", "outcome"],
     ["plan", "usage", "rules", "progress"],
     ["results", "cache", "tables", "text", "evaluate", "evidence"],
     ["storage", "fields", "formats", "exports", "images", "inputs", "upstage", "secrets"],

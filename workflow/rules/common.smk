@@ -99,10 +99,11 @@ def use_training_folder():
     """Training the learned KIE model (train_kie): the labelled images go through the same
     cached OCR stage; KIE and the exports stay off, the labels take their place."""
     folder, previous = config["train_dir"], config["train_from"]
-    if folder and previous:
+    labels = [key for key in ("train_dir", "train_from", "corrections") if config[key]]
+    if len(labels) > 1:
         raise ConfigError(
-            "train_dir and train_from are two sources of labels (a labelled folder, a "
-            "previous run's KIE records): give one"
+            f"{' and '.join(labels)} are {len(labels)} sources of labels (a labelled folder, "
+            "a previous run's KIE records, a review file's corrections): give one"
         )
     if folder and not os.path.isdir(folder):
         raise SetupError(
@@ -116,10 +117,10 @@ def use_training_folder():
     if folder:
         config["input_dir"] = f"{folder.rstrip('/')}/img"
         config["input_list"] = ""
-    if folder or previous:
+    if labels:
         config["kie_backend"] = "none"
         config["exports"] = ["json"]
-    return bool(folder or previous)
+    return bool(labels)
 
 
 def check_working_directory():
@@ -143,19 +144,21 @@ def check_training_base():
             "elsewhere"
         )
     card = fitting_card(Path(BASE), load_field_schema(config["kie_schema"]))
-    check_ocr(Path(BASE), card, ENGINES["ocr"].identity())
+    for warning in check_ocr(Path(BASE), card, ENGINES["ocr"].identity()):
+        logger.warning(f"ocrkie: {warning}")
 
 
 def build_engines():
-    """The engine of each stage (cheap: no model is loaded yet); a KIE model trained on
-    another engine's OCR stops the run here."""
+    """The engine of each stage (cheap: no model is loaded yet); a KIE model that cannot
+    serve this OCR stops the run here, one that may, less well, warns."""
     engines = {
         stage: build(
             stage, config, config["resources"].get(stage, {}).get("threads", 1)
         )
         for stage in STAGES
     }
-    check_together(engines)
+    for warning in check_together(engines):
+        logger.warning(f"ocrkie: {warning}")
     return engines
 
 
@@ -300,6 +303,11 @@ def where_things_are():
         )
     lines += [
         "  kie.csv, kie.jsonl  the extracted fields, one row per image",
+        *(
+            ["  review.csv, review/  the fields to check, with crops (docs/kie.md)"]
+            if "kie" in STAGES
+            else []
+        ),
         "  summary.json, failures.csv  counts, timings, API costs; every failure",
         "  accepted.json  written when the failed images are within max_failed",
         "  report/  the report's figures; the report itself, with these settings:",
@@ -319,7 +327,8 @@ def training_input(wildcards):
         raise ConfigError(
             "train_kie learns from labelled documents: add --config "
             "train_dir=<folder with img/ and key/<stem>.json> or "
-            "train_from=<results folder of a run with kie_backend=upstage>"
+            "train_from=<results folder of a run with kie_backend=upstage> or "
+            "corrections=<a review.csv with corrected values>"
         )
     return manifests("ocr")
 
@@ -353,6 +362,9 @@ with said_in_one_line():
     ENGINES = build_engines()
     # Training: where the model goes, and the model it starts from, if any.
     MODEL = config["train"]["output"] or f"{RESULTS}/model"
-    BASE = config["train"]["base"]
+    # corrections adapt the model that read them, unless train.base names another
+    BASE = config["train"]["base"] or (
+        config["learned_model"] if config["corrections"] else ""
+    )
     check_training_base()
     PLANNED = make_plan()

@@ -128,6 +128,30 @@ rule report_figures:
         "../scripts/report_figures.py"
 
 
+# The fields read with a confidence below review.threshold: results/review.csv, one row per
+# field with a crop of where it was read (results/review/), and an empty `corrected` column.
+rule review:
+    input:
+        plan=ancient(plan_file),
+        kie=manifests("kie"),
+    output:
+        csv=f"{RESULTS}/review.csv",
+        crops=directory(f"{RESULTS}/review"),
+    log:
+        f"{RESULTS}/logs/review.log",
+    localrule: True
+    conda:
+        "../../envs/ocrkie.yaml"
+    params:
+        results=results_location,
+        threshold=config["review"]["threshold"],
+        max_fields=config["review"]["max_fields"],
+    message:
+        "Listing the fields to review"
+    script:
+        "../scripts/review.py"
+
+
 # The run's last job: its failures against max_failed. It writes accepted.json when they
 # are within it; else it fails, and the run exits with status 3 once every other job is
 # done. Nothing else depends on it, so a rerun repeats only this check.

@@ -1,10 +1,12 @@
 # Training the learned KIE model from labelled documents (train_dir) or from a previous run's
-# Upstage KIE records (train_from): snakemake --profile profiles/local-gpu train_kie --config ...
+# Upstage KIE records (train_from) or from a reviewer's corrections (corrections, adapting
+# learned_model): snakemake --profile profiles/local-gpu train_kie --config ...
 rule train_kie:
     input:
         plan=ancient(plan_file),
         ocr=training_input,
         base=[f"{BASE}/model.json", f"{BASE}/weights.pt"] if BASE else [],
+        corrections=config["corrections"] or [],
     output:
         card=f"{MODEL}/model.json",
         weights=f"{MODEL}/weights.pt",
@@ -20,7 +22,8 @@ rule train_kie:
         results=results_location,
         train_dir=config["train_dir"],
         train_from=config["train_from"],
-        settings=config["train"],
+        corrections=config["corrections"],
+        settings={**config["train"], "base": BASE},
     message:
         "Training the KIE model ({output.card})"
     script:

@@ -12,6 +12,7 @@ with job_logging(smk.log):
         results_location=smk.params.results,
         train_dir=smk.params.train_dir,
         train_from=smk.params.train_from,
+        corrections=smk.params.corrections,
         settings=smk.params.settings,
         schema_path=smk.config["kie_schema"],
         ocr_identity=build("ocr", smk.config).identity(),  # the records it learns from

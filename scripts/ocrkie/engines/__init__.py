@@ -118,9 +118,11 @@ class Engine(ABC):
         machines of their own (AWS Batch)."""
         return {}
 
-    def check_upstream(self, ocr_identity: dict[str, Any]) -> None:  # noqa: B027 (optional)
+    def check_upstream(self, ocr_identity: dict[str, Any]) -> list[str]:
         """Raise a ``FatalError`` if the OCR engine this engine reads (a KIE engine) cannot
-        serve it: checked when the workflow is parsed, before any job."""
+        serve it; the warnings to show if it may serve it less well. Checked when the
+        workflow is parsed, before any job."""
+        return []
 
     def requests_for(self, pages: int, file_pages: int) -> int:
         """Requests (engine calls) that reading ``pages`` pages of a file of ``file_pages``

@@ -1,8 +1,10 @@
 """The learned local KIE engine: a trained ranking model (``ocrkie.learn``) over OCR records.
 
 Its identity holds the model's weights digest, so a retrained model reruns KIE and nothing
-else. The model folder is checked when the workflow is parsed: missing, damaged, trained for
-another field schema or on another OCR engine's output is a clear error before any job.
+else. The model folder is checked when the workflow is parsed: missing, damaged, or trained for
+another field schema is a clear error before any job; OCR from an engine it was neither trained
+nor measured on is a warning, from one it was measured to read worse than the rules on, an
+error.
 """
 
 from __future__ import annotations
@@ -51,14 +53,30 @@ def fitting_card(folder: Path, schema: FieldSchema) -> dict[str, Any]:
     return card
 
 
-def check_ocr(folder: Path, card: dict[str, Any], ocr_identity: dict[str, Any]) -> None:
-    """A ModelError unless the model in ``folder`` was trained on this OCR engine's records."""
+def check_ocr(folder: Path, card: dict[str, Any], ocr_identity: dict[str, Any]) -> list[str]:
+    """Whether the model in ``folder`` serves this OCR engine's records: none to say where it
+    was trained or measured on them and reads better than the rules; a warning where its
+    accuracy on them is unknown; a ModelError where it was measured to read worse than the
+    rules on them (the rules are then the backend to use)."""
     ocr = ocr_kind(ocr_identity)
-    if ocr_kind(card["ocr_engine"]) != ocr:
+    trained = ocr_kind(card["ocr_engine"])
+    if trained == ocr:
+        return []
+    measured = next((m for m in card.get("measured", []) if ocr_kind(m["ocr"]) == ocr), None)
+    if measured is None:
+        return [
+            f"the KIE model in {folder} was trained on OCR from {trained['name']}; its accuracy "
+            f"on OCR from {ocr['name']} ({ocr['model']}) is unknown: check the fields of a "
+            "sample of this run (results/review.csv), or use kie_backend: rules"
+        ]
+    if measured["mean_model"] < measured["mean_rules"]:
         raise ModelError(
-            f"the KIE model in {folder} was trained on OCR from {card['ocr_engine']}, "
-            f"this run's OCR is {ocr}: retrain it on this engine's records with train_kie"
+            f"the KIE model in {folder} reads fields from {ocr['name']}'s OCR worse than the "
+            f"rules do ({measured['mean_model']} against {measured['mean_rules']} on "
+            f"{measured['documents']} documents): use kie_backend: rules, or train one on this "
+            "engine's records with train_kie"
         )
+    return []
 
 
 class LearnedExtractor(Extractor):
@@ -90,8 +108,8 @@ class LearnedExtractor(Extractor):
         card = fitting_card(folder, schema)
         return cls(folder, schema, card, load_known(folder, card))
 
-    def check_upstream(self, ocr_identity: dict[str, Any]) -> None:
-        check_ocr(self.folder, self.card, ocr_identity)
+    def check_upstream(self, ocr_identity: dict[str, Any]) -> list[str]:
+        return check_ocr(self.folder, self.card, ocr_identity)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -103,6 +121,8 @@ class LearnedExtractor(Extractor):
             "known": self.card.get("known_sha256"),  # the values it mends misreadings to
             "rules": REVISION,  # their pick and cuts are among what the model reads
             "candidates": CANDIDATE_REVISION,  # the values it chooses among
+            # how its odds become confidence, where training fitted it
+            **({"calibration": c} if (c := self.card.get("calibration")) else {}),
         }
 
     def _load(self) -> Any:
@@ -122,7 +142,10 @@ class LearnedExtractor(Extractor):
 
         model = self._load()
         sheets = [read_sheet(document.ocr, self.schema) for document in documents]
-        picks = read_many(model, sheets, self.card["readings"], self.known, self.device)
+        calibration = self.card.get("calibration")
+        picks = read_many(
+            model, sheets, self.card["readings"], self.known, self.device, calibration
+        )
         return [self._extraction(chosen) for chosen in picks]
 
     def _extraction(self, picks: dict[str, Pick]) -> Extraction:

@@ -59,12 +59,15 @@ def check_backends(config: dict[str, Any]) -> None:
             engine_class(stage, name)
 
 
-def check_together(engines: dict[str, Engine]) -> None:
-    """What an engine asks of the others: the KIE engine, of the OCR it reads."""
+def check_together(engines: dict[str, Engine]) -> list[str]:
+    """What an engine asks of the others: the KIE engine, of the OCR it reads. Raises where
+    one cannot serve another; returns the warnings where it may serve it less well."""
+    warnings: list[str] = []
     if "ocr" in engines:
         for stage, engine in engines.items():
             if stage != "ocr":
-                engine.check_upstream(engines["ocr"].identity())
+                warnings += engine.check_upstream(engines["ocr"].identity())
+    return warnings
 
 
 def active_stages(config: dict[str, Any]) -> list[str]:

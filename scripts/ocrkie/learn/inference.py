@@ -4,6 +4,7 @@ KIE engine runs; training (``training``) scores its models through it too."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -13,6 +14,7 @@ from .known import KnownValues
 from .model import Ranker, batched, tensors
 
 Readings = dict[str, dict[str, float]]  # field -> way of reading -> how often it was right
+Calibration = dict[str, list[float]]  # field -> (slope, offset) on the odds' logit
 
 
 @dataclass
@@ -27,15 +29,32 @@ def read_many(
     readings: Readings,
     known: KnownValues | None = None,
     device: str | torch.device = "cpu",
+    calibration: Calibration | None = None,
 ) -> list[dict[str, Pick]]:
-    """Each document's fields (``choose``), the documents read in one pass of the model."""
+    """Each document's fields (``choose``), the documents read in one pass of the model, their
+    confidence ``calibrated``."""
     if not sheets:
         return []
     split = odds_many(model, sheets, device)
-    return [
+    every = [
         choose(sheet, {name: odds[i].tolist() for name, odds in split.items()}, readings, known)
         for i, sheet in enumerate(sheets)
     ]
+    scales = calibration or {}
+    return [
+        {name: replace(p, confidence=calibrated(p, scales.get(name))) for name, p in picks.items()}
+        for picks in every
+    ]
+
+
+def calibrated(pick: Pick, scale: list[float] | None) -> float:
+    """The probability of ``pick`` being right: its pooled odds mapped by the field's
+    ``scale`` (fitted on documents held out of training), or as they are without one."""
+    if scale is None or pick.candidate is None:
+        return pick.confidence
+    odds = min(max(pick.confidence, 1e-4), 1 - 1e-4)
+    slope, offset = scale
+    return 1 / (1 + math.exp(-(slope * math.log(odds / (1 - odds)) + offset)))
 
 
 def odds_many(

@@ -1,13 +1,15 @@
 """Training the KIE model from a run: the run's OCR records and their labels, a model.
 
 Labels come from a folder in the SROIE layout (``key/<stem>.json`` beside ``img/``, matched
-by the image's relative path) or from a previous run's KIE records (matched by the image's
-sha256, so the images may have moved). Images without OCR or without labels are counted and
-left out.
+by the image's relative path), from a previous run's KIE records (matched by the image's
+sha256, so the images may have moved), or from a reviewer's corrections in ``review.csv``
+(the images with a corrected field: the corrected values, and the run's values of the fields
+that were not up for review). Images without OCR or without labels are counted and left out.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -57,6 +59,36 @@ def record_labels(train_from: str) -> Labels:
     return lambda image, ocr: by_sha.get(ocr["image"]["sha256"])
 
 
+def correction_labels(corrections: str, results_location: str) -> Labels:
+    """Labels by image sha256 from a review file: each image with a corrected field gets the
+    corrected values, none for a field up for review but left empty (not reviewed), and its
+    KIE record's values for the fields read surely enough not to be up for review."""
+    with open(corrections, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = {"id", "sha256", "field", "corrected"} - set(rows[0] if rows else {})
+    if missing:
+        raise SystemExit(f"{corrections}: not a review file (no column {', '.join(missing)})")
+    corrected = [row for row in rows if row["corrected"].strip()]
+    results = Results(results_location)
+    by_sha: dict[str, dict[str, Any]] = {}
+    for row in corrected:
+        if row["sha256"] not in by_sha:
+            fields = results.read_record("kie", row["id"])["fields"]
+            by_sha[row["sha256"]] = {k: v["normalized"] for k, v in fields.items()}
+            for other in rows:  # up for review, not corrected: unknown
+                if other["sha256"] == row["sha256"]:
+                    by_sha[row["sha256"]][other["field"]] = None
+    for row in corrected:
+        by_sha[row["sha256"]][row["field"]] = _unquoted(row["corrected"].strip())
+    log.info("labels: %d corrected fields of %d images", len(corrected), len(by_sha))
+    return lambda image, ocr: by_sha.get(ocr["image"]["sha256"])
+
+
+def _unquoted(value: str) -> str:
+    """A value as typed, without the ``'`` a spreadsheet-safe CSV puts before ``= + - @``."""
+    return value[1:] if value.startswith("'") and len(value) > 1 else value
+
+
 def labelled(
     images: list[InputImage], results: Results, labels: Labels, counts: dict[str, int]
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -83,16 +115,24 @@ def train(
     results_location: str,
     train_dir: str,
     train_from: str,
+    corrections: str,
     settings: dict[str, Any],
     schema_path: str,
     ocr_identity: dict[str, Any],
     card_path: str,
 ) -> dict[str, Any]:
-    """Train the model on the plan's labelled images (``train_dir``'s keys, or the KIE records
-    of the run in ``train_from``) and write it beside ``card_path``; returns its card."""
+    """Train the model on the plan's labelled images (``train_dir``'s keys, the KIE records of
+    the run in ``train_from``, or the ``corrections`` of a review file with this run's
+    records) and write it beside ``card_path``; returns its card."""
     with open(plan_file, "rb") as handle:
         images = [image for shard in decode_plan(handle.read()) for image in shard.images]
-    labels = key_labels(train_dir) if train_dir else record_labels(train_from)
+    if corrections:  # a few documents: every one of them teaches, none is held out
+        labels = correction_labels(corrections, results_location)
+        settings = {**settings, "val_fraction": 0.0}
+    elif train_dir:
+        labels = key_labels(train_dir)
+    else:
+        labels = record_labels(train_from)
     counts = dict.fromkeys(("labelled", "no_labels", "no_ocr", "ocr_failed"), 0)
     pairs = list(labelled(images, Results(results_location), labels, counts))
     log.info("training documents: %s", counts)

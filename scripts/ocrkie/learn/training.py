@@ -9,6 +9,7 @@ and validation by their image's sha256, so the split never depends on file names
 from __future__ import annotations
 
 import csv
+import math
 import random
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from rapidfuzz import fuzz
 
 from ..fields import FieldSchema, FieldSpec
@@ -26,7 +28,7 @@ from ..formats import split_of
 from ..normalize import normalize
 from .candidates import FEATURES, Candidate, Sheet, read_sheet
 from .folder import MANIFEST, read_card
-from .inference import Readings, as_read, read_many
+from .inference import Calibration, Readings, as_read, read_many
 from .known import KINDS, KnownValues, load_known
 from .model import (
     Ensemble,
@@ -40,6 +42,7 @@ from .model import (
     save,
     tensors,
 )
+from .noise import noisy_copy
 
 FUZZY = 90  # a text label matches OCR'd candidates at least this similar (0-100)
 SETTINGS = {
@@ -52,7 +55,13 @@ SETTINGS = {
     "lr": 3e-3,
     "members": 3,  # rankers averaged (model.Ensemble)
     "val_fraction": 0.1,
+    # noisy copies of each training document (``noise``): what the model learns stays when
+    # the OCR engine, and so its slips, change
+    "noisy_copies": 0,
+    "noise_rate": 0.04,  # share of characters misread in a copy
+    "calibrate": True,  # fit each field's confidence to how often it was right (calibration)
 }
+CALIBRATION_MIN = 40  # training documents at least, to fit confidences on held-out halves
 
 
 def truth_value(spec: FieldSpec, value: Any) -> str | None:
@@ -282,10 +291,12 @@ def train_model(
         base_known = load_known(base, base_card)
         settings.update({k: base_card["settings"][k] for k in ("dim", "hidden")})
         settings["members"] = len(rankers(start))
+    pairs = list(pairs)
     made = examples(pairs, schema, settings["val_fraction"])
     train = [e for e in made if e.split == "train"]
     held = [e for e in made if e.split == "val"]
-    model = fit(train, [spec.name for spec in schema.fields], seed, settings, start)
+    noisy = examples(noisy_pairs(pairs, train, settings, seed), schema, 0.0)
+    model = fit(train + noisy, [spec.name for spec in schema.fields], seed, settings, start)
     known = KnownValues()
     if options.get("known", True):
         names = [spec.name for spec in schema.fields if spec.type in KINDS]
@@ -294,6 +305,11 @@ def train_model(
     readings = _merged(readings, mend_rates(train, known, readings))
     if base_card is not None:  # where the new documents offer no choice, the base's rates
         readings = _merged(base_card["readings"], readings)
+    calibration = (
+        base_card.get("calibration", {})
+        if base_card is not None
+        else calibration_of(train, noisy, seed, settings, readings)
+    )
     validation = scores(model, readings, held, schema, known)
     if start is not None:  # did adapting help? the base as it was, on the same documents
         before = scores(start, base_card["readings"], held, schema, base_known)
@@ -315,6 +331,7 @@ def train_model(
             spec.name: dict(Counter(e.found[spec.name] for e in train)) for spec in schema.fields
         },
         "readings": readings,
+        "calibration": calibration,
         "known": {name: len(values) for name, values in known.counts.items()},
         "known_sha256": known.save(folder),
         "validation": {"documents": len(held), "fields": validation, **_means(validation)},
@@ -324,6 +341,74 @@ def train_model(
     card = save(folder, model, card)
     _write_manifest(folder / MANIFEST, made, _base_rows(base) if base else [])
     return card
+
+
+def noisy_pairs(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    train: list[Example],
+    settings: dict[str, Any],
+    seed: int,
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``noisy_copies`` noisy copies of each training document's OCR record, with its labels."""
+    rng = random.Random(seed)
+    training = {example.sha256 for example in train}
+    return [
+        (noisy_copy(ocr, rng, settings["noise_rate"]), labels)
+        for ocr, labels in pairs
+        if ocr["image"]["sha256"] in training
+        for _ in range(settings["noisy_copies"])
+    ]
+
+
+def calibration_of(
+    train: list[Example],
+    noisy: list[Example],
+    seed: int,
+    settings: dict[str, Any],
+    readings: Readings,
+) -> Calibration:
+    """Per field, the (slope, offset) on the logit of the pooled odds that makes them how
+    often the value was right, on documents held out of training: two models, each trained
+    on half the documents (with their noisy copies), read the other half. Too few documents
+    (``CALIBRATION_MIN``) or ``calibrate`` off: none (the odds as they are)."""
+    if not settings["calibrate"] or len(train) < CALIBRATION_MIN:
+        return {}
+    fields = list(train[0].truth)
+    half = {e.sha256: split_of(f"{e.sha256}:half", 0.5) for e in train}
+    halves = [[e for e in train if half[e.sha256] == h] for h in ("train", "val")]
+    points: dict[str, list[tuple[float, bool]]] = {name: [] for name in fields}
+    for taught, held in (halves, halves[::-1]):
+        shas = {e.sha256 for e in taught}
+        copies = [e for e in noisy if e.sha256 in shas]
+        model = fit(taught + copies, fields, seed, settings)
+        read = read_many(model, [e.sheet for e in held], readings)
+        for example, picks in zip(held, read, strict=True):
+            for name in fields:
+                pick, truth = picks[name], example.truth[name]
+                if truth is not None and pick.candidate is not None:
+                    points[name].append((pick.confidence, pick.candidate.normalized == truth))
+    return {name: _platt(found) for name, found in points.items() if found}
+
+
+def _platt(points: list[tuple[float, bool]]) -> list[float]:
+    """Platt scaling: the slope and offset on the logit of the odds that fit the outcomes
+    (held lightly towards (1, 0), so that a field always right stays finite)."""
+    odds = [min(max(p, 1e-4), 1 - 1e-4) for p, _ in points]
+    x = torch.tensor([math.log(p / (1 - p)) for p in odds])
+    y = torch.tensor([float(hit) for _, hit in points])
+    scale = torch.tensor([1.0, 0.0], requires_grad=True)
+    optimizer = torch.optim.LBFGS([scale], max_iter=200)
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        fitted = F.binary_cross_entropy_with_logits(scale[0] * x + scale[1], y)
+        value = fitted + 0.01 * ((scale[0] - 1) ** 2 + scale[1] ** 2)
+        value.backward()
+        return value
+
+    with torch_threads(1):
+        optimizer.step(loss)
+    return [round(float(v), 4) for v in scale.detach()]
 
 
 def _merged(readings: Readings, over: Readings) -> Readings:

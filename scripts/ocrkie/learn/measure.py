@@ -1,0 +1,120 @@
+"""How well a model reads labelled documents: field accuracy of the model and of the rules on
+the same OCR records, under two scorers, and how well its confidence is calibrated.
+
+- strict: the normalised values are equal (what ``evaluate`` scores);
+- letters: their letters and digits are equal (case, spaces and punctuation ignored: a comma
+  missing from an address is not a wrong address to the person who reads it).
+
+Calibration: the fields' confidences in bins of a tenth; the expected calibration error is
+the documents-weighted mean gap between a bin's mean confidence and its strict accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from ..fields import FieldSchema
+from .inference import Pick, read_many
+from .known import KnownValues
+from .model import Ranker
+from .training import Example
+
+_NOT_LETTERS = re.compile(r"[\W_]+")
+
+
+def letters(value: str | None) -> str | None:
+    """A value as the letters scorer compares it: upper-case letters and digits only."""
+    return None if value is None else _NOT_LETTERS.sub("", value.upper())
+
+
+def right(value: str | None, truth: str | None) -> tuple[bool, bool]:
+    """Whether ``value`` matches ``truth`` under the strict and the letters scorer."""
+    if value is None or truth is None:
+        return False, False
+    return value == truth, letters(value) == letters(truth)
+
+
+def judged(
+    model: Ranker,
+    readings: dict[str, dict[str, float]],
+    held: list[Example],
+    known: KnownValues | None = None,
+    calibration: dict[str, list[float]] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per labelled field of each document: the model's value, its confidence, the
+    rules' value, and whether each is right under both scorers."""
+    rows = []
+    sheets = [example.sheet for example in held]
+    every = read_many(model, sheets, readings, known, calibration=calibration)
+    for example, picks in zip(held, every, strict=True):
+        for name, truth in example.truth.items():
+            if truth is None:
+                continue
+            pick: Pick = picks[name]
+            value = pick.candidate.normalized if pick.candidate else None
+            rules = example.sheet.rules[name]
+            rows.append(
+                {
+                    "path": example.path,
+                    "field": name,
+                    "value": value,
+                    "confidence": pick.confidence,
+                    "truth": truth,
+                    "model": right(value, truth),
+                    "rules": right(rules, truth),
+                }
+            )
+    return rows
+
+
+def accuracy(rows: list[dict[str, Any]], schema: FieldSchema) -> dict[str, Any]:
+    """Per field and mean: the model's and the rules' accuracy under both scorers."""
+    table: dict[str, Any] = {}
+    for spec in schema.fields:
+        mine = [row for row in rows if row["field"] == spec.name]
+        table[spec.name] = _rates(mine)
+    means = {
+        key: round(sum(t[key] for t in table.values()) / len(table), 4)
+        for key in next(iter(table.values()))
+        if key != "documents"
+    }
+    return {"fields": table, "mean": means}
+
+
+def _rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    count = len(rows) or 1
+    rates: dict[str, Any] = {}
+    for who in ("model", "rules"):
+        for index, scorer in enumerate(("strict", "letters")):
+            rates[f"{who}_{scorer}"] = round(sum(row[who][index] for row in rows) / count, 4)
+    rates["documents"] = len(rows)
+    return rates
+
+
+def calibration(rows: Iterable[dict[str, Any]], threshold: float, bins: int = 10) -> dict:
+    """The expected calibration error of the confidences (strict scorer), and the accuracy
+    and count of the fields at or above ``threshold`` and below it."""
+    rows = list(rows)
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(min(int(row["confidence"] * bins), bins - 1), []).append(row)
+    gap = 0.0
+    for members in grouped.values():
+        mean_confidence = sum(r["confidence"] for r in members) / len(members)
+        hit = sum(r["model"][0] for r in members) / len(members)
+        gap += len(members) * abs(mean_confidence - hit)
+    above = [r for r in rows if r["confidence"] >= threshold]
+    below = [r for r in rows if r["confidence"] < threshold]
+    return {
+        "ece": round(gap / len(rows), 4) if rows else None,
+        "threshold": threshold,
+        "above": _share(above),
+        "below": _share(below),
+    }
+
+
+def _share(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    hits = sum(r["model"][0] for r in rows)
+    return {"fields": len(rows), "accuracy": round(hits / len(rows), 4) if rows else None}
