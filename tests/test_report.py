@@ -255,3 +255,17 @@ def test_without_kie_the_samples_are_the_pages_with_the_least_certain_lines(tmp_
     lines = [int(match[1]) for match in why]
     assert len(chosen) == 2 and lines == sorted(lines, reverse=True)
     assert "No value was read" in (report / "review.html").read_text(encoding="utf-8")
+
+
+def test_the_landing_page_states_the_api_spend_in_money_where_prices_are_set():
+    from ocrkie.report import _spend
+
+    api = {
+        "spent": {"ocr": {"calls": 2, "billed_pages": 6}},
+        "saved_by_cache": {"ocr": {"billed_pages": 4}},
+    }
+    assert _spend(api, {}) == "6 pages paid in 2 calls; 4 pages saved by the cache"
+    assert _spend(api, {"ocr": 0.0015}) == (
+        "6 pages paid in 2 calls ($0.009); 4 pages saved by the cache ($0.006)"
+    )
+    assert _spend({}, {"ocr": 0.0015}) == "none: every engine ran here"

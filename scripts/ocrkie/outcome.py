@@ -99,19 +99,19 @@ def _api_lines(api: dict[str, Any], prices: dict[str, float]) -> list[str]:
         price = prices.get(endpoint, 0.0)
         name = ENDPOINT_NAMES.get(endpoint, endpoint)
         line = f"  API, Upstage {name}: {pages} pages billed"
-        line += f" ({_money(pages * price)} at {_money(price)} a page)" if price else ""
+        line += f" ({money(pages * price)} at {money(price)} a page)" if price else ""
         if extra := possibly.get(endpoint, {}).get("pages", 0):
             line += f", {extra} more possibly billed"
         if kept := saved.get(endpoint, {}).get("billed_pages", 0):
             line += f"; {kept} pages from the cache"
-            line += f" ({_money(kept * price)} saved)" if price else ""
+            line += f" ({money(kept * price)} saved)" if price else ""
         lines.append(line + " (every run into this results folder)")
     if lines and not any(prices.get(e) for e in {*api.get("spent", {}), *saved}):
         lines.append("  (set upstage.price_per_page to see these in money)")
     return lines
 
 
-def _money(amount: float) -> str:
+def money(amount: float) -> str:
     return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4g}"
 
 

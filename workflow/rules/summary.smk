@@ -121,6 +121,7 @@ rule report_figures:
         run=lambda wildcards: {
             "input": str(config["input_dir"]),
             "results": RESULTS_LOCATION,
+            "prices": config["upstage"]["price_per_page"],
         },
     message:
         "Drawing the report's figures"

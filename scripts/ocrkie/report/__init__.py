@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..formats import read_json
+from ..outcome import money
 from ..results import Results
 from . import figures, pages
 from .picks import REVIEW, Sample, Sources, choose_samples, crop, draw_sample, least_certain
@@ -29,12 +30,13 @@ def draw_report(
     failures_path: str,
     kie_table_path: str,
     results_location: str,
-    run: dict[str, str],
+    run: dict[str, Any],
     out: dict[str, Path],
 ) -> None:
     """Every figure and page of the report (``out``: one path per item) from the OCR and
     KIE manifests, the summary, the failures, kie.csv and, for the pages shown, the records
-    and images. ``run``: the input and results folders, for the landing page."""
+    and images. ``run``: the input and results folders and the prices per page, for the
+    landing page."""
     from ..plan import decode_plan
 
     read = {stage: [read_json(p) for p in manifests[stage]] for stage in ("ocr", "kie")}
@@ -92,7 +94,7 @@ def run_figures(
     stages: dict[str, list[dict[str, Any]]],
     failed: list[dict[str, str]],
     doubtful: tuple[int, int],
-    run: dict[str, str],
+    run: dict[str, Any],
 ) -> list[tuple[str, str]]:
     """The landing page's figures, as (name, value) rows; ``doubtful``: the values read under
     the confidence the report marks, and all values read."""
@@ -110,7 +112,7 @@ def run_figures(
         ("Time", _duration(seconds) + " from the first page begun to the last finished"),
         ("Throughput", _rate(ocr.get("images_per_second"), "OCR")),
         ("Engines", _engines(manifests)),
-        ("API spend", _spend(summary.get("api", {}))),
+        ("API spend", _spend(summary.get("api", {}), run.get("prices", {}))),
         ("To review", _to_review(*doubtful) if manifests["kie"] else "no values: no KIE ran"),
         ("Results", run["results"]),
     ]
@@ -151,15 +153,24 @@ def _engines(manifests: dict[str, list[dict[str, Any]]]) -> str:
     return ", ".join(name.strip() for name in found) or "none"
 
 
-def _spend(api: dict[str, Any]) -> str:
-    spent = api.get("spent", {}).values()
-    saved = api.get("saved_by_cache", {}).values()
+def _spend(api: dict[str, Any], prices: dict[str, float]) -> str:
+    """Pages (and money, at ``upstage.price_per_page``) paid, and saved by the cache."""
+    spent, saved = api.get("spent", {}), api.get("saved_by_cache", {})
     if not spent and not saved:
         return "none: every engine ran here"
-    paid = sum(s.get("billed_pages", 0) for s in spent)
-    calls = sum(s.get("calls", 0) for s in spent)
-    kept = sum(s.get("billed_pages", 0) for s in saved)
-    return f"{paid} pages paid in {calls} calls; {kept} pages saved by the cache"
+
+    def pages(usage: dict[str, Any]) -> int:
+        return sum(u.get("billed_pages", 0) for u in usage.values())
+
+    def cost(usage: dict[str, Any]) -> str:
+        amount = sum(u.get("billed_pages", 0) * prices.get(e, 0) for e, u in usage.items())
+        return f" ({money(amount)})" if any(prices.get(e) for e in usage) else ""
+
+    calls = sum(u.get("calls", 0) for u in spent.values())
+    return (
+        f"{pages(spent)} pages paid in {calls} calls{cost(spent)}; "
+        f"{pages(saved)} pages saved by the cache{cost(saved)}"
+    )
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
