@@ -153,7 +153,7 @@ def test_the_language_setting_and_its_default_per_engine(setting, backend, expec
 
 def test_a_language_that_is_no_tag_is_refused_naming_the_setting():
     config = {"language": "English"}
-    with pytest.raises(ConfigError, match="setting language: 'English' does not match"):
+    with pytest.raises(ConfigError, match="language: 'English' does not match"):
         check_config(config, full_schema(load_base_schema(CONFIG_SCHEMA), settings_blocks(config)))
 
 

@@ -91,7 +91,8 @@ def test_dry_run_shows_the_plan_first_and_writes_nothing(tmp_path: Path):
     assert "  time: under a second for 6 images, 2 jobs at once (typically 0.05 s" in done.stdout
     assert planned_jobs(done.stdout) == {
         **{"ocr": 4, "kie": 4, "export": 4},  # export: the default txt
-        **{"summary": 1, "kie_tables": 1, "report_figures": 1, "check_failures": 1, "all": 1},
+        **{"summary": 1, "kie_tables": 1, "report_figures": 1, "review": 1},
+        **{"check_failures": 1, "all": 1},
     }
     assert not workdir.results.exists()
 

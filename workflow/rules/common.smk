@@ -102,8 +102,9 @@ def use_training_folder():
     labels = [key for key in ("train_dir", "train_from", "corrections") if config[key]]
     if len(labels) > 1:
         raise ConfigError(
-            f"{' and '.join(labels)} are {len(labels)} sources of labels (a labelled folder, "
-            "a previous run's KIE records, a review file's corrections): give one"
+            f"{' and '.join(labels)} are {['', '', 'two', 'three'][len(labels)]} sources of "
+            "labels (a labelled folder, a previous run's KIE records, a review file's "
+            "corrections): give one"
         )
     if folder and not os.path.isdir(folder):
         raise SetupError(
