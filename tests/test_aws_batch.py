@@ -30,8 +30,6 @@ from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
 from ocrkie.inputs import image_id
 from ocrkie.s3 import KEEP_MARKER_KEY, ensure_keep_marker
 from ocrkie.testing.aws_batch import (
-    SYSTEM_PATH,
-    VENV_BIN,
     Batch,
     Run,
     dockerfile_env,
@@ -43,6 +41,7 @@ from ocrkie.testing.aws_batch import (
     requirements,
     rule_of,
     run_snakemake,
+    snakemake_call,
 )
 from ocrkie.testing.moto_batch import FakeAws, fake_aws, wheel_from_installed
 
@@ -354,22 +353,7 @@ def interrupt_toy_run(batch: Batch, workdir: Path, prefix: str, sig: int, sleep:
     aws = batch.aws
     started = len(aws.ran)
     log = (workdir / "interrupted.log").open("w")
-    command = [
-        str(VENV_BIN / "snakemake"),
-        "--profile",
-        "profiles/aws-batch",
-        "--default-storage-prefix",
-        f"s3://{batch.bucket}/{prefix}",
-        "--config",
-        f"sleep={sleep}",
-    ]
-    environment = {
-        "PATH": f"{VENV_BIN}:{SYSTEM_PATH}",
-        "HOME": str(batch.home),
-        **aws.client_env(),
-        "SNAKEMAKE_AWS_BATCH_JOB_QUEUE": batch.queue,
-        "SNAKEMAKE_AWS_BATCH_JOB_ROLE": batch.role,
-    }
+    command, environment = snakemake_call(batch, workdir, prefix, "--config", f"sleep={sleep}")
     main = subprocess.Popen(
         command,
         cwd=workdir,

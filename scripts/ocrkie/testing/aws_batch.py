@@ -89,9 +89,10 @@ class Run:
     seconds: float
 
 
-def run_snakemake(
-    batch: Batch, workdir: Path, prefix: str, *args: str, timeout: int = 600, **env: str
-) -> Run:
+def snakemake_call(
+    batch: Batch, workdir: Path, prefix: str, *args: str, **env: str
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a Snakemake run on the fake AWS Batch."""
     environment = {
         "PATH": f"{VENV_BIN}:{SYSTEM_PATH}",
         "HOME": str(batch.home),
@@ -110,6 +111,13 @@ def run_snakemake(
         f"s3://{batch.bucket}/{prefix}",
         *args,
     ]
+    return command, environment
+
+
+def run_snakemake(
+    batch: Batch, workdir: Path, prefix: str, *args: str, timeout: int = 600, **env: str
+) -> Run:
+    command, environment = snakemake_call(batch, workdir, prefix, *args, **env)
     started = time.monotonic()
     done = subprocess.run(
         command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout
