@@ -89,10 +89,11 @@ def check_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None
 
 
 def check_config(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
-    """``check_settings``, then the defaults of whatever ``config`` leaves out filled in."""
-    check_settings(config, schema)
-    for _ in FillingValidator(schema).iter_errors(config):
-        pass  # (none: checked above) the validator fills the defaults as it walks
+    """``check_settings`` in the same pass that fills in the defaults of whatever ``config``
+    leaves out."""
+    errors = list(FillingValidator(schema).iter_errors(config))
+    if errors:
+        raise ConfigError(describe(best_match(errors)))
 
 
 def describe(error: ValidationError) -> str:
