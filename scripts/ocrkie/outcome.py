@@ -62,6 +62,7 @@ def closing_lines(
             f"  every failure in {results}/failures.csv; the jobs' logs in {results}/logs/"
         )
     lines += _api_lines(summary.get("api", {}), prices)
+    lines += cascade_lines(summary.get("kie", {}).get("cascade"), prices)
     verdict = too_many_failures(summary, max_failed)
     if verdict:
         lines.append(
@@ -109,6 +110,26 @@ def _api_lines(api: dict[str, Any], prices: dict[str, float]) -> list[str]:
     if lines and not any(prices.get(e) for e in {*api.get("spent", {}), *saved}):
         lines.append("  (set upstage.price_per_page to see these in money)")
     return lines
+
+
+def cascade_lines(cascade: dict[str, int] | None, prices: dict[str, float]) -> list[str]:
+    """``kie_backend: cascade``: the documents sent to the API of all read, and what they
+    cost against sending all."""
+    if not cascade:
+        return []
+    sent, documents = cascade["sent"], cascade["documents"]
+    line = (
+        f"  KIE cascade: {sent} of {documents} documents sent to Upstage Information "
+        f"Extraction ({sent / documents:.0%}; the others read by the local model alone)"
+    )
+    if price := prices.get("information-extract", 0.0):
+        line += (
+            f"; {money(cascade['sent_pages'] * price)} against "
+            f"{money(cascade['pages'] * price)} for sending all"
+        )
+    else:
+        line += f"; {cascade['sent_pages']} pages against {cascade['pages']} for sending all"
+    return [line]
 
 
 def money(amount: float) -> str:

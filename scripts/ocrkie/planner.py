@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .cache import open_existing_cache
-from .engines import Engine
+from .engines import Engine, Extractor
 from .engines.guardrails import cpu_warning
 from .engines.registry import active_stages, build
 from .errors import PlanInUse
@@ -24,6 +24,7 @@ from .exports import languages as export_languages
 from .exports import requested
 from .images import ImageLimits
 from .inputs import discover
+from .outcome import money
 from .plan import (
     PLAN_FILE,
     Outlook,
@@ -266,6 +267,9 @@ def api_forecast(
             forecasts = [runner.forecast(Work(image)) for image in todo]
             columns = zip((0, 0, 0), *forecasts, strict=True)
             pages, requests, cached = (sum(column) for column in columns)
+            if isinstance(engine, Extractor) and engine.paid_reader() is not None:
+                lines += cascade_forecast(engine, config, pages, requests, cached, len(todo))
+                continue
             lines.append(
                 f"Upstage {stage}: {requests} requests ({pages} pages) will be sent to "
                 f"{ENDPOINTS[stage]}; {cached} pages are in the cache (free), "
@@ -273,4 +277,26 @@ def api_forecast(
             )
     finally:
         decoder.close()
+    return lines
+
+
+def cascade_forecast(
+    engine: Extractor, config: dict[str, Any], pages: int, requests: int, cached: int, todo: int
+) -> list[str]:
+    """What a cascade will send: which documents, only the local model's reading tells; at
+    most all of them; about the share its model card measured at its threshold, if any."""
+    price = config["upstage"]["price_per_page"].get("information-extract", 0.0)
+    cost = f", {money(pages * price)} at {money(price)} a page" if price else ""
+    lines = [
+        f"Upstage kie (cascade): the documents it sends to {ENDPOINTS['kie']} are known only "
+        f"once the local model has read them; at most all {requests} requests ({pages} pages"
+        f"{cost}); {cached} pages are in the cache (free)"
+    ]
+    expected = getattr(engine, "expected_share", lambda: None)()
+    if expected is not None and todo:
+        share, measured = expected
+        lines.append(
+            f"  expected: about {share * todo:.0f} of the {todo} documents ({share:.0%}, "
+            f"{measured})"
+        )
     return lines

@@ -23,7 +23,7 @@ from typing import Any
 
 from .breaker import Breaker
 from .cache import ContentCache, cache_key
-from .engines import Document, Engine, Extractor, LayoutParser, OcrEngine
+from .engines import Document, Engine, Extraction, Extractor, LayoutParser, OcrEngine
 from .errors import FatalError, OcrkieError, TransientError, UnreadableImage, UpstreamFailure
 from .evidence import locate, merge_pages, rows_of
 from .formats import (
@@ -98,12 +98,7 @@ class Stage(ABC):
         self.progress: ShardProgress | None = None  # the job's count of images done
 
     def result_identity(self, pages: int) -> dict[str, Any]:
-        """The engine's identity as far as a document of ``pages`` pages is concerned: keys
-        that change only how documents of several pages are read leave a single page's
-        cached results valid."""
-        if pages > 1:
-            return self.identity
-        return {k: v for k, v in self.identity.items() if k not in self.engine.document_keys}
+        return result_identity(self.engine, pages, self.identity)
 
     def expand(self, work: Work) -> list[Work]:
         """The works of one image: one per page for stages that read pages."""
@@ -293,8 +288,20 @@ class KieStage(Stage):
             work.key = kie_cache_key(work.sha, identity, None, some)
 
     def engine_input(self, work: Work) -> Document:
-        if self.engine.reads_ocr:
+        if not self.engine.reads_ocr:
+            return Document(work.source, work.image.path, self.pages(work))
+        if self.engine.paid_reader() is None:
             return Document(work.source, work.image.path)
+        return Document(  # a cascade: the pages and the cache of its service, when asked
+            work.source,
+            work.image.path,
+            load_pages=partial(self.pages, work),
+            recall=partial(self.recall, work),
+            keep=partial(self.keep, work),
+        )
+
+    def pages(self, work: Work) -> list[PageImage]:
+        """The pages of the document whose OCR was read, decoded, carrying the file."""
         sha, data = read_image(work.image, self.limits)
         if sha != work.sha:
             raise UnreadableImage("the file changed since its OCR was read: run OCR again")
@@ -303,15 +310,43 @@ class KieStage(Stage):
             page = self.decoder.page(data, sha, number, self.limits)
             page.name, page.document = PurePosixPath(work.image.relpath).name, data
             pages.append(page)
-        return Document(work.source, work.image.path, pages)
+        return pages
+
+    def image_key(self, work: Work, engine: Extractor) -> str:
+        """The cache key of the result of ``engine``, which reads the image itself."""
+        some = work.read if len(work.read) < work.pages else None
+        return kie_cache_key(work.sha or "", result_identity(engine, work.pages), None, some)
+
+    def recall(self, work: Work, engine: Extractor) -> Extraction | None:
+        """``engine``'s result of the document, where the cache holds it."""
+        payload = self.cache.get(self.image_key(work, engine))
+        if payload is None:
+            return None
+        identity = engine.identity()
+        facts = {k: v for k, v in payload["engine"].items() if k not in identity}
+        return Extraction(payload["fields"], payload.get("raw"), payload.get("billing"), facts)
+
+    def keep(self, work: Work, engine: Extractor, result: Extraction) -> None:
+        """Keep ``engine``'s result of the document as that engine's own run would."""
+        payload = {
+            "engine": {**engine.identity(), **result.facts},
+            "billing": result.billing,
+            "raw": result.raw,
+            "fields": result.fields,
+        }
+        self.cache.put(self.image_key(work, engine), payload)
 
     def entry_extras(self, record: dict[str, Any]) -> dict[str, Any]:
         """The values, for the batch tables (kie.csv, kie.jsonl): no need to read records."""
         keep = ("value", "normalized", "confidence")
-        return {"fields": {n: {k: f.get(k) for k in keep} for n, f in record["fields"].items()}}
+        fields = {n: {k: f.get(k) for k in keep} for n, f in record["fields"].items()}
+        sent = record["engine"].get("sent")  # a cascade: whether it went to the service
+        return {"fields": fields, **({"sent": sent} if sent is not None else {})}
 
     def forecast(self, work: Work) -> tuple[int, int, int]:
-        if self.engine.reads_ocr:
+        """For a cascade, what its service would be sent at most: every document."""
+        engine = self.engine.paid_reader() or self.engine
+        if engine.reads_ocr:
             return super().forecast(work)
         try:  # the key needs no OCR record, which may not exist yet
             sha, data = read_image(work.image, self.limits)
@@ -319,10 +354,10 @@ class KieStage(Stage):
         except OcrkieError:
             return 0, 0, 0
         # (as for a document all of whose pages are read)
-        key = kie_cache_key(sha, self.result_identity(pages), None)
+        key = kie_cache_key(sha, result_identity(engine, pages), None)
         if self.cache.get(key) is not None:
             return 0, 0, pages
-        return pages, self.engine.requests_for(pages, pages), 0
+        return pages, engine.requests_for(pages, pages), 0
 
     def call(self, inputs: list[Any]) -> list[Any]:
         return self.engine.extract_many(inputs)
@@ -354,6 +389,18 @@ class KieStage(Stage):
 
     def record_name(self, work: Work) -> str:
         return work.image.id  # one KIE record per document
+
+
+def result_identity(
+    engine: Engine, pages: int, identity: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The engine's identity as far as a document of ``pages`` pages is concerned: keys that
+    change only how documents of several pages are read leave a single page's cached results
+    valid."""
+    identity = engine.identity() if identity is None else identity
+    if pages > 1:
+        return identity
+    return {k: v for k, v in identity.items() if k not in engine.document_keys}
 
 
 def kie_cache_key(

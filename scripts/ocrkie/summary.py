@@ -29,11 +29,28 @@ def stage_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
         "busy_seconds": round(busy, 3),
         "seconds_per_image": round(busy / len(computed), 4) if computed else None,
     }
+    if cascade := cascade_summary(entries):
+        summary["cascade"] = cascade
     span = _wall_span(computed)
     if span:
         summary["wall_seconds"] = round(span, 3)
         summary["images_per_second"] = round(len(computed) / span, 4)
     return summary
+
+
+def cascade_summary(entries: list[dict[str, Any]]) -> dict[str, int] | None:
+    """``kie_backend: cascade``: the documents (and their pages) read, and those of them sent
+    to the API; None for another backend."""
+    read = [e for e in entries if e["status"] == "ok" and "sent" in e]
+    if not read:
+        return None
+    sent = [e for e in read if e["sent"]]
+    return {
+        "documents": len(read),
+        "sent": len(sent),
+        "pages": sum(e.get("pages", 1) for e in read),
+        "sent_pages": sum(e.get("pages", 1) for e in sent),
+    }
 
 
 def _wall_span(entries: list[dict[str, Any]]) -> float | None:

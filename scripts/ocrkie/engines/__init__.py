@@ -69,6 +69,12 @@ class Document:
     ocr: dict[str, Any]
     image: str  # a local path or an s3:// URI
     pages: Sequence[PageImage] = ()
+    # For an extractor that reads the image of only some documents (a cascade): its pages,
+    # decoded when asked; and the content cache of another extractor's result of the
+    # document (``recall(engine)``, ``keep(engine, result)``), keyed as that extractor's own.
+    load_pages: Callable[[], Sequence[PageImage]] | None = None
+    recall: Callable[[Extractor], Extraction | None] | None = None
+    keep: Callable[[Extractor, Extraction], None] | None = None
 
 
 class Engine(ABC):
@@ -180,6 +186,11 @@ class Extractor(Engine):
 
     def extract_many(self, documents: Sequence[Document]) -> list[Extraction]:
         return [self.extract(document) for document in documents]
+
+    def paid_reader(self) -> Extractor | None:
+        """The extractor within it that a service bills, where that is not itself (a
+        cascade's): a dry run forecasts what it would be sent at most."""
+        return None
 
 
 class LayoutParser(Engine):

@@ -32,6 +32,7 @@ BACKENDS: dict[str, dict[str, str]] = {
         "learned": "learned:LearnedExtractor",
         "rules": "rules:RuleExtractor",
         "upstage": "upstage:UpstageExtractor",
+        "cascade": "cascade:CascadeExtractor",
     },
     "layout": {"upstage": "upstage:UpstageLayoutParser"},
 }

@@ -113,8 +113,30 @@ def run_figures(
         ("Throughput", _rate(ocr.get("images_per_second"), "OCR")),
         ("Engines", _engines(manifests)),
         ("API spend", _spend(summary.get("api", {}), run.get("prices", {}))),
+        *_cascade(summary.get("kie", {}).get("cascade"), run.get("prices", {})),
         ("To review", _to_review(*doubtful) if manifests["kie"] else "no values: no KIE ran"),
         ("Results", run["results"]),
+    ]
+
+
+def _cascade(cascade: dict[str, int] | None, prices: dict[str, float]) -> list[tuple[str, str]]:
+    """``kie_backend: cascade``: the documents sent to the API, and their cost against all."""
+    if not cascade:
+        return []
+    sent, documents = cascade["sent"], cascade["documents"]
+    price = prices.get("information-extract", 0.0)
+    sent_cost, all_cost = cascade["sent_pages"] * price, cascade["pages"] * price
+    cost = (
+        f"{money(sent_cost)} against {money(all_cost)}"
+        if price
+        else (f"{cascade['sent_pages']} pages against {cascade['pages']}")
+    )
+    return [
+        (
+            "Sent to the API",
+            f"{sent} of {documents} documents ({sent / documents:.0%}), where the local "
+            f"model was unsure; {cost} for sending all",
+        )
     ]
 
 

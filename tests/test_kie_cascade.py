@@ -1,0 +1,142 @@
+"""``kie_backend: cascade``: the learned model reads every document, Upstage Information
+Extraction (the local fake, answering the truth) only those it is unsure of."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import SAMPLES, Workdir, make_workdir
+from ocrkie.images import sha256_of
+from ocrkie.normalize import normalize
+from ocrkie.testing.upstage_fake import FakeUpstage
+
+KEY = "up_test_key_0123456789"
+# The bundled model reads sample_001's address at about 0.82, sample_005's at about 0.98,
+# and every other field of these three at 0.99 or more.
+IMAGES = [SAMPLES / "img" / f"sample_00{n}.{s}" for n, s in ((0, "jpg"), (1, "jpg"), (5, "tif"))]
+LOCAL, API = "ocrkie-learned", "upstage-information-extract"
+
+
+@pytest.fixture
+def fake():
+    with FakeUpstage(api_key=KEY) as server:
+        server.register_dir(SAMPLES)
+        yield server
+
+
+def configure(
+    workdir: Workdir, fake: FakeUpstage, threshold: float, values: str = "all", **overrides
+) -> list[str]:
+    config = {
+        "input_dir": "scans",
+        "kie_backend": "cascade",
+        "cascade": {"threshold": threshold, "api_values": values},
+        "exports": ["json"],
+        "upstage": {
+            "base_url": fake.url,
+            "rate_limits": {"information-extract": 50},
+            "price_per_page": {"information-extract": 0.01},
+        },
+        **overrides,
+    }
+    (workdir.path / "test-config.yaml").write_text(yaml.safe_dump(config))
+    return ["--configfile", "test-config.yaml"]
+
+
+def sent_to_ie(fake: FakeUpstage) -> dict[str, int]:
+    """Documents Information Extraction answered, by image name."""
+    names = {sha256_of(image.read_bytes()): image.name for image in IMAGES}
+    return {
+        names[sha]: n
+        for (sha, endpoint), n in fake.answers.items()
+        if endpoint == "information-extract" and n
+    }
+
+
+def by_path(workdir: Workdir) -> dict[str, dict]:
+    return {r["image"]["path"]: r for r in workdir.records("kie").values()}
+
+
+def truth(name: str, field: str) -> str | None:
+    key = json.loads((SAMPLES / "key" / f"{Path(name).stem}.json").read_text())
+    return normalize("text", key[field])
+
+
+def test_only_the_unsure_documents_go_to_the_api_and_each_value_names_its_engine(
+    tmp_path: Path, fake: FakeUpstage, monkeypatch
+):
+    monkeypatch.setenv("UPSTAGE_API_KEY", KEY)
+    workdir = make_workdir(tmp_path, IMAGES)
+    done = workdir.snakemake(*configure(workdir, fake, 0.9, "uncertain"))
+
+    assert sent_to_ie(fake) == {"sample_001.jpg": 1}
+    records = by_path(workdir)
+    sent = records["sample_001.jpg"]
+    assert sent["engine"]["sent"] is True and sent["engine"]["uncertain"] == ["address"]
+    assert sent["fields"]["address"]["engine"] == API
+    assert sent["fields"]["address"]["normalized"] == truth("sample_001.jpg", "address")
+    assert sent["billing"]["endpoint"] == "information-extract"
+    assert {f["engine"] for n, f in sent["fields"].items() if n != "address"} == {LOCAL}
+    for name in ("sample_000.jpg", "sample_005.tif"):
+        assert records[name]["engine"]["sent"] is False
+        assert {f["engine"] for f in records[name]["fields"].values()} == {LOCAL}
+
+    summary = json.loads((workdir.results / "summary.json").read_text())
+    assert summary["kie"]["cascade"] == {"documents": 3, "sent": 1, "pages": 3, "sent_pages": 1}
+    assert summary["api"]["spent"]["information-extract"] == {"calls": 1, "billed_pages": 1}
+    assert (
+        "KIE cascade: 1 of 3 documents sent to Upstage Information Extraction (33%; the others "
+        "read by the local model alone); $0.01 against $0.03 for sending all" in done.stdout
+    )
+
+    # the same settings again: nothing to do, nothing sent
+    workdir.snakemake(*configure(workdir, fake, 0.9, "uncertain"))
+    assert sent_to_ie(fake) == {"sample_001.jpg": 1}
+    # a higher threshold, every value of a sent document from the API: KIE alone reruns and
+    # sends only the document newly in doubt; the answer already paid for is in the cache
+    done = workdir.snakemake(*configure(workdir, fake, 0.985, "all"))
+    assert sent_to_ie(fake) == {"sample_001.jpg": 1, "sample_005.tif": 1}
+    assert "OCR:" not in done.stdout  # no OCR job ran
+    records = by_path(workdir)
+    assert {n for n, r in records.items() if r["engine"]["sent"]} == {
+        "sample_001.jpg",
+        "sample_005.tif",
+    }
+    assert {f["engine"] for f in records["sample_001.jpg"]["fields"].values()} == {API}
+    assert {f["engine"] for f in records["sample_000.jpg"]["fields"].values()} == {LOCAL}
+    summary = json.loads((workdir.results / "summary.json").read_text())
+    assert summary["kie"]["cascade"]["sent"] == 2
+    assert summary["api"]["spent"]["information-extract"] == {"calls": 2, "billed_pages": 2}
+
+
+def test_the_dry_run_says_the_share_is_known_only_after_the_local_model(
+    tmp_path: Path, fake: FakeUpstage, monkeypatch
+):
+    monkeypatch.delenv("UPSTAGE_API_KEY", raising=False)
+    workdir = make_workdir(tmp_path, IMAGES)
+    done = workdir.snakemake("-n", *configure(workdir, fake, 0.9))
+    assert (
+        "Upstage kie (cascade): the documents it sends to POST /v1/information-extraction are "
+        "known only once the local model has read them; at most all 3 requests (3 pages, "
+        "$0.03 at $0.01 a page); 0 pages are in the cache (free)" in done.stdout
+    )
+    assert "UPSTAGE_API_KEY" in done.stdout  # a run would stop on the missing key
+    assert "expected:" not in done.stdout
+
+    # a model whose card measured the share sent at this threshold: the dry run expects it
+    model = tmp_path / "model"
+    shutil.copytree(SAMPLES.parent / "models" / "receipt", model)
+    card = json.loads((model / "model.json").read_text())
+    card["cascade"] = [{"threshold": 0.9, "sent": 0.25, "documents": 60, "ocr": "rapidocr"}]
+    (model / "model.json").write_text(json.dumps(card))
+    done = workdir.snakemake("-n", *configure(workdir, fake, 0.9, learned_model=str(model)))
+    assert (
+        "expected: about 1 of the 3 documents (25%, the model card's share at this threshold, "
+        "on 60 documents of rapidocr OCR)" in done.stdout
+    )
+    assert fake.calls_for("information-extract") == 0
