@@ -10,9 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SAMPLES, Workdir, make_workdir
-from ocrkie.images import sha256_of
+from conftest import REPO, SAMPLES, Workdir, make_workdir
+from ocrkie.engines import Document
+from ocrkie.engines.cascade import CascadeExtractor
+from ocrkie.errors import TransientError
+from ocrkie.evaluate import read_box_lines
+from ocrkie.images import ImageLimits, PageDecoder, sha256_of
 from ocrkie.normalize import normalize
+from ocrkie.page import lines_record
 from ocrkie.testing.upstage_fake import FakeUpstage
 
 KEY = "up_test_key_0123456789"
@@ -140,3 +145,41 @@ def test_the_dry_run_says_the_share_is_known_only_after_the_local_model(
         "on 60 documents of rapidocr OCR)" in done.stdout
     )
     assert fake.calls_for("information-extract") == 0
+
+
+def test_a_document_whose_request_fails_has_its_error_and_the_others_their_values(
+    fake: FakeUpstage, monkeypatch
+):
+    monkeypatch.setenv("UPSTAGE_API_KEY", KEY)
+    defaults = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    settings = defaults["upstage"] | {
+        "base_url": fake.url,
+        "max_attempts": 2,
+        "rate_limits": {"information-extract": 50},
+    }
+    config = {**defaults, "upstage": settings, "kie_schema": str(REPO / defaults["kie_schema"])}
+    config["learned_model"] = str(REPO / defaults["learned_model"])
+    cascade = CascadeExtractor.from_config(config)
+    cascade.threshold = 1.0  # every document with a field under certainty goes
+    limits = ImageLimits.from_config(defaults)
+
+    def document(image: Path) -> Document:
+        lines = read_box_lines(SAMPLES / "box" / f"{image.stem}.csv")
+        data = image.read_bytes()
+
+        def pages() -> list:
+            page = PageDecoder().page(data, sha256_of(data), 1, limits)
+            page.name, page.document = image.name, data
+            return [page]
+
+        return Document({"status": "ok", **lines_record(lines)}, str(image), load_pages=pages)
+
+    failing = sha256_of(IMAGES[1].read_bytes())
+    fake.script("500", "500", endpoint="information-extract", image=failing)
+    read = cascade.extract_many([document(image) for image in IMAGES])
+
+    assert isinstance(read[1], TransientError)  # its record says so; the next run retries
+    for extraction in (read[0], read[2]):
+        assert extraction.facts["sent"] is True
+        assert {f["engine"] for f in extraction.fields.values()} == {API}
+    cascade.close()

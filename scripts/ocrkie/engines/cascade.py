@@ -124,8 +124,8 @@ class CascadeExtractor(Extractor):
         """The service's reading of the document: from the cache where it was paid for."""
         if document.recall is not None and (kept := document.recall(self.api)) is not None:
             return kept
-        pages = document.load_pages() if document.load_pages is not None else document.pages
         try:
+            pages = document.load_pages() if document.load_pages else document.pages
             answer = self.api.extract(Document(document.ocr, document.image, pages))
         except FatalError:
             raise
