@@ -83,6 +83,17 @@ class CascadeExtractor(Extractor):
                 return measured["sent"], f"the model card's share at this threshold, on {where}"
         return None
 
+    def estimate(self, images: int, jobs: int) -> tuple[float, str] | None:
+        """The local model's time, and the service's for the share of the images the card
+        expects to be sent (all of them where it records none)."""
+        share = (self.expected_share() or (1.0, ""))[0]
+        sent = round(images * share)
+        local = self.local.estimate(images, jobs) or (0.0, "")
+        api = self.api.estimate(sent, jobs) if sent else None
+        if api is None:
+            return local
+        return local[0] + api[0], f"{sent} sent to the API: {api[1]}"
+
     def check_upstream(self, ocr_identity: dict[str, Any]) -> list[str]:
         return self.local.check_upstream(ocr_identity)
 
