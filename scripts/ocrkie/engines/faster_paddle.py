@@ -56,6 +56,7 @@ class FasterPaddleEngine(OcrEngine):
 
     guardrails = Guardrails(devices=("cpu",))
     in_worker = True  # native code: a page may hang, memory may grow
+    language = "en"  # what its bundled PP-OCRv6 models are used for here (they know Chinese too)
     settings_block = "faster_paddle"
     settings_schema: ClassVar[Settings] = {
         "model": setting(
