@@ -143,16 +143,16 @@ def recogniser_swapping_5_and_6(path: Path) -> Path:
 def test_a_recogniser_of_ones_own_reads_the_pages_and_keys_the_cache(tmp_path: Path):
     own = recogniser_swapping_5_and_6(tmp_path / "receipts.onnx")
     workdir = make_workdir(tmp_path / "run", TWO[:1])
-    run(workdir, "")
+    run(workdir, "ocr_backend: rapidocr")
     bundled = workdir.records("ocr")
-    run(workdir, f"rapidocr: {{recognizer: {own}}}")
+    run(workdir, f"ocr_backend: rapidocr\nrapidocr: {{recognizer: {own}}}")
     for stem, record in workdir.records("ocr").items():
         assert record["engine"]["model"].split("+")[1].startswith("receipts-")
         swapped = [line["text"] for line in bundled[stem]["lines"]]
         swapped = [text.translate(str.maketrans("56", "65")) for text in swapped]
         assert [line["text"] for line in record["lines"]] == swapped
         assert record["text"] != bundled[stem]["text"]
-    run(workdir, "")  # back to the bundled one: from the cache
+    run(workdir, "ocr_backend: rapidocr")  # back to the bundled one: from the cache
     assert all(r["timing"]["cached"] for r in workdir.records("ocr").values())
 
 
@@ -179,11 +179,14 @@ def wrong_model(tmp_path: Path, kind: str) -> Path:
         ("ocr_backend: easyocr\neasyocr: {device: 'cuda:3'}", "easyocr.device is cuda:3, but"),
         ("ocr_backend: easyocr\neasyocr: {batch_size: 1000}", "1000 is outside 1 to 256"),
         (
-            "rapidocr: {recognizer: /no/such.onnx}",
+            "ocr_backend: rapidocr\nrapidocr: {recognizer: /no/such.onnx}",
             "rapidocr.recognizer /no/such.onnx is not a file",
         ),
-        ("rapidocr: {recognizer: FILE}", "weights.bin is not an ONNX model"),
-        ("rapidocr: {recognizer: DETECTOR}", "is not a PP-OCR text recogniser"),
+        ("ocr_backend: rapidocr\nrapidocr: {recognizer: FILE}", "weights.bin is not an ONNX model"),
+        (
+            "ocr_backend: rapidocr\nrapidocr: {recognizer: DETECTOR}",
+            "is not a PP-OCR text recogniser",
+        ),
     ],
 )
 def test_a_bad_engine_setting_stops_the_run_before_any_job(tmp_path: Path, setting, message):

@@ -107,6 +107,18 @@ def test_its_identity_names_the_models_and_settings():
         FasterPaddleEngine(model="medium")  # downloaded at first use: not offered
 
 
+def test_the_plan_says_it_leaves_a_gpu_idle_where_onnxruntime_has_one(monkeypatch):
+    from ocrkie.engines import faster_paddle
+
+    engine = FasterPaddleEngine()
+    assert engine.cpu_because == ""  # this machine: onnxruntime's CPU build
+    real = faster_paddle.version
+    monkeypatch.setattr(
+        faster_paddle, "version", lambda name: "1.31.1" if name == "onnxruntime-gpu" else real(name)
+    )
+    assert "ocr_backend: rapidocr reads on the GPU" in engine.cpu_because
+
+
 def test_a_blank_or_tiny_page_reads_as_no_lines(small):
     from PIL import Image
 

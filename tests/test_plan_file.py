@@ -60,7 +60,7 @@ def test_a_dry_run_a_report_or_a_dag_writes_nothing(grown: Workdir, arguments):
     assert snapshot(workdir.results) == before
     assert "ocrkie: 3 images from scans" in done.stdout  # the plan it would write
     if arguments == ("-n", *SETTINGS):
-        assert "OCR (rapidocr on cpu: onnxruntime without CUDA): 1 of 3 jobs to run" in done.stdout
+        assert "OCR (faster_paddle on cpu): 1 of 3 jobs to run" in done.stdout
 
 
 def start(workdir: Workdir, log: Path, *args: str) -> subprocess.Popen:

@@ -76,7 +76,7 @@ def test_the_landing_page_shows_the_runs_figures(report_run, browser, tmp_path: 
     assert figures["Failed by class"] == "1 DecompressionBomb, 1 UnreadableImage"
     assert re.fullmatch(r"\d+:\d\d from the first page begun to the last finished", figures["Time"])
     assert re.match(r"OCR: [\d,]+ images an hour", figures["Throughput"])
-    assert figures["Engines"].startswith("OCR rapidocr ")
+    assert figures["Engines"].startswith("OCR faster_paddle ")
     assert "KIE ocrkie-learned " in figures["Engines"]
     assert figures["API spend"] == "none: every engine ran here"
     values = _confidences(report_run)

@@ -30,7 +30,7 @@ def test_the_shipped_config_fits_and_leaves_out_nothing_the_schema_defaults():
 def test_an_empty_config_gets_every_default():
     config: dict = {}
     check_config(config, SCHEMA)
-    assert config["shard_size"] == 100 and config["ocr_backend"] == "rapidocr"
+    assert config["shard_size"] == 100 and config["ocr_backend"] == "faster_paddle"
     assert config["trocr"]["max_new_tokens"] == 64 and config["images"]["pdf_dpi"] == 200
 
 

@@ -37,7 +37,7 @@ def test_every_sample_gets_ocr_and_kie_records_with_the_right_values(sample_run:
         record = ocr[image.id]
         assert record["status"] == "ok"
         assert record["format"] == "ocrkie.ocr/1"
-        assert record["engine"]["name"] == "rapidocr"
+        assert record["engine"]["name"] == "faster_paddle"  # the default engine
         assert record["image"]["path"] == image.relpath
         assert record["lines"] and all(len(line["polygon"]) == 4 for line in record["lines"])
         assert all(word["polygon"] for line in record["lines"] for word in line["words"])
@@ -80,10 +80,7 @@ def test_dry_run_shows_the_plan_first_and_writes_nothing(tmp_path: Path):
     first = done.stdout.splitlines()[2]
     # 6 images, shard_size 2, 2 cores: shards of 2, 2, 1, 1 (two rounds, no idle core)
     assert first.startswith(f"ocrkie: {len(SAMPLE_IMAGES)} images from scans in 4 shards")
-    assert (
-        "OCR (rapidocr on cpu: onnxruntime without CUDA): 4 of 4 jobs to run (6 new images"
-        in done.stdout
-    )
+    assert "OCR (faster_paddle on cpu): 4 of 4 jobs to run (6 new images" in done.stdout
     # every engine's time: here the typical speeds, 6 images in 2 jobs at once
     assert "  time: about 12s for 6 images, 2 jobs at once (typically 4 s an image a job)" in (
         done.stdout
@@ -158,7 +155,7 @@ def test_adding_images_runs_only_new_shards(tmp_path: Path):
         shutil.copy(image, workdir.scans / f"new_{image.name}")
     plan = workdir.snakemake("-n", "--config", "input_dir=scans", "shard_size=2")
     assert (
-        "OCR (rapidocr on cpu: onnxruntime without CUDA): 2 of 4 jobs to run "
+        "OCR (faster_paddle on cpu): 2 of 4 jobs to run "
         "(2 new images; 3 records up to date)" in plan.stdout
     )
     workdir.snakemake("--config", "input_dir=scans", "shard_size=2")
@@ -176,7 +173,7 @@ def test_a_deleted_record_is_rewritten_from_the_cache(tmp_path: Path):
 
     plan = workdir.snakemake("-n", "--config", "input_dir=scans", "shard_size=1").stdout
     assert (
-        "OCR (rapidocr on cpu: onnxruntime without CUDA): 1 of 3 jobs to run "
+        "OCR (faster_paddle on cpu): 1 of 3 jobs to run "
         "(1 records in shards where some were deleted" in plan
     )
     done = workdir.snakemake("--config", "input_dir=scans", "shard_size=1")
@@ -275,15 +272,19 @@ def stage_line(output: str, label: str) -> str:
 @pytest.mark.parametrize(
     ("setting", "ocr", "kie"),
     [
-        ("rapidocr: {text_score: 0.6}", "text_score 0.5, now 0.6", "made from other OCR records"),
+        (
+            "faster_paddle: {text_score: 0.6}",
+            "text_score 0.5, now 0.6",
+            "made from other OCR records",
+        ),
         ("images: {max_side: 2048}", "max_side 4096, now 2048", "made from other OCR records"),
         ("images: {max_pixels: 1000000}", "max_pixels 178956970, now 1000000", "from other OCR"),
         ("kie_schema: receipt-v2.json", None, "made with schema "),
         ("kie_backend: upstage", None, "made with ocrkie-learned, now upstage-information-extract"),
         ("kie_backend: rules", None, "made with ocrkie-learned, now ocrkie-rules"),
-        (  # the learned model is for rapidocr's records: a clear error with upstage's
+        (  # OCR by the API, KIE by the rules: both stages rerun
             "ocr_backend: upstage\nkie_backend: rules",
-            "made with rapidocr, now upstage-ocr",
+            "made with faster_paddle, now upstage-ocr",
             "now ocrkie-rules",
         ),
     ],

@@ -43,11 +43,20 @@ def library_version() -> str:
         ) from None
 
 
+def gpu_build_installed() -> bool:
+    try:
+        version("onnxruntime-gpu")  # metadata only: nothing is imported
+    except PackageNotFoundError:
+        return False
+    return True
+
+
 class FasterPaddleEngine(OcrEngine):
     """faster-paddle's PP-OCRv6 small or tiny, or a cascade of the two."""
 
     guardrails = Guardrails(devices=("cpu",))
     in_worker = True  # native code: a page may hang, memory may grow
+    language = "en"  # what its bundled PP-OCRv6 models are used for here (they know Chinese too)
     settings_block = "faster_paddle"
     settings_schema: ClassVar[Settings] = {
         "model": setting(
@@ -89,6 +98,14 @@ class FasterPaddleEngine(OcrEngine):
     @classmethod
     def from_config(cls, config: dict[str, Any], threads: int = 1) -> Self:
         return cls(threads=threads, **cls.settings(config))
+
+    @property
+    def cpu_because(self) -> str:  # type: ignore[override]
+        """Said in the plan where this machine reads on a GPU (the GPU build of onnxruntime
+        is installed): this engine leaves it idle."""
+        if not gpu_build_installed():
+            return ""
+        return "faster-paddle reads on the CPU only; ocr_backend: rapidocr reads on the GPU"
 
     def identity(self) -> dict[str, Any]:
         params: dict[str, Any] = {
