@@ -259,6 +259,26 @@ def test_a_model_adapted_from_a_base_names_it_and_reads_its_new_documents(traine
     assert right["total"] == right["date"] == len(SAMPLE_IMAGES), right
 
 
+def test_a_model_trained_on_two_engines_reads_both_without_a_warning(trained: Workdir):
+    """train.also_ocr: the same labelled images read by a second engine are trained on too."""
+    other = ("input_dir=labelled/img", "kie_backend=none", "ocr_backend=faster_paddle")
+    trained.snakemake("--config", *other, "results_dir=results-fp")
+    (trained.path / "both.yaml").write_text(
+        "train: {val_fraction: 0, epochs: 5, also_ocr: [results-fp], output: both}\n"
+    )
+    two = ("--configfile", "config/config.yaml", "both.yaml", "--config", "train_dir=labelled")
+    trained.snakemake("train_kie", *two)
+    card = read_card(trained.path / "both")
+    assert card["ocr_engine"]["name"] == "rapidocr"
+    assert [e["name"] for e in card["ocr_engines"]] == ["rapidocr", "faster_paddle"]
+    assert card["documents"]["labelled"] == len(SAMPLE_IMAGES)
+    assert card["documents"]["train"] == 2 * len(SAMPLE_IMAGES)  # each image read twice
+    for backend in ("rapidocr", "faster_paddle"):
+        arguments = ("input_dir=labelled/img", f"ocr_backend={backend}", "learned_model=both")
+        done = trained.snakemake("-n", "--config", *arguments, "results_dir=results-both")
+        assert "was trained on OCR from" not in done.stdout, backend
+
+
 def test_adapting_starts_from_the_base_weights(trained: Workdir):
     base = read_card(trained.results / "model")
     start = load(trained.results / "model", base)
