@@ -6,10 +6,12 @@ from __future__ import annotations
 import copy
 import random
 
+from conftest import REPO
+from ocrkie.fields import load_field_schema
 from ocrkie.learn.inference import Pick, calibrated
-from ocrkie.learn.measure import calibration, right
+from ocrkie.learn.measure import calibration, ceiling, right
 from ocrkie.learn.noise import noisy_copy
-from ocrkie.learn.training import _platt
+from ocrkie.learn.training import _platt, examples
 
 RECORD = {
     "image": {"path": "r.jpg", "sha256": "0" * 64},
@@ -60,3 +62,31 @@ def test_the_letters_scorer_ignores_case_spaces_and_punctuation():
     assert right("NO.12,JALAN MAWAR", "NO 12 JALAN MAWAR") == (False, True)
     assert right("NO 13 JALAN", "NO 12 JALAN") == (False, False)
     assert right(None, "X") == (False, False)
+
+
+def _receipt(texts: list[str]) -> dict:
+    lines = []
+    for i, text in enumerate(texts):
+        box = [[10, 30 * i], [300, 30 * i], [300, 30 * i + 20], [10, 30 * i + 20]]
+        words = [{"text": w, "confidence": 1.0, "polygon": box} for w in text.split()]
+        lines.append({"id": i, "row": i, "text": text, "polygon": box, "words": words})
+    return {"image": {"path": "r.jpg", "sha256": "1" * 64}, "lines": lines}
+
+
+def test_the_ceiling_is_what_the_ocr_holds_and_what_the_candidates_offer():
+    schema = load_field_schema(REPO / "config" / "fields" / "receipt.json")
+    ocr = _receipt(
+        ["SOON HUAT SDN BHD", "NO 12, JALAN MAWAR", "52200 KL", "01/02/2018", "TOTAL 9.00"]
+    )
+    labels = {
+        "company": "SOON HUAT SDN. BHD.",  # the OCR lost its full stops
+        "address": "NO 12,JALAN MAWAR 52200 KL",  # offered as printed
+        "date": "01/02/2018",
+        "total": "9.50",  # not printed
+    }
+    (held,) = examples([(ocr, labels)], schema, 0.0)
+    figures = ceiling([held], schema)
+    assert figures["company"]["held_strict"] == 0.0 and figures["company"]["held_letters"] == 1
+    assert figures["address"]["offered_strict"] == figures["address"]["held_strict"] == 1
+    assert figures["date"]["held_strict"] == 1
+    assert figures["total"] == dict.fromkeys(figures["total"], 0.0)

@@ -259,6 +259,26 @@ def test_a_model_adapted_from_a_base_names_it_and_reads_its_new_documents(traine
     assert right["total"] == right["date"] == len(SAMPLE_IMAGES), right
 
 
+def test_a_model_trained_on_two_engines_reads_both_without_a_warning(trained: Workdir):
+    """train.also_ocr: the same labelled images read by a second engine are trained on too."""
+    other = ("input_dir=labelled/img", "kie_backend=none", "ocr_backend=faster_paddle")
+    trained.snakemake("--config", *other, "results_dir=results-fp")
+    (trained.path / "both.yaml").write_text(
+        "train: {val_fraction: 0, epochs: 5, also_ocr: [results-fp], output: both}\n"
+    )
+    two = ("--configfile", "config/config.yaml", "both.yaml", "--config", "train_dir=labelled")
+    trained.snakemake("train_kie", *two)
+    card = read_card(trained.path / "both")
+    assert card["ocr_engine"]["name"] == "rapidocr"
+    assert [e["name"] for e in card["ocr_engines"]] == ["rapidocr", "faster_paddle"]
+    assert card["documents"]["labelled"] == len(SAMPLE_IMAGES)
+    assert card["documents"]["train"] == 2 * len(SAMPLE_IMAGES)  # each image read twice
+    for backend in ("rapidocr", "faster_paddle"):
+        arguments = ("input_dir=labelled/img", f"ocr_backend={backend}", "learned_model=both")
+        done = trained.snakemake("-n", "--config", *arguments, "results_dir=results-both")
+        assert "was trained on OCR from" not in done.stdout, backend
+
+
 def test_adapting_starts_from_the_base_weights(trained: Workdir):
     base = read_card(trained.results / "model")
     start = load(trained.results / "model", base)
@@ -353,21 +373,24 @@ def test_a_missing_model_is_a_clear_error(tmp_path: Path):
     assert "no KIE model in nowhere (it needs model.json and weights" in done.stdout
 
 
-def measured_copy(root: Path, mean_model: float, mean_rules: float) -> Path:
-    """The default model, its card saying how it read EasyOCR's records."""
+def measured_copy(root: Path, mean_model: float | None, mean_rules: float = 0.0) -> Path:
+    """The default model, its card saying how it read EasyOCR's records (None: never
+    measured on them)."""
     folder = root / "model"
     shutil.copytree(DEFAULT_MODEL, folder)
     card = json.loads((folder / "model.json").read_text())
     easy = {"name": "easyocr", "model": "craft_mlt_25k+english_g2"}
     figures = {"mean_model": mean_model, "mean_rules": mean_rules, "documents": 60}
-    card["measured"] = [{"ocr": easy, **figures}]
+    card["measured"] = [] if mean_model is None else [{"ocr": easy, **figures}]
     (folder / "model.json").write_text(json.dumps(card))
     return folder
 
 
 def test_ocr_the_model_was_not_measured_on_is_a_warning_not_an_error(tmp_path: Path):
     workdir = make_workdir(tmp_path, SAMPLE_IMAGES[:1])
-    done = workdir.snakemake("-n", "--config", "input_dir=scans", "ocr_backend=easyocr")
+    measured_copy(workdir.path, None)
+    arguments = ("input_dir=scans", "ocr_backend=easyocr", "learned_model=model")
+    done = workdir.snakemake("-n", "--config", *arguments)
     assert "its accuracy on OCR from easyocr (craft_mlt_25k+english_g2) is unknown" in done.stdout
     assert "use kie_backend: rules" in done.stdout
 
@@ -500,4 +523,12 @@ def test_the_default_model_is_for_the_receipt_schema_and_its_training_set_is_kno
     assert all(int(Path(row["path"]).stem) < 300 for row in rows)
     assert card["validation"]["mean_model"] > card["validation"]["mean_rules"]
     assert card.get("known_sha256") is None  # no SROIE label ships (config/train-receipt.yaml)
+    recipe = yaml.safe_load((REPO / "config" / "train-receipt.yaml").read_text())["train"]
+    assert card["settings"]["noisy_copies"] == recipe["noisy_copies"] and card["calibration"]
+    # trained on two engines' records, and measured on each: it reads faster_paddle's as well
+    assert [e["name"] for e in card["ocr_engines"]] == ["rapidocr", "faster_paddle"]
+    measured = {m["ocr"]["name"]: m for m in card["measured"]}
+    fast, rapid = measured["faster_paddle"], measured["rapidocr"]
+    assert fast["mean_model_letters"] >= rapid["mean_model_letters"]
+    assert all(m["mean_model"] > m["mean_rules"] for m in measured.values())
     load(DEFAULT_MODEL, card)

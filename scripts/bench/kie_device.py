@@ -8,11 +8,11 @@ It reads the OCR records that ``kie.py`` leaves in ``--records`` (``train/ocr`` 
 ``heldout/ocr``) and the labels of ``--train`` and ``--heldout`` (``key/``), so it needs no
 OCR engine and no workflow: it runs where only torch (and rapidfuzz) is installed. It prints:
 
-1. training with the bundled model's recipe (``config/train-receipt.yaml``: three rankers,
-   30 epochs, seed 0) on the CPU (one thread, as ``train_kie`` trains) and on the GPU (with
-   torch's deterministic algorithms and without): the model's time alone (finding the
-   candidates is the same Python on every device), the weights digest of two runs (do they
-   repeat?) and the held-out mean;
+1. training with the bundled model's settings (``config/train-receipt.yaml``: three rankers,
+   30 epochs, seed 0; one engine's records, without the noisy copies) on the CPU (one
+   thread, as ``train_kie`` trains) and on the GPU (with torch's deterministic algorithms
+   and without): the model's time alone (finding the candidates is the same Python on every
+   device), the weights digest of two runs (do they repeat?) and the held-out mean;
 2. batched inference per receipt, the held-out receipts repeated ``--repeat`` times: the
    model's pass alone (batching the tensors, moving them, the probabilities, moving them
    back) in batches of 1, 8, 64 and 256 documents, and the whole extractor as a KIE job
@@ -71,7 +71,7 @@ def timed(device: str, run: Callable[..., Any], *args: Any) -> tuple[float, Any]
 
 def training(train: list, held: list, schema: Any, seed: int) -> None:
     """Training computes on one CPU thread (``fit``), or on the GPU, each twice."""
-    print(f"\ntraining: {len(train)} receipts, the bundled recipe {SETTINGS}")
+    print(f"\ntraining: {len(train)} receipts, the bundled settings {SETTINGS}")
     fields = [spec.name for spec in schema.fields]
     readings = reading_rates(train)
     where = ["cpu"] + (["cuda", "cuda, deterministic"] if torch.cuda.is_available() else [])

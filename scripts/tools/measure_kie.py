@@ -7,11 +7,13 @@ Each RESULTS folder holds a run's OCR records (``ocr/``) of the images of ``--ke
 in the SROIE layout: ``key/<stem>.json``, ``box/<stem>.csv``), matched by the image's stem;
 ``--transcribed`` adds the transcribed lines of ``box/`` as one more OCR (clean text, in the
 lines the transcriber drew). Per OCR engine it prints the accuracy of the model and of the
-rules on the same records under the strict and the letters scorer, and the calibration of
-the model's confidence. ``--record`` writes each engine's figures into the model's card
-(``measured``): an engine the model was measured on runs without a warning, and one it reads
-worse than the rules stops the run with a word on which backend to use. The card's weights,
-and so the model's identity in KIE records, stay as they are.
+rules on the same records under the strict and the letters scorer, the ceiling (per field,
+the share of documents whose value the OCR holds at all, and the share whose value is among
+the candidates), and the calibration of the model's confidence. ``--record`` writes each
+engine's figures into the model's card (``measured``): an engine the model was measured on
+runs without a warning, and one it reads worse than the rules stops the run with a word on
+which backend to use. The card's weights, and so the model's identity in KIE records, stay
+as they are.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ocrkie.evaluate import read_box_lines
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.folder import CARD, read_card
 from ocrkie.learn.known import load_known
-from ocrkie.learn.measure import accuracy, calibration, judged
+from ocrkie.learn.measure import accuracy, calibration, ceiling, judged
 from ocrkie.learn.model import load
 from ocrkie.learn.training import examples
 from ocrkie.page import lines_record
@@ -80,6 +82,7 @@ def measure(
         "ocr": ocr_kind(engine),
         "documents": len(held),
         **accuracy(rows, schema),
+        "ceiling": ceiling(held, schema),
         "calibration": calibration(rows, threshold),
     }
 
@@ -92,6 +95,14 @@ def show(figures: dict[str, Any]) -> None:
             f"{name:10} {f['model_strict']:8.3f} {f['rules_strict']:8.3f} "
             f"{f['model_letters']:8.3f} {f['rules_letters']:8.3f}"
         )
+    fields = figures["ceiling"]
+    for row, label in (("held", "OCR holds"), ("offered", "offered")):
+        shares = ", ".join(
+            f"{name} {f[f'{row}_strict']:.3f}/{f[f'{row}_letters']:.3f}"
+            for name, f in fields.items()
+        )
+        means = f"{_mean(fields, f'{row}_strict'):.3f}/{_mean(fields, f'{row}_letters'):.3f}"
+        print(f"{label} (strict/letters): {shares}; mean {means}")
     c = figures["calibration"]
     print(
         f"calibration error {c['ece']}; confidence >= {c['threshold']}: {c['above']['fields']} "
@@ -115,11 +126,17 @@ def record(model_dir: Path, measured: list[dict[str, Any]]) -> None:
                 "mean_model_letters": figures["mean"]["model_letters"],
                 "mean_rules_letters": figures["mean"]["rules_letters"],
                 "calibration_error": figures["calibration"]["ece"],
+                "ceiling": _mean(figures["ceiling"], "held_strict"),
+                "ceiling_letters": _mean(figures["ceiling"], "held_letters"),
             }
         )
     weights = card.pop("weights_sha256")  # stays last, as training writes it
     card = {**card, "measured": kept, "weights_sha256": weights}
     path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+
+
+def _mean(fields: dict[str, dict[str, float]], key: str) -> float:
+    return round(sum(f[key] for f in fields.values()) / len(fields), 4)
 
 
 def main() -> None:

@@ -59,13 +59,14 @@ def check_ocr(folder: Path, card: dict[str, Any], ocr_identity: dict[str, Any]) 
     accuracy on them is unknown; a ModelError where it was measured to read worse than the
     rules on them (the rules are then the backend to use)."""
     ocr = ocr_kind(ocr_identity)
-    trained = ocr_kind(card["ocr_engine"])
-    if trained == ocr:
+    trained = [ocr_kind(e) for e in card.get("ocr_engines", [card["ocr_engine"]])]
+    if ocr in trained:
         return []
     measured = next((m for m in card.get("measured", []) if ocr_kind(m["ocr"]) == ocr), None)
     if measured is None:
+        names = " and ".join(dict.fromkeys(e["name"] for e in trained))
         return [
-            f"the KIE model in {folder} was trained on OCR from {trained['name']}; its accuracy "
+            f"the KIE model in {folder} was trained on OCR from {names}; its accuracy "
             f"on OCR from {ocr['name']} ({ocr['model']}) is unknown: check the fields of a "
             "sample of this run (results/review.csv), or use kie_backend: rules"
         ]

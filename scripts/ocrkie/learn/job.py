@@ -1,5 +1,10 @@
 """Training the KIE model from a run: the run's OCR records and their labels, a model.
 
+``train.also_ocr`` names the results folders of runs of the same images by other OCR engines:
+each image's record there is one more training document, with the same labels (the image's
+id is the same in every run of one input folder), so that the model learns each engine's way
+of reading.
+
 Labels come from a folder in the SROIE layout (``key/<stem>.json`` beside ``img/``, matched
 by the image's relative path), from a previous run's KIE records (matched by the image's
 sha256, so the images may have moved), or from a reviewer's corrections in ``review.csv``
@@ -110,6 +115,32 @@ def labelled(
         yield ocr, found
 
 
+def also_read(
+    folders: list[str], pairs: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[dict[str, Any]]]:
+    """The labelled images of ``pairs`` as the runs in ``folders`` read them, each with its
+    labels, and each run's OCR engine identity. An image a run has no ok record of, or a
+    record of other image content (its sha256), is left out."""
+    more, engines = [], []
+    for folder in folders:
+        results, engine, count = Results(folder), None, 0
+        for ocr, labels in pairs:
+            try:
+                pages = results.read_pages("ocr", ocr["image"]["id"])
+            except FileNotFoundError:
+                continue
+            record = merge_pages(pages)
+            ok = all(page["status"] == "ok" for page in pages)
+            if ok and record["image"]["sha256"] == ocr["image"]["sha256"]:
+                engine, count = engine or record["engine"], count + 1
+                more.append((record, labels))
+        if engine is None:
+            raise SystemExit(f"train.also_ocr: {folder} holds no OCR record of these images")
+        log.info("also the OCR of %s (%s): %d documents", folder, engine["name"], count)
+        engines.append(engine)
+    return more, engines
+
+
 def train(
     plan_file: str,
     results_location: str,
@@ -138,10 +169,11 @@ def train(
     log.info("training documents: %s", counts)
     if not pairs:
         raise SystemExit(f"no labelled document to train on ({counts})")
+    more, engines = also_read(settings.get("also_ocr") or [], pairs)
     schema = load_field_schema(schema_path)
     folder = Path(card_path).parent
     base = Path(settings["base"]) if settings.get("base") else None
-    card = train_model(pairs, schema, ocr_identity, settings, folder, counts, base)
+    card = train_model(pairs + more, schema, ocr_identity, settings, folder, counts, base, engines)
     for name, score in card["validation"]["fields"].items():
         log.info("validation %-10s %s", name, score)
     return card

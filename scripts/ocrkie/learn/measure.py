@@ -5,6 +5,12 @@ the same OCR records, under two scorers, and how well its confidence is calibrat
 - letters: their letters and digits are equal (case, spaces and punctuation ignored: a comma
   missing from an address is not a wrong address to the person who reads it).
 
+The ceiling: per field, the share of documents whose value the OCR holds at all, so that no
+choice among its values can do better. A name or an address is held where its text is in the
+document's text (strict: but for spacing; letters: its letters and digits in the document's);
+a date or an amount where it is among the candidates (every date and amount printed is one).
+A held value the candidates do not offer is the candidates' miss, not the OCR's.
+
 Calibration: the fields' confidences in bins of a tenth; the expected calibration error is
 the documents-weighted mean gap between a bin's mean confidence and its strict accuracy.
 """
@@ -16,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..fields import FieldSchema
+from ..normalize import collapse_text
 from .inference import Pick, read_many
 from .known import KnownValues
 from .model import Ranker
@@ -67,6 +74,48 @@ def judged(
                 }
             )
     return rows
+
+
+def ceiling(held: list[Example], schema: FieldSchema) -> dict[str, Any]:
+    """Per field: the share of documents whose value the OCR holds (``held_``) and whose
+    value the candidates offer (``offered_``), under both scorers (``strict``, ``letters``)."""
+    counts: dict[str, dict[str, int]] = {}
+    tokens = {spec.name for spec in schema.fields if spec.type in ("date", "amount")}
+    for example in held:
+        text = collapse_text(" ".join(row.text for row in example.sheet.rows))
+        printed = {"strict": text.replace(" ", ""), "letters": letters(text) or ""}
+        for name, truth in example.truth.items():
+            if truth is None:
+                continue
+            tally = counts.setdefault(name, dict.fromkeys(_CEILING, 0))
+            tally["documents"] += 1
+            for scorer, same in (("strict", _same_strict), ("letters", _same_letters)):
+                offered = any(same(c.normalized, truth) for c in example.sheet.candidates[name])
+                spelled = name not in tokens and same.key(truth) in printed[scorer]
+                tally[f"offered_{scorer}"] += offered
+                tally[f"held_{scorer}"] += offered or spelled
+    return {
+        name: {k: round(v / t["documents"], 4) for k, v in t.items() if k != "documents"}
+        for name, t in counts.items()
+    }
+
+
+_CEILING = ("documents", "held_strict", "held_letters", "offered_strict", "offered_letters")
+
+
+class _Scorer:
+    """Equality of two normalised values under a scorer, and a value as the scorer looks for
+    it in a document's text (``key``)."""
+
+    def __init__(self, key: Any, exact: bool):
+        self.key, self.exact = key, exact
+
+    def __call__(self, value: str, truth: str) -> bool:
+        return value == truth if self.exact else letters(value) == letters(truth)
+
+
+_same_strict = _Scorer(lambda value: value.replace(" ", ""), exact=True)
+_same_letters = _Scorer(lambda value: letters(value) or "", exact=False)
 
 
 def accuracy(rows: list[dict[str, Any]], schema: FieldSchema) -> dict[str, Any]:

@@ -277,10 +277,13 @@ def train_model(
     folder: Path,
     documents: dict[str, int] | None = None,
     base: Path | None = None,
+    also_engines: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train on (OCR record, labels) pairs and write the model folder; returns its card.
     With ``base`` (a model folder that fits the schema and OCR), training starts from its
-    weights: a few labelled documents of new layouts adapt it instead of replacing it."""
+    weights: a few labelled documents of new layouts adapt it instead of replacing it.
+    ``also_engines``: the other OCR engines whose records are among the pairs (the card's
+    ``ocr_engines`` lists them after ``ocr_engine``)."""
     settings = {**SETTINGS, **{k: v for k, v in options.items() if k in SETTINGS}}
     seed = options.get("seed", 0)
     started = time.perf_counter()
@@ -323,6 +326,7 @@ def train_model(
         "fields": [spec.name for spec in schema.fields],
         "features": FEATURES,
         "ocr_engine": ocr_engine,
+        **({"ocr_engines": [ocr_engine, *also_engines]} if also_engines else {}),
         "settings": settings,
         "seed": seed,
         **({"base": base_card["weights_sha256"]} if base_card else {}),
