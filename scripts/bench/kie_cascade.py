@@ -1,12 +1,13 @@
 """The KIE cascade's curve: threshold -> share of documents sent to the API, and accuracy.
 
-    python scripts/bench/kie_cascade.py DATA [--model DIR] [--work DIR] [--cache DIR]
-                                        [--thresholds 0.3 0.5 ...] [--record]
+    python scripts/bench/kie_cascade.py DATA [--model DIR] [--ocr ENGINE] [--work DIR]
+                                        [--cache DIR] [--thresholds 0.3 0.5 ...] [--record]
 
 DATA is a folder in the SROIE 2019 layout (img/, box/, key/). In one invocation:
 
-1. the workflow's OCR stage (rapidocr) reads DATA/img into ``--work`` (with the content cache
-   of ``--cache``: a second invocation reads no image again);
+1. the workflow's OCR stage (``--ocr``, faster_paddle by default) reads DATA/img into
+   ``--work`` (with the content cache of ``--cache``: a second invocation reads no image
+   again);
 2. the fake Upstage server (``ocrkie.testing.upstage_fake``) is registered with the truth of
    the receipts, so Information Extraction answers it: what the API reads at best;
 3. the learned model of ``--model`` alone, the API alone, and at each threshold the cascade
@@ -55,8 +56,8 @@ def receipts(data: Path) -> list[Path]:
     return [p for p in sorted((data / "img").iterdir()) if p.stem.isdigit() and int(p.stem) < 300]
 
 
-def read_ocr(data: Path, work: Path, cache: Path, images: list[Path]) -> dict[str, Any]:
-    """OCR records by stem, from the workflow's OCR stage (rapidocr) over the images."""
+def read_ocr(work: Path, cache: Path, images: list[Path], engine: str) -> dict[str, Any]:
+    """OCR records by stem, from the workflow's OCR stage (``engine``) over the images."""
     prepare(work)
     listing = work / "images.txt"
     listing.write_text("".join(f"{p.resolve()}\n" for p in images))
@@ -64,7 +65,7 @@ def read_ocr(data: Path, work: Path, cache: Path, images: list[Path]) -> dict[st
         work,
         "--config",
         "kie_backend=none",
-        "ocr_backend=rapidocr",
+        f"ocr_backend={engine}",
         f"input_list={listing}",
         "results_dir=results-ocr",
         f"cache={cache}",
@@ -140,12 +141,12 @@ def best_third(
     return score(chosen, truth)
 
 
-def record(model: Path, shares: dict[float, float], documents: int) -> None:
+def record(model: Path, shares: dict[float, float], documents: int, ocr: str) -> None:
     """The share sent at each threshold, in the model's card (the dry run's expectation)."""
     card_path = model / "model.json"
     card = json.loads(card_path.read_text())
     card["cascade"] = [
-        {"threshold": t, "sent": round(s, 4), "documents": documents, "ocr": "rapidocr"}
+        {"threshold": t, "sent": round(s, 4), "documents": documents, "ocr": ocr}
         for t, s in sorted(shares.items())
     ]
     card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
@@ -169,12 +170,13 @@ def main() -> None:
         nargs="+",
         default=[0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 0.95],
     )
+    parser.add_argument("--ocr", default="faster_paddle", help="the OCR engine (the default's)")
     parser.add_argument(
         "--record", action="store_true", help="write the shares sent into the model's card"
     )
     args = parser.parse_args()
     images = receipts(args.data)
-    ocr = read_ocr(args.data, args.work, args.cache or args.work / "cache", images)
+    ocr = read_ocr(args.work, args.cache or args.work / "cache", images, args.ocr)
     defaults = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     docs = documents(images, ocr, ImageLimits.from_config(defaults))
     truth = truths(args.data, docs)
@@ -228,7 +230,7 @@ def main() -> None:
             else:
                 print(f"{mode}: no threshold reaches {GOAL:g} of the API's accuracy")
         if args.record:
-            record(args.model, shares, len(docs))
+            record(args.model, shares, len(docs), args.ocr)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class CascadeExtractor(Extractor):
     settings_block = "cascade"
     settings_schema: ClassVar[Settings] = {
         "threshold": setting(
-            0.6, "documents with a field read less sure than this go to the API", **UNIT
+            0.5, "documents with a field read less sure than this go to the API", **UNIT
         ),
         "api_values": setting(
             "all",
@@ -46,7 +46,7 @@ class CascadeExtractor(Extractor):
         self,
         local: LearnedExtractor,
         api: UpstageExtractor,
-        threshold: float = 0.6,
+        threshold: float = 0.5,
         api_values: str = "all",
     ):
         self.local, self.api = local, api
