@@ -32,11 +32,12 @@ from .plan import (
     decode_plan,
     encode_plan,
     form_shards,
+    grown_shard_size,
     manifest_names,
     survey,
 )
 from .progress import duration
-from .results import Results
+from .results import Results, manifest_path
 from .stages import Work, make_stage, record_identity
 from .worker import GuardedDecoder
 
@@ -56,6 +57,8 @@ class RunPlan:
     previous_bytes: bytes | None  # the plan file it was made from (None: there was none)
     written: bool = False  # by this process (write_plan)
     measured: dict[str, float] = field(default_factory=dict)  # stage -> seconds an image a job
+    shard_size: int = 0  # of new shards: shard_size, or larger for a large batch
+    grown: bool = False  # larger than the shard_size setting (max_shards)
 
     def lines(
         self, engines: dict[str, Engine], plan_location: str, slots: int, remote: bool
@@ -67,6 +70,11 @@ class RunPlan:
             f"ocrkie: {self.images} images from {self.source} in {len(self.shards)} shards "
             f"(largest {largest} images; {slots} job slots); plan: {plan_location}"
         ]
+        if self.grown:
+            lines.append(
+                f"new shards of up to {self.shard_size} images (more than shard_size, so that "
+                "the batch makes at most max_shards shards)"
+            )
         if self.skipped:
             counts = "; ".join(f"{n} {reason}" for reason, n in self.skipped.items())
             lines.append(f"skipped: {counts} (listed in the plan and in skipped.csv)")
@@ -84,6 +92,22 @@ class RunPlan:
             lines += self.estimate(step, engine, pages, slots)
             warning = cpu_warning(name, engine.guardrails, engine.device, pages, slots)
             lines += [warning] if warning and not remote else []
+        return lines
+
+    def jobs(self) -> int:
+        """The shard jobs this run makes (the few jobs over the whole batch aside)."""
+        return sum(len(outlook.to_make) for outlook in self.outlooks.values())
+
+    def job_list(self, results_dir: str) -> list[str]:
+        """One line per shard job to run, in stage order: what a dry run too large to list
+        its jobs one by one writes to a file instead."""
+        lines = []
+        for step, outlook in self.outlooks.items():
+            label = LABELS.get(step, f"{step.upper()} export")
+            for shard in outlook.to_make:
+                output = manifest_path(results_dir, step, self.stages[step].manifests[shard.name])
+                count = f"{len(shard.images)} image{'s' * (len(shard.images) != 1)}"
+                lines.append(f"{label} of {shard.name} ({count}): {output}")
         return lines
 
     def estimate(self, step: str, engine: Engine, images: int, slots: int) -> list[str]:
@@ -143,7 +167,8 @@ def prepare_run(
     stages = active_stages(config)
     present = {stage: results.manifest_names(stage) for stage in stages}
     started = {name.split("-", 1)[0] for names in present.values() for name in names}
-    shards = form_shards(images, previous, started, config["shard_size"], slots)
+    max_shards = config["max_shards"]
+    shards = form_shards(images, previous, started, config["shard_size"], slots, max_shards)
 
     limits = ImageLimits.from_config(config)
     steps = {stage: record_identity(stage, engines[stage], limits) for stage in stages}
@@ -169,6 +194,8 @@ def prepare_run(
     plan_bytes = encode_plan(shards, source, found.skipped)
     skips = found.skip_counts()
     run = RunPlan(len(images), shards, plans, outlooks, source, skips, plan_bytes, previous_bytes)
+    run.shard_size = grown_shard_size(len(images), config["shard_size"], max_shards)
+    run.grown = run.shard_size > config["shard_size"]
     for stage in stages:
         if outlooks[stage].to_make and outlooks[stage].up_to_date:
             measured = measured_seconds(results, plans[stage], outlooks[stage])
