@@ -1,6 +1,6 @@
 """What planning costs at scale: ``snakemake -n`` and a no-op rerun on generated batches.
 
-    python scripts/bench/plan.py [--counts 10000 100000] [--keep DIR]
+    python scripts/bench/plan.py [--counts 10000 100000] [--keep DIR] [--config max_shards=0]
 
 For each count it generates that many image files (empty: planning reads no pixels) in
 folders of 1,000, then measures with the local profile:
@@ -30,6 +30,8 @@ from pathlib import Path
 from common import REPO
 
 from ocrkie.plan import decode_plan
+
+JOB_LIST = ".snakemake/ocrkie/dry-run-jobs.txt"  # where a dry run of many jobs lists them
 
 
 def generate(root: Path, count: int) -> Path:
@@ -66,11 +68,25 @@ def complete(workdir: Path, dry_run: str, *config: str) -> None:
         for shard in shards:
             for image in shard.images:
                 (results / stage / f"{image.id}.json").write_text('{"status": "ok"}\n')
-    for listed in re.findall(r"^Reason: Missing output files: ([^;\n]+)", dry_run, re.M):
-        for output in listed.split(", "):
-            (workdir / output).parent.mkdir(parents=True, exist_ok=True)
-            (workdir / output).write_text("{}\n")
+    stub(workdir, outputs(workdir, dry_run))
+    if JOB_LIST in dry_run:  # the shard jobs were in the file: now the others are left
+        stub(workdir, outputs(workdir, snakemake(workdir, "-n", *config)[2]))
     snakemake(workdir, "--touch", "--quiet", "all", *config)
+
+
+def outputs(workdir: Path, dry_run: str) -> list[str]:
+    """The outputs of the jobs a dry run lists, or of those in the job list it wrote."""
+    if JOB_LIST in dry_run:
+        lines = (workdir / JOB_LIST).read_text().splitlines()
+        return [line.rsplit(": ", 1)[1] for line in lines]
+    listed = re.findall(r"^Reason: Missing output files: ([^;\n]+)", dry_run, re.M)
+    return [output for line in listed for output in line.split(", ")]
+
+
+def stub(workdir: Path, paths: list[str]) -> None:
+    for output in paths:
+        (workdir / output).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / output).write_text("{}\n")
 
 
 def workdir_for(root: Path) -> Path:
@@ -79,12 +95,14 @@ def workdir_for(root: Path) -> Path:
     return root
 
 
-def measure(count: int, root: Path, noop: bool = True) -> dict[str, object]:
+def measure(
+    count: int, root: Path, noop: bool = True, settings: tuple[str, ...] = ()
+) -> dict[str, object]:
     workdir = workdir_for(root)
     started = time.perf_counter()
     generate(root, count)
     made = time.perf_counter() - started
-    config = ("--config", "input_dir=scans")
+    config = ("--config", "input_dir=scans", *settings)
     wall, rss, output = snakemake(workdir, "-n", *config)
     lines = [
         line
@@ -122,12 +140,13 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
     parser.add_argument("--no-noop", action="store_true", help="only the dry run")
+    parser.add_argument("--config", nargs="+", default=[], help="more settings (key=value)")
     args = parser.parse_args()
     rows = []
     for count in args.counts:
         root = Path(tempfile.mkdtemp(prefix=f"bench-plan-{count}-", dir=args.keep))
         try:
-            rows.append(measure(count, root, noop=not args.no_noop))
+            rows.append(measure(count, root, not args.no_noop, tuple(args.config)))
         finally:
             if args.keep is None:
                 shutil.rmtree(root, ignore_errors=True)
