@@ -25,6 +25,7 @@ import gzip
 import heapq
 import json
 import math
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -143,22 +144,29 @@ def job_slots(
 def encode_plan(
     shards: Sequence[Shard], source: str, skipped: Sequence[tuple[str, str]] = ()
 ) -> bytes:
-    document = {
+    """The plan file: gzipped JSON, the same bytes for the same plan. Written a shard at a
+    time, so that a million images never sit in memory as one JSON text."""
+    head = {
         "format": PLAN_FORMAT,
         "source": source,
         "images": sum(len(s.images) for s in shards),
         "skipped": [list(entry) for entry in skipped],  # (path, reason): not images
-        "shards": [
-            {
-                "name": shard.name,
-                "generation": shard.generation,
-                "images": [[i.id, i.path, i.relpath, i.size, i.mtime] for i in shard.images],
-            }
-            for shard in shards
-        ],
     }
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)  # same plan, same bytes
+    packer = zlib.compressobj(6, wbits=31)  # gzip, no time stamp: gzip.compress(mtime=0)
+    packed = [packer.compress(_json(head)[:-1].encode("utf-8") + b',"shards":[')]
+    for n, shard in enumerate(shards):
+        document = {
+            "name": shard.name,
+            "generation": shard.generation,
+            "images": [[i.id, i.path, i.relpath, i.size, i.mtime] for i in shard.images],
+        }
+        packed.append(packer.compress((b"," if n else b"") + _json(document).encode("utf-8")))
+    packed += [packer.compress(b"]}"), packer.flush()]
+    return b"".join(packed)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def decode_plan(data: bytes) -> list[Shard]:

@@ -7,10 +7,12 @@ writes (``write_plan``), one run at a time: a dry run, a report or a DAG writes 
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,7 +55,7 @@ class RunPlan:
     outlooks: dict[str, Outlook]
     source: str
     skipped: dict[str, int]  # reason -> entries of the input left out
-    plan_bytes: bytes  # the plan file this run needs
+    skipped_entries: list[tuple[str, str]]  # (path, reason), as the plan file lists them
     previous_bytes: bytes | None  # the plan file it was made from (None: there was none)
     written: bool = False  # by this process (write_plan)
     measured: dict[str, float] = field(default_factory=dict)  # stage -> seconds an image a job
@@ -93,6 +95,11 @@ class RunPlan:
             warning = cpu_warning(name, engine.guardrails, engine.device, pages, slots)
             lines += [warning] if warning and not remote else []
         return lines
+
+    @cached_property
+    def plan_bytes(self) -> bytes:
+        """The plan file this run needs (made when first asked for: a dry run never does)."""
+        return encode_plan(self.shards, self.source, self.skipped_entries)
 
     def jobs(self) -> int:
         """The shard jobs this run makes (the few jobs over the whole batch aside)."""
@@ -157,6 +164,24 @@ def prepare_run(
     slots: int,
     storage_prefix: str | None = None,
 ) -> RunPlan:
+    """The plan of this run. Its objects (several per image) live as long as the run: the
+    garbage collector, which would walk them again and again while they are made and later
+    while Snakemake builds its DAG, leaves them alone."""
+    gc.disable()
+    try:
+        return _prepare_run(config, results, engines, slots, storage_prefix)
+    finally:
+        gc.enable()
+        gc.freeze()
+
+
+def _prepare_run(
+    config: dict[str, Any],
+    results: Results,
+    engines: dict[str, Engine],
+    slots: int,
+    storage_prefix: str | None,
+) -> RunPlan:
     found = discover(config, storage_prefix)
     images = found.images
     try:
@@ -191,9 +216,10 @@ def prepare_run(
             plans[step] = manifest_names(step, identity, shards, upstream)
 
     source = config["input_list"] or config["input_dir"]
-    plan_bytes = encode_plan(shards, source, found.skipped)
     skips = found.skip_counts()
-    run = RunPlan(len(images), shards, plans, outlooks, source, skips, plan_bytes, previous_bytes)
+    run = RunPlan(
+        len(images), shards, plans, outlooks, source, skips, found.skipped, previous_bytes
+    )
     run.shard_size = grown_shard_size(len(images), config["shard_size"], max_shards)
     run.grown = run.shard_size > config["shard_size"]
     for stage in stages:
