@@ -188,12 +188,17 @@ def _prepare_run(
         previous_bytes: bytes | None = results.folder.read_bytes(PLAN_FILE)
     except FileNotFoundError:
         previous_bytes = None
-    previous = decode_plan(previous_bytes) if previous_bytes else []
     stages = active_stages(config)
     present = {stage: results.manifest_names(stage) for stage in stages}
     started = {name.split("-", 1)[0] for names in present.values() for name in names}
-    max_shards = config["max_shards"]
-    shards = form_shards(images, previous, started, config["shard_size"], slots, max_shards)
+    shards = form_shards(  # (the previous plan's images go once its shards are kept)
+        images,
+        decode_plan(previous_bytes) if previous_bytes else [],
+        started,
+        config["shard_size"],
+        slots,
+        config["max_shards"],
+    )
 
     limits = ImageLimits.from_config(config)
     steps = {stage: record_identity(stage, engines[stage], limits) for stage in stages}
@@ -220,7 +225,7 @@ def _prepare_run(
     run = RunPlan(
         len(images), shards, plans, outlooks, source, skips, found.skipped, previous_bytes
     )
-    run.shard_size = grown_shard_size(len(images), config["shard_size"], max_shards)
+    run.shard_size = grown_shard_size(len(images), config["shard_size"], config["max_shards"])
     run.grown = run.shard_size > config["shard_size"]
     for stage in stages:
         if outlooks[stage].to_make and outlooks[stage].up_to_date:
