@@ -172,7 +172,8 @@ def main() -> None:
                 shutil.rmtree(root, ignore_errors=True)
     print()
     print(
-        "| images | -n wall s (CPU s) | -n peak RSS MB | -n prints bytes | jobs | no-op rerun s |"
+        "| images | -n wall s (CPU s) | -n peak RSS MB | -n prints bytes | jobs "
+        "| no-op rerun s (CPU s) |"
     )
     print("|---|---|---|---|---|---|")
     for row in rows:
