@@ -279,7 +279,9 @@ def summarise_dry_run(planned):
     path = Path(JOB_LIST)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{line}\n" for line in planned.job_list(RESULTS)))
-    workflow.output_settings.quiet = {Quietness.RULES, Quietness.PROGRESS}
+    quiet = workflow.output_settings.quiet or set()
+    if Quietness.ALL not in quiet:  # (--quiet all stays silent)
+        workflow.output_settings.quiet = {Quietness.RULES, Quietness.PROGRESS}
     logger.info(
         f"ocrkie: {planned.jobs()} shard jobs, more than a dry run lists ({DRY_RUN_LISTED}): "
         f"the count per rule below, each job in {JOB_LIST}"
