@@ -142,13 +142,14 @@ def measure(
     row["plan_file_mb"] = round(os.path.getsize(root / "results/plan/plan.json.gz") / 2**20, 2)
     print(json.dumps(row), flush=True)
     rerun = snakemake(workdir, *config)
-    return {
-        **row,
+    row |= {
         "noop_rerun_s": rerun.wall,
         "noop_cpu_s": rerun.cpu,
         "noop_peak_rss_mb": rerun.rss,
         "noop_did_nothing": "Nothing to be done" in rerun.output,
     }
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def main() -> None:
