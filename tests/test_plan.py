@@ -204,3 +204,21 @@ def test_survey_says_what_runs_and_why(tmp_path: Path):
 def test_manifest_header_is_json():
     shard = form_shards(images(["a.jpg"]), [], set(), 8, 1)[0]
     assert json.loads(json.dumps(manifest_header("kie", IDENTITY, shard)))["images"] == 1
+
+
+def test_a_large_batch_makes_at_most_max_shards_shards_of_more_than_shard_size():
+    pool = images(f"{n:05d}.jpg" for n in range(2500))
+    shards = form_shards(pool, [], set(), 100, 2, max_shards=10)
+    assert len(shards) == 10 and {len(s.images) for s in shards} == {250}
+    assert len(form_shards(pool, [], set(), 100, 2, max_shards=0)) == 26  # no limit: 100 each
+    assert len(form_shards(pool[:900], [], set(), 100, 2, max_shards=10)) == 10  # within it
+
+
+def test_a_resumed_large_batch_keeps_its_finished_shards_and_its_shard_size():
+    pool = images(f"{n:05d}.jpg" for n in range(2500))
+    first = form_shards(pool, [], set(), 100, 2, max_shards=10)
+    finished = {s.name for s in first[:4]}
+    again = form_shards(pool, first, finished, 100, 2, max_shards=10)
+    assert {k: v for k, v in members(again).items() if k in finished} == members(first[:4])
+    assert max(len(s.images) for s in again) == 250  # the batch's size, not the rest's (100)
+    assert sorted(i.id for s in again for i in s.images) == sorted(i.id for i in pool)

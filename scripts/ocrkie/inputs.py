@@ -35,7 +35,7 @@ LISTED_AGAIN = "listed again (the same file is read once)"
 _UNSAFE = re.compile(r"[^\w.-]+")  # \w: letters and digits of any script, and _
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million of them in a plan
 class InputImage:
     id: str
     path: str  # what jobs read: a local path (absolute or relative to the workdir) or s3:// URI
@@ -285,16 +285,19 @@ def _unique_sorted(
             again.append((image.relpath, LISTED_AGAIN))
         else:
             by_path[image.path] = image
-    by_id: dict[str, list[InputImage]] = {}
+    by_id: dict[str, InputImage] = {}
+    shared = set()  # ids that more than one file got
     for image in by_path.values():
-        by_id.setdefault(image.id, []).append(image)
+        if by_id.setdefault(image.id, image) is not image:
+            shared.add(image.id)
     unique = [
-        replace(image, id=image_id(image.relpath, COLLISION_DIGITS)) if len(same) > 1 else image
-        for same in by_id.values()
-        for image in same
+        replace(image, id=image_id(image.relpath, COLLISION_DIGITS))
+        if image.id in shared
+        else image
+        for image in by_path.values()
     ]
-    ids = Counter(image.id for image in unique)
-    if len(ids) < len(unique):  # two paths with one SHA-256: not to be met by chance
+    if shared and len({image.id for image in unique}) < len(unique):
+        ids = Counter(image.id for image in unique)  # two paths, one SHA-256: not by chance
         twins = sorted(i.relpath for i in unique if ids[i.id] > 1)
         raise SetupError(f"these inputs cannot be told apart by their ids: {twins}")
     return sorted(unique, key=lambda i: i.id), sorted([*skipped, *again])

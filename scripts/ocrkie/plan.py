@@ -8,7 +8,9 @@ discover nothing themselves.
 Shards are sticky: a shard that has a manifest keeps its images, so adding images forms new
 shards of the new images only, and changing ``cores`` or ``shard_size`` reruns nothing. New
 images are split evenly into shards of at most ``shard_size``, at least one per job slot,
-so that no core idles at the end of a small batch.
+so that no core idles at the end of a small batch. A batch larger than ``shard_size`` times
+``max_shards`` gets larger shards (``grown_shard_size``): Snakemake plans a few thousand
+jobs in seconds, but tens of thousands in minutes.
 
 Each stage's manifest is named by a digest of everything its records depend on: the shard's
 images (path, size, mtime), the engine's identity and parameters, the image limits, and for
@@ -23,6 +25,7 @@ import gzip
 import heapq
 import json
 import math
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,9 +61,12 @@ def form_shards(
     started: set[str],
     shard_size: int,
     slots: int,
+    max_shards: int | None = None,
 ) -> list[Shard]:
     """Keep the ``started`` shards of the previous plan (those with a manifest) with the
-    images still present; split the other images into new shards."""
+    images still present; split the other images into new shards, of a size that the whole
+    batch sets (``grown_shard_size``), so that a resumed run forms them the same size."""
+    size = grown_shard_size(len(images), shard_size, max_shards)
     by_id = {image.id: image for image in images}
     kept = []
     for shard in previous:
@@ -69,8 +75,16 @@ def form_shards(
             kept.append(Shard(shard.name, members, dict(shard.generation)))
     taken = {image.id for shard in kept for image in shard.images}
     pool = sorted((i for i in images if i.id not in taken), key=lambda i: i.id)
-    shards = kept + [_new_shard(group) for group in split_evenly(pool, shard_size, slots)]
+    shards = kept + [_new_shard(group) for group in split_evenly(pool, size, slots)]
     return sorted(shards, key=lambda s: s.images[0].id)
+
+
+def grown_shard_size(images: int, shard_size: int, max_shards: int | None) -> int:
+    """``shard_size``, or more where a batch of ``images`` would make more than ``max_shards``
+    shards of it (a million images, 100 and 1,000: shards of 1,000)."""
+    if not max_shards:
+        return shard_size
+    return max(shard_size, math.ceil(images / max_shards))
 
 
 def split_evenly(
@@ -130,22 +144,29 @@ def job_slots(
 def encode_plan(
     shards: Sequence[Shard], source: str, skipped: Sequence[tuple[str, str]] = ()
 ) -> bytes:
-    document = {
+    """The plan file: gzipped JSON, the same bytes for the same plan. Written a shard at a
+    time, so that a million images never sit in memory as one JSON text."""
+    head = {
         "format": PLAN_FORMAT,
         "source": source,
         "images": sum(len(s.images) for s in shards),
         "skipped": [list(entry) for entry in skipped],  # (path, reason): not images
-        "shards": [
-            {
-                "name": shard.name,
-                "generation": shard.generation,
-                "images": [[i.id, i.path, i.relpath, i.size, i.mtime] for i in shard.images],
-            }
-            for shard in shards
-        ],
     }
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)  # same plan, same bytes
+    packer = zlib.compressobj(6, wbits=31)  # gzip, no time stamp: gzip.compress(mtime=0)
+    packed = [packer.compress(_json(head)[:-1].encode("utf-8") + b',"shards":[')]
+    for n, shard in enumerate(shards):
+        document = {
+            "name": shard.name,
+            "generation": shard.generation,
+            "images": [[i.id, i.path, i.relpath, i.size, i.mtime] for i in shard.images],
+        }
+        packed.append(packer.compress((b"," if n else b"") + _json(document).encode("utf-8")))
+    packed += [packer.compress(b"]}"), packer.flush()]
+    return b"".join(packed)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def decode_plan(data: bytes) -> list[Shard]:

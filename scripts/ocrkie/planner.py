@@ -7,10 +7,12 @@ writes (``write_plan``), one run at a time: a dry run, a report or a DAG writes 
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,11 +35,12 @@ from .plan import (
     decode_plan,
     encode_plan,
     form_shards,
+    grown_shard_size,
     manifest_names,
     survey,
 )
 from .progress import duration
-from .results import Results
+from .results import Results, manifest_path
 from .stages import Work, make_stage, record_identity
 from .worker import GuardedDecoder
 
@@ -53,10 +56,12 @@ class RunPlan:
     outlooks: dict[str, Outlook]
     source: str
     skipped: dict[str, int]  # reason -> entries of the input left out
-    plan_bytes: bytes  # the plan file this run needs
+    skipped_entries: list[tuple[str, str]]  # (path, reason), as the plan file lists them
     previous_bytes: bytes | None  # the plan file it was made from (None: there was none)
     written: bool = False  # by this process (write_plan)
     measured: dict[str, float] = field(default_factory=dict)  # stage -> seconds an image a job
+    shard_size: int = 0  # of new shards: shard_size, or larger for a large batch
+    grown: bool = False  # larger than the shard_size setting (max_shards)
 
     def lines(
         self, engines: dict[str, Engine], plan_location: str, slots: int, remote: bool
@@ -68,6 +73,11 @@ class RunPlan:
             f"ocrkie: {self.images} images from {self.source} in {len(self.shards)} shards "
             f"(largest {largest} images; {slots} job slots); plan: {plan_location}"
         ]
+        if self.grown:
+            lines.append(
+                f"new shards of up to {self.shard_size} images (more than shard_size, so that "
+                "the batch makes at most max_shards shards)"
+            )
         if self.skipped:
             counts = "; ".join(f"{n} {reason}" for reason, n in self.skipped.items())
             lines.append(f"skipped: {counts} (listed in the plan and in skipped.csv)")
@@ -85,6 +95,27 @@ class RunPlan:
             lines += self.estimate(step, engine, pages, slots)
             warning = cpu_warning(name, engine.guardrails, engine.device, pages, slots)
             lines += [warning] if warning and not remote else []
+        return lines
+
+    @cached_property
+    def plan_bytes(self) -> bytes:
+        """The plan file this run needs (made when first asked for: a dry run never does)."""
+        return encode_plan(self.shards, self.source, self.skipped_entries)
+
+    def jobs(self) -> int:
+        """The shard jobs this run makes (the few jobs over the whole batch aside)."""
+        return sum(len(outlook.to_make) for outlook in self.outlooks.values())
+
+    def job_list(self, results_dir: str) -> list[str]:
+        """One line per shard job to run, in stage order: what a dry run too large to list
+        its jobs one by one writes to a file instead."""
+        lines = []
+        for step, outlook in self.outlooks.items():
+            label = LABELS.get(step, f"{step.upper()} export")
+            for shard in outlook.to_make:
+                output = manifest_path(results_dir, step, self.stages[step].manifests[shard.name])
+                count = f"{len(shard.images)} image{'s' * (len(shard.images) != 1)}"
+                lines.append(f"{label} of {shard.name} ({count}): {output}")
         return lines
 
     def estimate(self, step: str, engine: Engine, images: int, slots: int) -> list[str]:
@@ -134,17 +165,41 @@ def prepare_run(
     slots: int,
     storage_prefix: str | None = None,
 ) -> RunPlan:
+    """The plan of this run. Its objects (several per image) live as long as the run: the
+    garbage collector, which would walk them again and again while they are made and later
+    while Snakemake builds its DAG, leaves them alone."""
+    gc.disable()
+    try:
+        return _prepare_run(config, results, engines, slots, storage_prefix)
+    finally:
+        gc.enable()
+        gc.freeze()
+
+
+def _prepare_run(
+    config: dict[str, Any],
+    results: Results,
+    engines: dict[str, Engine],
+    slots: int,
+    storage_prefix: str | None,
+) -> RunPlan:
     found = discover(config, storage_prefix)
     images = found.images
     try:
         previous_bytes: bytes | None = results.folder.read_bytes(PLAN_FILE)
     except FileNotFoundError:
         previous_bytes = None
-    previous = decode_plan(previous_bytes) if previous_bytes else []
     stages = active_stages(config)
     present = {stage: results.manifest_names(stage) for stage in stages}
     started = {name.split("-", 1)[0] for names in present.values() for name in names}
-    shards = form_shards(images, previous, started, config["shard_size"], slots)
+    shards = form_shards(  # (the previous plan's images go once its shards are kept)
+        images,
+        decode_plan(previous_bytes) if previous_bytes else [],
+        started,
+        config["shard_size"],
+        slots,
+        config["max_shards"],
+    )
 
     limits = ImageLimits.from_config(config)
     steps = {stage: record_identity(stage, engines[stage], limits) for stage in stages}
@@ -167,9 +222,12 @@ def prepare_run(
             plans[step] = manifest_names(step, identity, shards, upstream)
 
     source = config["input_list"] or config["input_dir"]
-    plan_bytes = encode_plan(shards, source, found.skipped)
     skips = found.skip_counts()
-    run = RunPlan(len(images), shards, plans, outlooks, source, skips, plan_bytes, previous_bytes)
+    run = RunPlan(
+        len(images), shards, plans, outlooks, source, skips, found.skipped, previous_bytes
+    )
+    run.shard_size = grown_shard_size(len(images), config["shard_size"], config["max_shards"])
+    run.grown = run.shard_size > config["shard_size"]
     for stage in stages:
         if outlooks[stage].to_make and outlooks[stage].up_to_date:
             measured = measured_seconds(results, plans[stage], outlooks[stage])

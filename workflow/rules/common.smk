@@ -30,8 +30,12 @@ from ocrkie.planner import api_forecast, prepare_run, write_plan
 from ocrkie.results import Results, manifest_path
 from ocrkie.s3 import ensure_keep_marker
 from ocrkie import settings
+from snakemake.settings.enums import Quietness
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+# Shard jobs a dry run lists one by one; beyond, a count per rule and the list in a file.
+DRY_RUN_LISTED = 1000
+JOB_LIST = ".snakemake/ocrkie/dry-run-jobs.txt"
 
 # -- errors a person can act on: one line, no traceback --------------------------------------
 
@@ -255,6 +259,8 @@ def make_plan():
         unready = {line for engine in ENGINES.values() for line in engine.unready()}
         for line in sorted(unready):
             logger.warning(f"ocrkie: {line}")
+        if planned.jobs() > DRY_RUN_LISTED:
+            summarise_dry_run(planned)
     if cli_flag("--report") and planned.previous_bytes not in (
         None,
         planned.plan_bytes,
@@ -265,6 +271,21 @@ def make_plan():
             "printed the report command with its own"
         )
     return planned
+
+
+def summarise_dry_run(planned):
+    """A dry run of many jobs prints Snakemake's count per rule (``--quiet``, which also
+    spares it scheduling every job on paper) and writes the job list to a file."""
+    path = Path(JOB_LIST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in planned.job_list(RESULTS)))
+    quiet = workflow.output_settings.quiet or set()
+    if Quietness.ALL not in quiet:  # (--quiet all stays silent)
+        workflow.output_settings.quiet = {Quietness.RULES, Quietness.PROGRESS}
+    logger.info(
+        f"ocrkie: {planned.jobs()} shard jobs, more than a dry run lists ({DRY_RUN_LISTED}): "
+        f"the count per rule below, each job in {JOB_LIST}"
+    )
 
 
 @said_in_one_line()
