@@ -261,16 +261,16 @@ def test_a_model_adapted_from_a_base_names_it_and_reads_its_new_documents(traine
 
 def test_a_model_trained_on_two_engines_reads_both_without_a_warning(trained: Workdir):
     """train.also_ocr: the same labelled images read by a second engine are trained on too."""
-    other = ("input_dir=labelled/img", "kie_backend=none", "ocr_backend=faster_paddle")
-    trained.snakemake("--config", *other, "results_dir=results-fp")
+    other = ("input_dir=labelled/img", "kie_backend=none", "ocr_backend=rapidocr")
+    trained.snakemake("--config", *other, "results_dir=results-rapid")
     (trained.path / "both.yaml").write_text(
-        "train: {val_fraction: 0, epochs: 5, also_ocr: [results-fp], output: both}\n"
+        "train: {val_fraction: 0, epochs: 5, also_ocr: [results-rapid], output: both}\n"
     )
     two = ("--configfile", "config/config.yaml", "both.yaml", "--config", "train_dir=labelled")
     trained.snakemake("train_kie", *two)
     card = read_card(trained.path / "both")
-    assert card["ocr_engine"]["name"] == "rapidocr"
-    assert [e["name"] for e in card["ocr_engines"]] == ["rapidocr", "faster_paddle"]
+    assert card["ocr_engine"]["name"] == "faster_paddle"  # the default's, then also_ocr's
+    assert [e["name"] for e in card["ocr_engines"]] == ["faster_paddle", "rapidocr"]
     assert card["documents"]["labelled"] == len(SAMPLE_IMAGES)
     assert card["documents"]["train"] == 2 * len(SAMPLE_IMAGES)  # each image read twice
     for backend in ("rapidocr", "faster_paddle"):

@@ -82,7 +82,7 @@ def test_dry_run_shows_the_plan_first_and_writes_nothing(tmp_path: Path):
     assert first.startswith(f"ocrkie: {len(SAMPLE_IMAGES)} images from scans in 4 shards")
     assert "OCR (faster_paddle on cpu): 4 of 4 jobs to run (6 new images" in done.stdout
     # every engine's time: here the typical speeds, 6 images in 2 jobs at once
-    assert "  time: about 12s for 6 images, 2 jobs at once (typically 4 s an image a job)" in (
+    assert "  time: about 6s for 6 images, 2 jobs at once (typically 2 s an image a job)" in (
         done.stdout
     )
     assert "  time: under a second for 6 images, 2 jobs at once (typically 0.05 s" in done.stdout

@@ -277,14 +277,18 @@ def summarise_dry_run(planned):
     """A dry run of many jobs prints Snakemake's count per rule (``--quiet``, which also
     spares it scheduling every job on paper) and writes the job list to a file."""
     path = Path(JOB_LIST)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{line}\n" for line in planned.job_list(RESULTS)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{line}\n" for line in planned.job_list(RESULTS)))
+        listed = f"each job in {JOB_LIST}"
+    except OSError as error:  # a read-only share: the dry run itself still works
+        listed = f"the job list not written ({error.strerror})"
     quiet = workflow.output_settings.quiet or set()
     if Quietness.ALL not in quiet:  # (--quiet all stays silent)
         workflow.output_settings.quiet = {Quietness.RULES, Quietness.PROGRESS}
     logger.info(
         f"ocrkie: {planned.jobs()} shard jobs, more than a dry run lists ({DRY_RUN_LISTED}): "
-        f"the count per rule below, each job in {JOB_LIST}"
+        f"the count per rule below, {listed}"
     )
 
 

@@ -54,7 +54,8 @@ def gpu_build_installed() -> bool:
 class FasterPaddleEngine(OcrEngine):
     """faster-paddle's PP-OCRv6 small or tiny, or a cascade of the two."""
 
-    guardrails = Guardrails(devices=("cpu",))
+    # small, on a CPU: 1.8 CPU s an image through the workflow (docs/engines-speed.md)
+    guardrails = Guardrails(devices=("cpu",), typical_seconds={"cpu": 2})
     in_worker = True  # native code: a page may hang, memory may grow
     language = "en"  # what its bundled PP-OCRv6 models are used for here (they know Chinese too)
     settings_block = "faster_paddle"
