@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SAMPLES, Workdir, make_workdir
+from conftest import REPO, SAMPLES, Workdir, assert_valid_record, make_workdir
 from ocrkie.engines import Document
 from ocrkie.engines.cascade import CascadeExtractor
 from ocrkie.errors import TransientError
@@ -123,6 +123,24 @@ def test_only_the_unsure_documents_go_to_the_api_and_each_value_names_its_engine
         "2 of 3 documents (67%), where the local model was unsure; $0.02 against $0.03 for "
         "sending all" in overview
     )
+
+
+def test_an_api_value_the_ocr_does_not_hold_is_kept_without_a_confidence(
+    tmp_path: Path, fake: FakeUpstage, monkeypatch
+):
+    monkeypatch.setenv("UPSTAGE_API_KEY", KEY)
+    unsure = IMAGES[0]  # sample_001: sent at threshold 0.6
+    key = json.loads((SAMPLES / "key" / f"{unsure.stem}.json").read_text())
+    fake.register(unsure.read_bytes(), [], {**key, "company": "NOWHERE TRADING CO"})
+    workdir = make_workdir(tmp_path, IMAGES)
+    workdir.snakemake(*configure(workdir, fake, 0.6))
+
+    record = by_path(workdir)[unsure.name]
+    company = record["fields"]["company"]
+    assert company["value"] == "NOWHERE TRADING CO" and company["engine"] == API
+    assert company["confidence"] is None and company["source"] is None  # not on the page
+    for each in by_path(workdir).values():
+        assert_valid_record("kie", each)
 
 
 def test_the_dry_run_says_the_share_is_known_only_after_the_local_model(
