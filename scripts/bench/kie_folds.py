@@ -21,7 +21,8 @@ With ``--sizes 40,80``, it prints instead how accuracy grows with the labelled r
 models of the other folds trained on the first 40, the first 80 and all of their receipts
 (in the order of their images' sha256), scored on the fold, by vendor and by image.
 
-All models go through ``train_model``, as ``snakemake train_kie`` trains them.
+All models go through ``train_model``, as ``snakemake train_kie`` trains them; each figure is
+the field accuracy under the strict and the letters-and-digits scorer (``ocrkie.learn.measure``).
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ from ocrkie.fields import load_field_schema
 from ocrkie.formats import split_of
 from ocrkie.learn.folder import read_card
 from ocrkie.learn.known import edit_limit, load_known
+from ocrkie.learn.measure import judged
 from ocrkie.learn.model import load
-from ocrkie.learn.training import Example, examples, scores, train_model
+from ocrkie.learn.training import Example, examples, train_model
 from ocrkie.normalize import normalize_text
 
 Pair = tuple[dict[str, Any], dict[str, Any]]  # an OCR record and its labels
-Tally = dict[str, dict[str, list[int]]]  # who -> field -> [right, documents]
+Tally = dict[str, dict[str, list[int]]]  # who -> field -> [right strict, right letters, documents]
 
 
 class Trainer:
@@ -79,20 +81,22 @@ class Trainer:
         ``tally[rules]`` and the model's without its known values to ``tally[unmended]``,
         if named."""
         card = read_card(folder)
-        model = load(folder, card)
-        found = scores(model, card["readings"], held, self.schema, load_known(folder, card))
-        plain = scores(model, card["readings"], held, self.schema) if unmended else {}
-        for label, which, result in (
+        model, readings = load(folder, card), card["readings"]
+        found = judged(model, readings, held, load_known(folder, card), card.get("calibration"))
+        plain = judged(model, readings, held) if unmended else []
+        for label, which, rows in (
             (who, "model", found),
             (rules, "rules", found),
             (unmended, "model", plain),
         ):
             if not label:
                 continue
-            for name, field in result.items():
-                counts = tally.setdefault(label, {}).setdefault(name, [0, 0])
-                counts[0] += round(field[which] * field["documents"])
-                counts[1] += field["documents"]
+            for row in rows:
+                counts = tally.setdefault(label, {}).setdefault(row["field"], [0, 0, 0])
+                strict, letters = row[which]
+                counts[0] += strict
+                counts[1] += letters
+                counts[2] += 1
 
 
 def deal(stems: list[str], key: Callable[[str], str], folds: int) -> dict[str, int]:
@@ -141,12 +145,14 @@ def learning_curve(
 
 
 def table(tally: Tally) -> None:
+    """Per field and their mean: the accuracy strict / letters (``ocrkie.learn.measure``)."""
     fields = list(next(iter(tally.values())))
-    print(f"  {'':34}" + "".join(f"{f:>9}" for f in fields) + f"{'mean':>9}{'n':>6}")
+    print(f"  {'':34}" + "".join(f"{f:>13}" for f in [*fields, "mean"]) + f"{'n':>6}")
     for who, counts in tally.items():
-        rates = [counts[f][0] / counts[f][1] for f in fields]
-        row = "".join(f"{r:9.3f}" for r in rates)
-        print(f"  {who:34}{row}{sum(rates) / len(rates):9.3f}{counts[fields[0]][1]:6}")
+        rates = [(counts[f][0] / counts[f][2], counts[f][1] / counts[f][2]) for f in fields]
+        mean = tuple(sum(r[i] for r in rates) / len(rates) for i in (0, 1))
+        row = "".join(f"{s:7.3f}/{lt:.3f}" for s, lt in [*rates, mean])
+        print(f"  {who:34}{row}{counts[fields[0]][2]:6}")
 
 
 def main() -> None:
@@ -225,7 +231,7 @@ def main() -> None:
         trainer.score(trainer.train(rest + labelled), scored, adapted, "retrained on both")
         print(f"  fold {fold}: {len(rest)} + {len(labelled)} labelled, {len(scored)} scored")
     print(f"\n{len(stems)} receipts of {args.train}, {args.folds} folds, seed {args.seed}")
-    print("\ncross-validation (accuracy, exact after normalising):")
+    print("\ncross-validation (accuracy, strict / letters and digits):")
     table(crossed)
     print("\nnew vendors: half of a vendor fold labelled, scored on the other half:")
     table(adapted)
