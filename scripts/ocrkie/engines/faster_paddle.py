@@ -24,7 +24,7 @@ from ..images import PageImage
 from ..page import Line, Polygon, split_words
 from ..settings import UNIT, Settings, setting
 from . import OcrEngine, Recognition
-from .guardrails import Guardrails
+from .guardrails import Guardrails, check_page_shape
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,8 @@ class FasterPaddleEngine(OcrEngine):
         return self.recognize_many([page])[0]
 
     def recognize_many(self, pages: Sequence[PageImage]) -> list[Recognition]:
+        for page in pages:
+            check_page_shape(page, "faster-paddle")
         found = self._read([_encoded(page) for page in pages])
         marked = "tiny" if self.model == "cascade" else ""  # which model read each line
         lines = [_lines(result, page, marked) for result, page in zip(found, pages, strict=True)]

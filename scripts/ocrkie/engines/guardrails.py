@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DeviceError
+from ..errors import ConfigError, DeviceError, UnsupportedImage
 from ..gpu import gpu_count
+from ..images import PageImage
 from ..settings import setting
 
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
@@ -128,3 +129,20 @@ def cpu_warning(name: str, guard: Guardrails, device: str, pages: int, slots: in
         f"per job): up to {pages} pages in {slots} parallel jobs take about {expected}; "
         "a GPU, or ocr_backend: local, is much faster"
     )
+
+
+MIN_SIDE = 8  # pixels, for the PP-OCR engines
+MAX_ASPECT = 100  # the longer side over the shorter
+
+
+def check_page_shape(page: PageImage, engine: str) -> None:
+    """A page a PP-OCR engine cannot work on gets a clear reason: rapidocr would fail with a
+    bare ``ResizeImgError`` on a 20000x20 strip, faster-paddle would read it as a page with
+    no text, an ok record of an image never read."""
+    width, height = page.image.size
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_ASPECT * min(width, height):
+        raise UnsupportedImage(
+            f"a {page.width}x{page.height} page (read at {width}x{height}) is too thin to "
+            f"read: {engine} needs sides of at least {MIN_SIDE} pixels and at most "
+            f"{MAX_ASPECT} times longer than wide"
+        )

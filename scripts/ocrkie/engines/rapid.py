@@ -12,13 +12,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from ..errors import ModelLoadError, UnsupportedImage
+from ..errors import ModelLoadError
 from ..gpu import LOCK_DIR, acquire_gpu, gpu_request
 from ..images import PageImage
 from ..page import Line, Word, scaled
 from ..settings import UNIT, Settings, setting
 from . import OcrEngine, Recognition
-from .guardrails import DEVICE_SETTING, Guardrails
+from .guardrails import DEVICE_SETTING, Guardrails, check_page_shape
 from .torch_device import batch_size
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ class RapidOcrEngine(OcrEngine):
 
     def recognize_many(self, pages: Sequence[PageImage]) -> list[Recognition]:
         for page in pages:
-            _check_readable(page)
+            check_page_shape(page, "rapidocr")
         if self._engine is None:
             self._engine = self._load()
         if self._lines_per_batch == 1:  # rapidocr's own path, a page at a time
@@ -440,20 +440,4 @@ def _check_recognizer(path: Path) -> None:
         raise ModelLoadError(
             f"rapidocr.recognizer {path} is not a PP-OCR text recogniser (rapidocr reads its "
             "characters from the model's metadata, and it has none)"
-        )
-
-
-MIN_SIDE = 8  # pixels
-MAX_ASPECT = 100  # the longer side over the shorter
-
-
-def _check_readable(page: PageImage) -> None:
-    """A page rapidocr cannot work on gets a clear reason, not the class of its error
-    (a 20000x20 strip would fail with a bare ``ResizeImgError``)."""
-    width, height = page.image.size
-    if min(width, height) < MIN_SIDE or max(width, height) > MAX_ASPECT * min(width, height):
-        raise UnsupportedImage(
-            f"a {page.width}x{page.height} page (read at {width}x{height}) is too thin to "
-            f"read: rapidocr needs sides of at least {MIN_SIDE} pixels and at most "
-            f"{MAX_ASPECT} times longer than wide"
         )
