@@ -5,9 +5,9 @@ Each value names the engine that gave it (``engine``: ``ocrkie-learned`` or
 ``upstage-information-extract``) and the record's ``engine.sent`` says whether the document
 went to the service. A sent document takes the service's value for all of its fields
 (``api_values: all``: on receipts, more right values at every threshold) or for those below
-the threshold only (``uncertain``). The service's answer of a
-document is kept in the content cache as ``kie_backend: upstage`` keeps it, so another
-threshold, or that backend, pays for no document twice.
+the threshold only (``uncertain``). The service's answer of a document is kept in the content
+cache as ``kie_backend: upstage`` keeps it, so another threshold, or that backend, pays for no
+document twice.
 """
 
 from __future__ import annotations
