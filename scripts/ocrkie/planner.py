@@ -350,7 +350,7 @@ def cascade_forecast(
         f"once the local model has read them; at most all {requests} requests ({pages} pages"
         f"{cost}); {cached} pages are in the cache (free)"
     ]
-    expected = getattr(engine, "expected_share", lambda: None)()
+    expected = engine.expected_share()
     if expected is not None and todo:
         share, measured = expected
         lines.append(

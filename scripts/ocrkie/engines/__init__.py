@@ -192,6 +192,11 @@ class Extractor(Engine):
         cascade's): a dry run forecasts what it would be sent at most."""
         return None
 
+    def expected_share(self) -> tuple[float, str] | None:
+        """With a ``paid_reader``: the share of documents it is expected to send, measured
+        where (None: not known before it reads)."""
+        return None
+
 
 class LayoutParser(Engine):
     stage: ClassVar[str] = "layout"
