@@ -9,9 +9,10 @@ import random
 from conftest import REPO
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.inference import Pick, calibrated
-from ocrkie.learn.measure import calibration, ceiling, right
+from ocrkie.learn.measure import calibration, ceiling
 from ocrkie.learn.noise import noisy_copy
 from ocrkie.learn.training import _platt, examples
+from ocrkie.normalize import right
 
 RECORD = {
     "image": {"path": "r.jpg", "sha256": "0" * 64},

@@ -42,8 +42,7 @@ from ocrkie.engines.learned import LearnedExtractor
 from ocrkie.engines.upstage import UpstageExtractor
 from ocrkie.fields import load_field_schema
 from ocrkie.images import ImageLimits, PageDecoder, sha256_of
-from ocrkie.learn.measure import right
-from ocrkie.normalize import normalize
+from ocrkie.normalize import normalize, right
 from ocrkie.testing.upstage_fake import FakeUpstage, read_box_csv
 
 SCHEMA = REPO / "config" / "fields" / "receipt.json"

@@ -28,9 +28,10 @@ from common import REPO, SROIE_HELP
 
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.folder import read_card
-from ocrkie.learn.measure import accuracy, judged, letters
+from ocrkie.learn.measure import accuracy, judged
 from ocrkie.learn.model import load
 from ocrkie.learn.training import examples, train_model
+from ocrkie.normalize import letters
 
 SCHEMA = load_field_schema(REPO / "config" / "fields" / "receipt.json")
 COUNTS = (0, 1, 3, 5)

@@ -8,7 +8,9 @@ Ground truth: ``box/<name>.csv`` (``x1,y1,...,x4,y4,TEXT`` per text line) and
   does not transcribe them). Reported as total edits / total ground-truth characters.
   Word F1: the page's words (upper-cased, split on spaces) as multisets, matched exactly
   whatever their order; precision and recall over all pages.
-- KIE: per-field accuracy, exact match after the normalisation of ``ocrkie.normalize``.
+- KIE: per-field accuracy under two scorers side by side: strict (the normalised values of
+  ``ocrkie.normalize`` equal) and letters (their letters and digits equal: case, spaces and
+  punctuation ignored), and the mean over the fields under each.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 
 from .formats import read_json
-from .normalize import normalize
+from .normalize import normalize, right
 from .page import Line, reading_order
 
 _CJK = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef]")
@@ -77,10 +79,29 @@ def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
         "failed": failed,
         "cer": round(edits / chars, 4) if chars else None,
         "word_f1": _f1(words["matched"], words["predicted"], words["truth"]),
-        "fields": {
-            k: {"correct": v[0], "total": v[1], "accuracy": round(v[0] / v[1], 4)}
-            for k, v in per_field.items()
-        },
+        "fields": {name: _accuracy(*tally) for name, tally in per_field.items()},
+        "mean": _mean(per_field),
+    }
+
+
+def _accuracy(strict: int, letters: int, total: int) -> dict[str, Any]:
+    return {
+        "correct": strict,
+        "total": total,
+        "accuracy": round(strict / total, 4),
+        "letters_correct": letters,
+        "letters_accuracy": round(letters / total, 4),
+    }
+
+
+def _mean(per_field: dict[str, list[int]]) -> dict[str, float] | None:
+    """The fields' mean accuracy under each scorer (each field weighs alike)."""
+    if not per_field:
+        return None
+    scores = [_accuracy(*tally) for tally in per_field.values()]
+    return {
+        scorer: round(sum(s[scorer] for s in scores) / len(scores), 4)
+        for scorer in ("accuracy", "letters_accuracy")
     }
 
 
@@ -101,10 +122,11 @@ def _score_fields(kie_path: Path, key_path: Path, per_field: dict[str, list[int]
         guess = predicted.get(name, {})
         kind = guess.get("type", "text")
         kind = "text" if kind == "address" else kind
-        expected = normalize(kind, str(value))
-        tally = per_field.setdefault(name, [0, 0])
-        tally[0] += int(expected is not None and guess.get("normalized") == expected)
-        tally[1] += 1
+        strict, letters = right(guess.get("normalized"), normalize(kind, str(value)))
+        tally = per_field.setdefault(name, [0, 0, 0])  # right strict, right letters, documents
+        tally[0] += strict
+        tally[1] += letters
+        tally[2] += 1
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -113,10 +135,15 @@ def format_report(report: dict[str, Any]) -> str:
         f"OCR CER: {report['cer']:.2%}" if report["cer"] is not None else "OCR CER: n/a",
         f"OCR word F1: {report['word_f1']}",
     ]
+    if report["fields"]:
+        lines.append(f"KIE {'field':<10} {'strict':>14}  {'letters':>14}")
     for name, score in report["fields"].items():
-        lines.append(
-            f"KIE {name:<10} {score['accuracy']:.1%} ({score['correct']}/{score['total']})"
-        )
+        strict = f"{score['accuracy']:.1%} ({score['correct']}/{score['total']})"
+        letters = f"{score['letters_accuracy']:.1%} ({score['letters_correct']}/{score['total']})"
+        lines.append(f"KIE {name:<10} {strict:>14}  {letters:>14}")
+    if mean := report["mean"]:
+        strict, letters = f"{mean['accuracy']:.1%}", f"{mean['letters_accuracy']:.1%}"
+        lines.append(f"KIE {'mean':<10} {strict:>14}  {letters:>14}")
     return "\n".join(lines)
 
 

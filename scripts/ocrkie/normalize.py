@@ -183,3 +183,21 @@ def normalize(kind: str, text: str | None, date_order: str = "DMY") -> str | Non
     if kind == "amount":
         return normalize_amount(text)
     return normalize_text(text) or None
+
+
+_NOT_LETTERS = re.compile(r"[\W_]+")
+
+
+def letters(value: str | None) -> str | None:
+    """A value as the letters scorer compares it: upper-case letters and digits only (case,
+    spaces and punctuation ignored: a comma missing from an address is not a wrong address to
+    the person who reads it)."""
+    return None if value is None else _NOT_LETTERS.sub("", value.upper())
+
+
+def right(value: str | None, truth: str | None) -> tuple[bool, bool]:
+    """Whether ``value`` matches ``truth`` under the strict scorer (normalised values equal)
+    and the letters scorer (``letters`` equal)."""
+    if value is None or truth is None:
+        return False, False
+    return value == truth, letters(value) == letters(truth)

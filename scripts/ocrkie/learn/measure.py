@@ -17,30 +17,15 @@ the documents-weighted mean gap between a bin's mean confidence and its strict a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from ..fields import FieldSchema
-from ..normalize import collapse_text
+from ..normalize import collapse_text, letters, right
 from .inference import Pick, read_many
 from .known import KnownValues
 from .model import Ranker
 from .training import Example
-
-_NOT_LETTERS = re.compile(r"[\W_]+")
-
-
-def letters(value: str | None) -> str | None:
-    """A value as the letters scorer compares it: upper-case letters and digits only."""
-    return None if value is None else _NOT_LETTERS.sub("", value.upper())
-
-
-def right(value: str | None, truth: str | None) -> tuple[bool, bool]:
-    """Whether ``value`` matches ``truth`` under the strict and the letters scorer."""
-    if value is None or truth is None:
-        return False, False
-    return value == truth, letters(value) == letters(truth)
 
 
 def judged(
