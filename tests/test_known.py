@@ -1,4 +1,4 @@
-"""The values a learned model was taught, and the OCR misreadings of them it mends."""
+"""The values and words a learned model was taught, and the OCR misreadings of them it mends."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from ocrkie.engines.rapid import MODELS
 from ocrkie.errors import ModelError
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.candidates import read_sheet
-from ocrkie.learn.inference import read_many
-from ocrkie.learn.known import KNOWN, KnownValues
+from ocrkie.learn.inference import choose, read_many
+from ocrkie.learn.known import KNOWN, WORDS, KnownValues
 from ocrkie.learn.model import FieldRanker
 from ocrkie.learn.training import examples, mend_rates, reading_rates, train_model
 
@@ -112,3 +112,83 @@ def test_values_that_differ_from_document_to_document_are_never_mended():
     made = examples(pairs, SCHEMA, 0.0)
     rates = mend_rates(made, known(*numbers), reading_rates(made))
     assert rates["company"]["known"] == (0 + 1) / (3 + 2) < 0.5
+
+
+ADDRESSES = [
+    "NO 7,JALAN IPOH,51200 KUALA LUMPUR",
+    "LOT 3,JALAN TAMAN,SELANGOR",
+    "12,JALAN KLANG LAMA,SELANGOR",
+    "NO 9,JALAN IPOH,KUALA LUMPUR",
+]
+
+
+def taught_words() -> KnownValues:
+    labels = [{"address": a, "company": "ACME SDN BHD"} for a in ADDRESSES]
+    return KnownValues({}, KnownValues.words_of(labels, ["company", "address"]))
+
+
+def test_words_two_labelled_values_hold_are_known_and_no_one_vendors_name():
+    words = taught_words().words
+    assert words["JALAN"] == 4 and words["SELANGOR"] == 2 and words["IPOH"] == 2
+    assert "KLANG" not in words and "TAMAN" not in words  # one value holds each
+    assert "ACME" not in words  # four documents, one name
+
+
+def test_a_word_with_a_look_alike_or_an_added_accent_is_mended():
+    known = taught_words()
+    assert known.spelled("12,JAIAN IPOH,SCLANGOR") == "12,JALAN IPOH,SELANGOR"  # I: L, C: E
+    assert known.spelled("NO 7,JÁLAN IPOH") == "NO 7,JALAN IPOH"  # an accent added
+    assert known.spelled("no 7, jaian ipoh") == "no 7, jalan ipoh"  # in the text's case
+    assert known.spelled("NO 7,JAPAN IPOH") == "NO 7,JAPAN IPOH"  # P is no look-alike of L
+    assert known.spelled("KUALA LUMPUR") == "KUALA LUMPUR"  # known words stay
+    assert KnownValues().spelled("12,JAIAN IPOH") == "12,JAIAN IPOH"  # nothing taught
+
+
+def test_a_picked_address_has_its_words_mended_and_keeps_the_ocrs_reading():
+    misread = "NO 7,JAIAN IPOH,SCLANGOR"
+    sheet = read_sheet(ocr_record([["ACME SDN BHD"], [misread], ["TOTAL", "7.00"]]), SCHEMA)
+    wanted = {"company": "ACME SDN BHD", "address": misread}
+    odds = {
+        field: [1.0 if c.normalized == wanted.get(field) else 0.0 for c in found]
+        for field, found in sheet.candidates.items()
+    }
+    picks = choose(sheet, odds, {}, taught_words())
+    address, company = picks["address"].candidate, picks["company"].candidate
+    assert (address.normalized, address.mended) == ("NO 7,JALAN IPOH,SELANGOR", misread)
+    assert address.value == "NO 7,JALAN IPOH,SELANGOR"
+    assert (company.normalized, company.mended) == ("ACME SDN BHD", None)  # known words only
+    assert picks["total"].candidate.mended is None  # an amount is not words
+
+
+def test_a_model_folder_keeps_its_words_and_checks_them(tmp_path):
+    pairs = [
+        (
+            {
+                **ocr_record([["ACME SDN BHD"], [a]]),
+                "image": {"path": f"{i}.jpg", "sha256": f"{i}" * 64},
+            },
+            {"company": "ACME SDN BHD", "address": a},
+        )
+        for i, a in enumerate(ADDRESSES)
+    ]
+    engine = {"name": "rapidocr", "model": MODELS}
+    folder = tmp_path / "model"
+    card = train_model(pairs, SCHEMA, engine, {"val_fraction": 0, "epochs": 1}, folder)
+    assert json.loads((folder / WORDS).read_text())["JALAN"] == 4
+    assert card["words"] == len(taught_words().words)
+    config = {
+        "kie_schema": str(RECEIPT_SCHEMA),
+        "learned_model": str(folder),
+        "ocr_backend": "rapidocr",
+        "rapidocr": {"device": "cpu", "text_score": 0.5},
+    }
+    extractor = LearnedExtractor.from_config(config)
+    assert extractor.identity()["words"] == card["words_sha256"]
+    assert extractor.known.spelled("JAIAN") == "JALAN"
+    (folder / WORDS).write_text(json.dumps({"JALAN": 9}))
+    with pytest.raises(ModelError, match=r"words\.json does not match"):
+        LearnedExtractor.from_config(config)
+
+    options = {"val_fraction": 0, "epochs": 1, "words": False}  # train.words: false
+    card = train_model(pairs, SCHEMA, engine, options, folder)
+    assert not (folder / WORDS).exists() and card["words_sha256"] is None

@@ -11,7 +11,7 @@ from test_kie import RECEIPT_SCHEMA, ocr_record
 
 from ocrkie.fields import load_field_schema
 from ocrkie.learn.candidates import read_sheet
-from ocrkie.learn.inference import read_many
+from ocrkie.learn.inference import choose, read_many
 from ocrkie.learn.model import FieldRanker
 from ocrkie.learn.training import examples, reading_rates
 from ocrkie.normalize import normalize_text
@@ -152,3 +152,33 @@ def test_a_company_name_printed_over_two_rows_is_offered_whole_never_a_piece():
     assert "S&Y STATIONERY" in companies  # a short name beside a trade word is whole
     # only a field named by its legal forms reads so: an address row may be anything
     assert "CO.(M) SDN BHD" in {c.normalized for c in sheet.candidates["address"]}
+
+
+def test_a_name_and_an_address_never_share_a_row():
+    """The odds put the name's row on top of the address too: chosen together, the name
+    keeps its row and the address is the rows below it, with what probability is left."""
+    sheet = read_sheet(receipt(), SCHEMA)
+    name = "LIM SENG THO HARDWARE TRADING (002231061-T)"
+    address = PRINTED.replace("NO 7.", f"{name} NO 7.")  # the three rows: a row too many
+    below = [c for c in sheet.candidates["address"] if c.normalized == PRINTED]
+
+    def odds(field: str, favourite: str, runner_up: set[int]) -> list[float]:
+        found = sheet.candidates[field]
+        weights = [
+            8.0 if c.normalized == favourite else 4.0 if id(c) in runner_up else 0.1 for c in found
+        ]
+        return [w / sum(weights) for w in weights]
+
+    chances = {
+        field: [1 / max(len(found), 1)] * len(found) for field, found in sheet.candidates.items()
+    }
+    chances["company"] = odds("company", name, set())
+    chances["address"] = odds("address", address, {id(c) for c in below})
+    picks = choose(sheet, chances, {})
+    assert picks["company"].candidate.normalized == name
+    assert picks["address"].candidate.normalized == PRINTED
+    found = sheet.candidates["address"]
+    alone = sum(
+        p for c, p in zip(found, chances["address"], strict=True) if c.span == below[0].span
+    )
+    assert picks["address"].confidence == alone  # the odds of its span's readings, no more

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Self
 from ..errors import ModelError
 from ..evidence import source_of
 from ..fields import FieldSchema, load_field_schema
-from ..learn.candidates import CANDIDATE_REVISION, FEATURES, Candidate, read_sheet
+from ..learn.candidates import (
+    CANDIDATE_REVISION,
+    CHOICE_REVISION,
+    FEATURES,
+    Candidate,
+    read_sheet,
+)
 from ..learn.folder import read_card
 from ..learn.known import KnownValues, load_known
 from ..rules import REVISION
@@ -120,8 +126,10 @@ class LearnedExtractor(Extractor):
             "model": self.card["weights_sha256"],
             "readings": self.card["readings"],
             "known": self.card.get("known_sha256"),  # the values it mends misreadings to
+            "words": self.card.get("words_sha256"),  # and the words
             "rules": REVISION,  # their pick and cuts are among what the model reads
             "candidates": CANDIDATE_REVISION,  # the values it chooses among
+            "choice": CHOICE_REVISION,  # how it chooses among them
             # how its odds become confidence, where training fitted it
             **({"calibration": c} if (c := self.card.get("calibration")) else {}),
         }

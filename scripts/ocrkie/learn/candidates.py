@@ -33,6 +33,8 @@ from .features import text_ids
 NUMERIC = 26  # numeric features per candidate
 FEATURES = 2  # the version of what the model reads: a model made for another is refused
 CANDIDATE_REVISION = 2  # raise it with any change to the values offered: their records rerun
+CHOICE_REVISION = 2  # and this with any change to how ``inference.choose`` picks among them
+TOKEN_TYPES = ("date", "amount")  # values read from within a row; the others are whole rows
 MAX_NAME_ROWS = 2  # a text field's value spans at most this many rows
 # "VILLAGE. JALAN", "NO 290. JALAN": a full stop after a word or a number, not after an
 # abbreviation of one or two letters ("NO. 7", "D.E.")
@@ -76,6 +78,7 @@ class Sheet:
     units: list[list[int]]  # feature ids per text unit (rows first)
     candidates: dict[str, list[Candidate]]  # per field
     rules: dict[str, str | None]  # the rules' pick per field (normalised), a feature
+    blocks: frozenset[str] = frozenset()  # the fields whose values are rows (names, addresses)
 
 
 class _Units:
@@ -99,8 +102,9 @@ def read_sheet(ocr: dict[str, Any], schema: FieldSchema) -> Sheet:
         spec.name: [label_match(spec, r.text) is not None for r in rows] for spec in schema.fields
     }
     candidates = {}
+    blocks = frozenset(spec.name for spec in schema.fields if spec.type not in TOKEN_TYPES)
     for spec in schema.fields:
-        if spec.type in ("date", "amount"):
+        if spec.type in TOKEN_TYPES:
             found = _tokens(spec, rows, units)
         else:
             found = _blocks(spec, rows, units)
@@ -108,7 +112,7 @@ def read_sheet(ocr: dict[str, Any], schema: FieldSchema) -> Sheet:
         others = [any(marks[i] for marks in other) for i in range(len(rows))]
         _describe(spec, found, rows, geometry, picked[spec.name], labelled[spec.name], others)
         candidates[spec.name] = found
-    return Sheet(rows, units.ids, candidates, picked)
+    return Sheet(rows, units.ids, candidates, picked, blocks)
 
 
 def _blocks(spec: FieldSpec, rows: list[Row], units: _Units) -> list[Candidate]:

@@ -77,28 +77,99 @@ def choose(
     """Each field's most probable value, from the model's ``odds`` of its candidates. The
     model weighs where a value is printed: the readings of one span pool their odds, and the
     span is read each way (commas, spaces) that training found right more often than not
-    (``readings``); candidates with the same value pool their odds. The value picked is then
-    mended to the ``known`` one it misreads, where training found that right more often than
-    not (``readings[field]["known"]``)."""
+    (``readings``); candidates with the same value pool their odds. Names and addresses never
+    share printed text: they are chosen together (``_together``), so that a shop's name above
+    its address is the name's. The value picked is then mended to what is ``known``
+    (``_mended``)."""
+    spans = {
+        name: _spans(found, odds.get(name, []), readings.get(name, {}))
+        for name, found in sheet.candidates.items()
+    }
+    chosen = _together({name: spans[name] for name in spans if name in sheet.blocks})
     picks = {}
-    for name, found in sheet.candidates.items():
-        if not found:
+    for name, options in spans.items():
+        if name in chosen:
+            others = [p for field, span in chosen.items() if field != name and span for p in span]
+            options = {span: read for span, read in options.items() if not _overlaps(span, others)}
+        pooled = _pooled(options)
+        best = chosen.get(name) if name in chosen else _most_probable(options, pooled)
+        if best is None:
             picks[name] = Pick(None, 0.0)
             continue
-        spans: dict[tuple, list[Candidate]] = {}
-        chances: dict[tuple, float] = {}
-        for candidate, p in zip(found, odds[name], strict=True):
-            spans.setdefault(candidate.span, []).append(candidate)
-            chances[candidate.span] = chances.get(candidate.span, 0.0) + p
-        rates = readings.get(name, {})
-        read = {span: as_read(ways, rates) for span, ways in spans.items()}
-        pooled: dict[str, float] = {}
-        for span, candidate in read.items():
-            pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + chances[span]
-        value = max(pooled, key=pooled.__getitem__)
-        best = max((s for s, c in read.items() if c.normalized == value), key=chances.get)
-        picks[name] = Pick(_mended(read[best], name, known, rates), pooled[value])
+        candidate = options[best][0]
+        mended = _mended(candidate, name, known, readings.get(name, {}), name in sheet.blocks)
+        picks[name] = Pick(mended, pooled[candidate.normalized])
     return picks
+
+
+Piece = tuple[int, int, int]  # (row, start, end): where a candidate's text is printed
+Span = tuple[Piece, ...]
+Options = dict[Span, tuple[Candidate, float]]  # each span as read, and its pooled odds
+TOGETHER = 8  # the most probable spans of each name or address weighed together
+
+
+def _spans(found: list[Candidate], odds: list[float], rates: dict[str, float]) -> Options:
+    """Each span printed, read as training found right (``as_read``), and its pooled odds."""
+    readings: dict[Span, list[Candidate]] = {}
+    chances: dict[Span, float] = {}
+    for candidate, p in zip(found, odds, strict=True):
+        readings.setdefault(candidate.span, []).append(candidate)
+        chances[candidate.span] = chances.get(candidate.span, 0.0) + p
+    return {span: (as_read(ways, rates), chances[span]) for span, ways in readings.items()}
+
+
+def _pooled(options: Options) -> dict[str, float]:
+    """Each value's probability: the odds of the spans that read it, pooled."""
+    pooled: dict[str, float] = {}
+    for candidate, chance in options.values():
+        pooled[candidate.normalized] = pooled.get(candidate.normalized, 0.0) + chance
+    return pooled
+
+
+def _most_probable(options: Options, pooled: dict[str, float]) -> Span | None:
+    """The most probable span of the most probable value (None: no span)."""
+    return max(
+        options, key=lambda s: (pooled[options[s][0].normalized], options[s][1]), default=None
+    )
+
+
+def _together(fields: dict[str, Options]) -> dict[str, Span | None]:
+    """The spans of the names and addresses that share no printed text and whose values are
+    the most probable together (the product of their probabilities), among each field's
+    ``TOGETHER`` most probable spans; a field with none left free has none."""
+    ranked = {}
+    for name, options in fields.items():
+        pooled = _pooled(options)
+        order = sorted(options, key=lambda s: (-pooled[options[s][0].normalized], -options[s][1]))
+        ranked[name] = [(span, pooled[options[span][0].normalized]) for span in order[:TOGETHER]]
+    names = list(ranked)
+    best: tuple[float, dict[str, Span | None]] = (-1.0, {})
+
+    def search(i: int, taken: list[Piece], score: float, chosen: dict[str, Span | None]) -> None:
+        nonlocal best
+        if score <= best[0]:
+            return
+        if i == len(names):
+            best = (score, chosen)
+            return
+        for span, chance in ranked[names[i]]:
+            if not _overlaps(span, taken):
+                search(i + 1, [*taken, *span], score * chance, {**chosen, names[i]: span})
+        search(i + 1, taken, score * _NONE, {**chosen, names[i]: None})
+
+    search(0, [], 1.0, {})
+    return best[1]
+
+
+_NONE = 1e-6  # the probability ``_together`` gives a field no span: the last resort
+
+
+def _overlaps(span: Span, taken: list[Piece]) -> bool:
+    return any(
+        row == other and start < stop and first < end
+        for row, start, end in span
+        for other, first, stop in taken
+    )
 
 
 def as_read(readings: list[Candidate], rates: dict[str, float]) -> Candidate:
@@ -109,11 +180,21 @@ def as_read(readings: list[Candidate], rates: dict[str, float]) -> Candidate:
 
 
 def _mended(
-    candidate: Candidate, name: str, known: KnownValues | None, rates: dict[str, float]
+    candidate: Candidate,
+    name: str,
+    known: KnownValues | None,
+    rates: dict[str, float],
+    words: bool,
 ) -> Candidate:
-    if known is None or rates.get("known", 0.0) <= 0.5:
+    """``candidate`` mended to the known value it misreads (where training found that right
+    more often than not), else, for a name or an address (``words``), its words that misread
+    known ones mended (``KnownValues.spelled``); ``mended`` keeps the OCR's reading."""
+    if known is None:
         return candidate
-    value = known.nearest(name, candidate.normalized)
-    if value is None:
+    value = known.nearest(name, candidate.normalized) if rates.get("known", 0.0) > 0.5 else None
+    if value is not None:
+        return replace(candidate, value=value, normalized=value, mended=candidate.value)
+    if not words or (spelled := known.spelled(candidate.value)) == candidate.value:
         return candidate
-    return replace(candidate, value=value, normalized=value, mended=candidate.value)
+    normalized = known.spelled(candidate.normalized)
+    return replace(candidate, value=spelled, normalized=normalized, mended=candidate.value)

@@ -300,10 +300,15 @@ def train_model(
     held = [e for e in made if e.split == "val"]
     noisy = examples(noisy_pairs(pairs, train, settings, seed), schema, 0.0)
     model = fit(train + noisy, [spec.name for spec in schema.fields], seed, settings, start)
-    known = KnownValues()
-    if options.get("known", True):
-        names = [spec.name for spec in schema.fields if spec.type in KINDS]
-        known = base_known.merged(KnownValues.of((e.truth for e in train), names))
+    names = [spec.name for spec in schema.fields if spec.type in KINDS]
+    labels = [e.truth for e in train]
+    known = base_known.merged(
+        KnownValues(KnownValues.of(labels, names).counts, KnownValues.words_of(labels, names))
+    )
+    if not options.get("known", True):
+        known.counts = {}
+    if not options.get("words", True):
+        known.words = Counter()
     readings = reading_rates(train)
     readings = _merged(readings, mend_rates(train, known, readings))
     if base_card is not None:  # where the new documents offer no choice, the base's rates
@@ -337,7 +342,8 @@ def train_model(
         "readings": readings,
         "calibration": calibration,
         "known": {name: len(values) for name, values in known.counts.items()},
-        "known_sha256": known.save(folder),
+        **dict(zip(("known_sha256", "words_sha256"), known.save(folder), strict=True)),
+        "words": len(known.words),
         "validation": {"documents": len(held), "fields": validation, **_means(validation)},
         "torch": torch.__version__,
         "training_seconds": round(time.perf_counter() - started, 1),
