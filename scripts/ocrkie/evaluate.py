@@ -10,7 +10,9 @@ Ground truth: ``box/<name>.csv`` (``x1,y1,...,x4,y4,TEXT`` per text line) and
   whatever their order; precision and recall over all pages.
 - KIE: per-field accuracy under two scorers side by side: strict (the normalised values of
   ``ocrkie.normalize`` equal) and letters (their letters and digits equal: case, spaces and
-  punctuation ignored), and the mean over the fields under each.
+  punctuation ignored), and the mean over the fields under each. Where the batch agreed on
+  a field (``kie.jsonl``'s ``agreed``), the field is scored again with the agreed values in
+  place of the images' own (``agreed``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
     edits = chars = images = failed = 0
     words = Counter[str]()  # matched, predicted, truth
     per_field: dict[str, list[int]] = {}
+    agreed, agreed_fields = _agreed(results_dir / "kie.jsonl")
+    per_agreed: dict[str, list[int]] = {}
     for ocr_path in sorted((results_dir / "ocr").glob("*.json")):
         ocr = read_json(ocr_path)
         name = Path(ocr["image"]["path"]).stem
@@ -71,9 +75,10 @@ def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
         chars += len(truth)
         said, meant = Counter(predicted.split()), Counter(truth.split())
         words.update(matched=(said & meant).total(), predicted=said.total(), truth=meant.total())
-        _score_fields(
-            results_dir / "kie" / ocr_path.name, truth_dir / "key" / f"{name}.json", per_field
-        )
+        kie, key = results_dir / "kie" / ocr_path.name, truth_dir / "key" / f"{name}.json"
+        _score_fields(kie, key, per_field)
+        if agreed_fields:
+            _score_fields(kie, key, per_agreed, agreed.get(ocr_path.stem, {}), agreed_fields)
     return {
         "images": images,
         "failed": failed,
@@ -81,7 +86,22 @@ def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
         "word_f1": _f1(words["matched"], words["predicted"], words["truth"]),
         "fields": {name: _accuracy(*tally) for name, tally in per_field.items()},
         "mean": _mean(per_field),
+        "agreed": {name: _accuracy(*tally) for name, tally in per_agreed.items()},
     }
+
+
+def _agreed(jsonl: Path) -> tuple[dict[str, dict[str, str]], set[str]]:
+    """Image id -> field -> the value the batch agreed on, where it mends the image's own;
+    and the fields the batch agreed on (none: no ``kie.jsonl``, or no agreement)."""
+    values: dict[str, dict[str, str]] = {}
+    fields: set[str] = set()
+    if jsonl.exists():
+        with jsonl.open(encoding="utf-8") as lines:
+            for row in map(json.loads, lines):
+                agreed = row.get("agreed", {})
+                fields.update(agreed)
+                values[row["id"]] = {name: a["value"] for name, a in agreed.items()}
+    return values, fields
 
 
 def _accuracy(strict: int, letters: int, total: int) -> dict[str, Any]:
@@ -112,17 +132,28 @@ def _f1(matched: int, predicted: int, truth: int) -> float | None:
     return round(2 * precision * recall / (precision + recall), 4)
 
 
-def _score_fields(kie_path: Path, key_path: Path, per_field: dict[str, list[int]]) -> None:
+def _score_fields(
+    kie_path: Path,
+    key_path: Path,
+    per_field: dict[str, list[int]],
+    instead: dict[str, str] | None = None,
+    only: set[str] | None = None,
+) -> None:
+    """Tally each labelled field (of ``only``, if given) as right or not under both scorers;
+    ``instead``: values that replace the record's own (the batch's agreed ones)."""
     if not key_path.exists():
         return
     truth = json.loads(key_path.read_text(encoding="utf-8"))
     kie = read_json(kie_path) if kie_path.exists() else {"status": "missing"}
     predicted = kie.get("fields", {}) if kie["status"] == "ok" else {}
     for name, value in truth.items():
+        if only is not None and name not in only:
+            continue
         guess = predicted.get(name, {})
         kind = guess.get("type", "text")
         kind = "text" if kind == "address" else kind
-        strict, letters = right(guess.get("normalized"), normalize(kind, str(value)))
+        read = (instead or {}).get(name, guess.get("normalized"))
+        strict, letters = right(read, normalize(kind, str(value)))
         tally = per_field.setdefault(name, [0, 0, 0])  # right strict, right letters, documents
         tally[0] += strict
         tally[1] += letters
@@ -144,6 +175,10 @@ def format_report(report: dict[str, Any]) -> str:
     if mean := report["mean"]:
         strict, letters = f"{mean['accuracy']:.1%}", f"{mean['letters_accuracy']:.1%}"
         lines.append(f"KIE {'mean':<10} {strict:>14}  {letters:>14}")
+    for name, score in report.get("agreed", {}).items():
+        strict = f"{score['accuracy']:.1%} ({score['correct']}/{score['total']})"
+        letters = f"{score['letters_accuracy']:.1%} ({score['letters_correct']}/{score['total']})"
+        lines.append(f"KIE {name:<10} {strict:>14}  {letters:>14}  agreed by the batch")
     return "\n".join(lines)
 
 

@@ -3,7 +3,10 @@ shard manifests (which carry each record's values as it was written): one row pe
 id order, consistent with the records, and cheap at 100,000 images (no record is read).
 
 Each field has three columns: ``<field>`` (the normalised value), ``<field>_raw`` (the text
-as the document prints it) and ``<field>_confidence``. Values are text as written: "9.00"
+as the document prints it) and ``<field>_confidence``; a field the batch agrees on
+(``agreement``) two more: ``<field>_agreed``, the value more of the batch's images read, where
+it mends this image's, and ``<field>_agreed_by``, how many read it (``kie.jsonl``: ``agreed``,
+with their ids). Values are text as written: "9.00"
 stays "9.00" for a reader that keeps cells as text (``pandas.read_csv(..., dtype=str,
 keep_default_na=False)``).
 
@@ -16,9 +19,10 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .agreement import Agreed, agreed_values
 from .formats import atomic_file, read_json
 
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
@@ -29,31 +33,70 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 KEY_COLUMNS = frozenset({"id", "image"})
 
 
-def kie_columns(fields: list[str]) -> list[str]:
-    """The CSV's columns: per field its normalised value, its raw text and its confidence."""
-    per_field = [c for f in fields for c in (f, f"{f}_raw", f"{f}_confidence")]
+def kie_columns(fields: list[str], agreed: Sequence[str] = ()) -> list[str]:
+    """The CSV's columns: per field its normalised value, its raw text and its confidence, and
+    for those of ``agreed`` the batch's agreed value and how many images read it."""
+    per_field = [
+        c for f in fields for c in (f, f"{f}_raw", f"{f}_confidence", *_agreed_columns(f, agreed))
+    ]
     return ["id", "path", "status", *per_field, "error"]
 
 
+def _agreed_columns(field: str, agreed: Sequence[str]) -> tuple[str, ...]:
+    return (f"{field}_agreed", f"{field}_agreed_by") if field in agreed else ()
+
+
 def write_kie_tables(
-    manifest_paths: list[str], fields: list[str], csv_path: str, jsonl_path: str
+    manifest_paths: list[str],
+    fields: list[str],
+    csv_path: str,
+    jsonl_path: str,
+    agreed: Sequence[str] = (),
 ) -> int:
     """Write both tables, rows in id order; returns the number of rows. ``fields``: the
-    schema's, in order. One manifest is read at a time; only the rows' text is held, to
-    sort them (the shards interleave ids)."""
+    schema's, in order; ``agreed``: those the batch agrees on. One manifest is read at a
+    time; only the rows' text and the agreed fields' values are held, to sort the rows (the
+    shards interleave ids) and to agree."""
     rows: list[tuple[str, dict[str, Any], str]] = []
+    readings: dict[str, dict[str, str]] = {name: {} for name in agreed}
     for path in manifest_paths:
         for entry in read_json(path)["entries"]:
             csv_row = spreadsheet_row(_csv_row(entry, fields))
             rows.append((entry["id"], csv_row, json.dumps(_json_row(entry), ensure_ascii=False)))
+            for name in agreed:
+                if value := entry.get("fields", {}).get(name, {}).get("normalized"):
+                    readings[name][entry["id"]] = value
+    mended = {name: agreed_values(values) for name, values in readings.items()}
     rows.sort(key=lambda row: row[0])
     with atomic_file(csv_path) as table, atomic_file(jsonl_path) as lines:
-        writer = csv.DictWriter(table, fieldnames=kie_columns(fields), lineterminator="\n")
+        columns = kie_columns(fields, agreed)
+        writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        for _, csv_row, json_line in rows:
-            writer.writerow(csv_row)
-            lines.write(json_line + "\n")
+        for image, csv_row, json_line in rows:
+            batch = {name: m[image] for name, m in mended.items() if image in m}
+            writer.writerow({**csv_row, **spreadsheet_row(_agreed_cells(agreed, batch))})
+            lines.write(_with_agreed(json_line, batch) + "\n")
     return len(rows)
+
+
+def _agreed_cells(agreed: Sequence[str], batch: dict[str, Agreed]) -> dict[str, Any]:
+    cells: dict[str, Any] = {}
+    for name in agreed:
+        value = batch.get(name)
+        cells[f"{name}_agreed"] = value.value if value else ""
+        cells[f"{name}_agreed_by"] = value.images if value else ""
+    return cells
+
+
+def _with_agreed(json_line: str, batch: dict[str, Agreed]) -> str:
+    """The row's JSON with ``agreed`` (field -> value, images, ids) where the batch mends it."""
+    if not batch:
+        return json_line
+    row = json.loads(json_line)
+    row["agreed"] = {
+        name: {"value": a.value, "images": a.images, "ids": a.ids} for name, a in batch.items()
+    }
+    return json.dumps(row, ensure_ascii=False)
 
 
 def spreadsheet_cell(text: str) -> str:

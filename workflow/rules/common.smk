@@ -227,6 +227,12 @@ def sample_labels(wildcards, output):
     return chosen[wildcards.n]
 
 
+def agreed_fields():
+    """The schema's fields whose types the batch's agreement mends (``agreement``)."""
+    schema = load_field_schema(config["kie_schema"])
+    return [spec.name for spec in schema.fields if spec.type in config["agreement"]]
+
+
 def manifests(step):
     """The manifests the plan expects of a stage or export: the targets of its shard jobs."""
     if PLANNED is None or step not in PLANNED.stages:

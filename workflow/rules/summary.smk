@@ -32,6 +32,8 @@ rule kie_tables:
     localrule: True
     conda:
         "../../envs/ocrkie.yaml"
+    params:
+        agreed=agreed_fields(),
     message:
         "Tabulating the extracted fields"
     script:

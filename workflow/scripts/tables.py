@@ -10,5 +10,7 @@ with job_logging(smk.log):
     from ocrkie.tables import write_kie_tables
 
     fields = [spec.name for spec in load_field_schema(smk.config["kie_schema"]).fields]
-    rows = write_kie_tables(list(smk.input.kie), fields, smk.output.csv, smk.output.jsonl)
-    logging.info("%d rows in %s and %s", rows, smk.output.csv, smk.output.jsonl)
+    agreed = list(smk.params.agreed)
+    kie, csv_path, jsonl_path = list(smk.input.kie), smk.output.csv, smk.output.jsonl
+    rows = write_kie_tables(kie, fields, csv_path, jsonl_path, agreed)
+    logging.info("%d rows in %s and %s", rows, csv_path, jsonl_path)
