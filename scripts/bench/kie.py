@@ -155,7 +155,13 @@ def main() -> None:
     ocr_settings = work / "ocr.yaml"
     ocr_settings.write_text(json.dumps({"rapidocr": local}))
     configs = ("--configfile", "config/config.yaml", str(ocr_settings))
-    common = (*configs, "--config", "kie_backend=none", f"cache={work / 'cache'}")
+    common = (
+        *configs,
+        "--config",
+        "ocr_backend=rapidocr",
+        "kie_backend=none",
+        f"cache={work / 'cache'}",
+    )
     for name, folder in (("train", args.train), ("heldout", args.heldout)):
         started = time.perf_counter()
         snakemake(work, *common, f"input_dir={folder.resolve() / 'img'}", f"results_dir={name}")

@@ -1,7 +1,8 @@
 """The learned KIE model cross-validated on one labelled folder, and adapted to new vendors.
 
     python scripts/bench/kie_folds.py [--train DIR] [--work DIR] [--folds 5] [--seed 0]
-                                      [--sizes 40,80]
+                                      [--sizes 40,80] [--also-ocr DIR] [--noisy-copies N]
+                                      [--vendors-only]
 
 It reads the OCR records that ``kie.py`` leaves in ``--work`` (and runs the workflow's
 OCR stage itself where they are missing). The receipts of ``--train`` are dealt into folds by
@@ -9,8 +10,10 @@ vendor (the normalised company name, names a few characters apart taken as one: 
 is in both training and scoring) and, to compare, by image. For each fold, with the model
 trained on the other folds:
 
-1. cross-validation: the accuracy of the model and of the rules on the fold, per field, and
-   of the model without the values it was taught (``known.json``: what mending them gives);
+1. cross-validation: the accuracy of the model and of the rules on the fold, per field, of
+   the model without the values and words it was taught (``known.json``, ``words.json``:
+   what mending them gives), and, by vendor, of the model's names as the batch agrees on
+   them (``ocrkie.agreement``; the fold is the batch);
 2. new vendors, as a team that labels a few documents of its own would meet them: the fold's
    receipts are split in two halves by image, and on one half are scored the model of the
    other folds as it is (the base), a model trained on the other half alone, the base
@@ -20,6 +23,11 @@ trained on the other folds:
 With ``--sizes 40,80``, it prints instead how accuracy grows with the labelled receipts: the
 models of the other folds trained on the first 40, the first 80 and all of their receipts
 (in the order of their images' sha256), scored on the fold, by vendor and by image.
+
+``--also-ocr DIR`` trains on the same receipts as another engine read them too (a results
+folder, as ``train.also_ocr``), ``--noisy-copies 1`` on a noisy copy of each record: with both,
+the recipe of the bundled model (``config/train-receipt.yaml``). ``--vendors-only`` runs the
+cross-validation by vendor alone.
 
 All models go through ``train_model``, as ``snakemake train_kie`` trains them; each figure is
 the field accuracy under the strict and the letters-and-digits scorer (``ocrkie.learn.measure``).
@@ -41,6 +49,7 @@ from common import REPO, SROIE_HELP
 from kie import SCHEMA, ocr_records, prepare, snakemake
 from rapidfuzz.distance import Levenshtein
 
+from ocrkie.agreement import agreed_values
 from ocrkie.fields import load_field_schema
 from ocrkie.formats import split_of
 from ocrkie.learn.folder import read_card
@@ -48,7 +57,7 @@ from ocrkie.learn.known import edit_limit, load_known
 from ocrkie.learn.measure import judged
 from ocrkie.learn.model import load
 from ocrkie.learn.training import Example, examples, train_model
-from ocrkie.normalize import normalize_text
+from ocrkie.normalize import normalize_text, right
 
 Pair = tuple[dict[str, Any], dict[str, Any]]  # an OCR record and its labels
 Tally = dict[str, dict[str, list[int]]]  # who -> field -> [right strict, right letters, documents]
@@ -57,15 +66,30 @@ Tally = dict[str, dict[str, list[int]]]  # who -> field -> [right strict, right 
 class Trainer:
     """Trains through ``train_model`` into a scratch folder and scores the result."""
 
-    def __init__(self, root: Path, seed: int):
+    def __init__(
+        self,
+        root: Path,
+        seed: int,
+        noisy_copies: int = 0,
+        also: dict[str, dict[str, Any]] | None = None,
+    ):
         self.root, self.seed, self.count = root, seed, 0
+        self.noisy_copies = noisy_copies
+        self.also = also or {}  # another engine's records of the receipts, by image sha256
         self.schema = load_field_schema(SCHEMA)
 
     def train(self, pairs: list[Pair], base: Path | None = None) -> Path:
         self.count += 1
         folder = self.root / f"model-{self.count}"
-        options = {"val_fraction": 0.0, "seed": self.seed}
-        train_model(pairs, self.schema, pairs[0][0]["engine"], options, folder, base=base)
+        options = {"val_fraction": 0.0, "seed": self.seed, "noisy_copies": self.noisy_copies}
+        also = [
+            (self.also[sha], labels)
+            for ocr, labels in pairs
+            if (sha := ocr["image"]["sha256"]) in self.also
+        ]
+        engines = [also[0][0]["engine"]] if also else None
+        engine = pairs[0][0]["engine"]
+        train_model(pairs + also, self.schema, engine, options, folder, None, base, engines)
         return folder
 
     def score(
@@ -76,18 +100,22 @@ class Trainer:
         who: str,
         rules: str = "",
         unmended: str = "",
+        agreed: str = "",
     ) -> None:
         """Adds the model's right values on ``held`` to ``tally[who]``, the rules' to
-        ``tally[rules]`` and the model's without its known values to ``tally[unmended]``,
-        if named."""
+        ``tally[rules]``, the model's without its known values and words to
+        ``tally[unmended]`` and the model's with the names ``held`` agrees on to
+        ``tally[agreed]``, if named."""
         card = read_card(folder)
         model, readings = load(folder, card), card["readings"]
         found = judged(model, readings, held, load_known(folder, card), card.get("calibration"))
         plain = judged(model, readings, held) if unmended else []
+        names = {spec.name for spec in self.schema.fields if spec.type == "text"}
         for label, which, rows in (
             (who, "model", found),
             (rules, "rules", found),
             (unmended, "model", plain),
+            (agreed, "model", as_agreed(found, names) if agreed else []),
         ):
             if not label:
                 continue
@@ -97,6 +125,20 @@ class Trainer:
                 counts[0] += strict
                 counts[1] += letters
                 counts[2] += 1
+
+
+def as_agreed(rows: list[dict[str, Any]], names: set[str]) -> list[dict[str, Any]]:
+    """``judged`` rows with the values of the ``names`` fields the batch of rows agrees on."""
+    mended = {}
+    for name in names:
+        values = {r["path"]: r["value"] for r in rows if r["field"] == name and r["value"]}
+        mended[name] = agreed_values(values)
+    agreed = []
+    for row in rows:
+        if (value := mended.get(row["field"], {}).get(row["path"])) is not None:
+            row = {**row, "value": value.value, "model": right(value.value, row["truth"])}
+        agreed.append(row)
+    return agreed
 
 
 def deal(stems: list[str], key: Callable[[str], str], folds: int) -> dict[str, int]:
@@ -167,6 +209,9 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sizes", help="training sizes, e.g. 40,80: the learning curve only")
+    parser.add_argument("--also-ocr", type=Path, help="another engine's results of --train")
+    parser.add_argument("--noisy-copies", type=int, default=0, help="noisy copies per record")
+    parser.add_argument("--vendors-only", action="store_true", help="folds by vendor alone")
     args = parser.parse_args()
     import torch
 
@@ -174,14 +219,22 @@ def main() -> None:
     work = args.work.resolve()
     prepare(work)
     images = f"input_dir={args.train.resolve() / 'img'}"
-    common = ("kie_backend=none", f"cache={work / 'cache'}", "results_dir=train")
+    common = (
+        "ocr_backend=rapidocr",
+        "kie_backend=none",
+        f"cache={work / 'cache'}",
+        "results_dir=train",
+    )
     snakemake(work, "--config", *common, images)
     records = ocr_records(work / "train")
     labels = {p.stem: json.loads(p.read_text()) for p in sorted((args.train / "key").glob("*"))}
     stems = [s for s in labels if s in records]
     pairs = {s: (records[s], labels[s]) for s in stems}
     scratch = tempfile.TemporaryDirectory(prefix="kie-folds-")  # the models, gone at exit
-    trainer = Trainer(Path(scratch.name), args.seed)
+    also = {}
+    if args.also_ocr:
+        also = {r["image"]["sha256"]: r for r in ocr_records(args.also_ocr.resolve()).values()}
+    trainer = Trainer(Path(scratch.name), args.seed, args.noisy_copies, also)
     made = dict(zip(stems, examples(pairs.values(), trainer.schema, 0.0), strict=True))
     vendor_of = vendors({s: normalize_text(labels[s]["company"]) for s in stems})
     vendor = deal(stems, vendor_of.__getitem__, args.folds)
@@ -197,7 +250,7 @@ def main() -> None:
         return
     crossed: Tally = {}
     adapted: Tally = {}
-    for fold in range(args.folds):
+    for fold in range(0 if args.vendors_only else args.folds):
         rest = [pairs[s] for s in stems if image[s] != fold]
         held = [made[s] for s in stems if image[s] == fold]
         trainer.score(
@@ -206,7 +259,7 @@ def main() -> None:
             crossed,
             "learned, by image",
             "rules, by image",
-            "learned w/o known values, by image",
+            "learned w/o known values or words, by image",
         )
     for fold in range(args.folds):
         rest = [pairs[s] for s in stems if vendor[s] != fold]
@@ -218,8 +271,11 @@ def main() -> None:
             crossed,
             "learned, by vendor",
             "rules, by vendor",
-            "learned w/o known values, by vendor",
+            "learned w/o known values or words, by vendor",
+            "learned, names agreed, by vendor",
         )
+        if args.vendors_only:
+            continue
         half = {s: split_of(records[s]["image"]["sha256"], 0.5) for s in new}
         labelled = [pairs[s] for s in new if half[s] == "train"]
         scored = [made[s] for s in new if half[s] == "val"]
@@ -233,8 +289,9 @@ def main() -> None:
     print(f"\n{len(stems)} receipts of {args.train}, {args.folds} folds, seed {args.seed}")
     print("\ncross-validation (accuracy, strict / letters and digits):")
     table(crossed)
-    print("\nnew vendors: half of a vendor fold labelled, scored on the other half:")
-    table(adapted)
+    if adapted:
+        print("\nnew vendors: half of a vendor fold labelled, scored on the other half:")
+        table(adapted)
     print(f"\n{trainer.count} models trained in {time.perf_counter() - started:.0f} s")
     scratch.cleanup()
 
