@@ -189,12 +189,12 @@ def learning_curve(
 def table(tally: Tally) -> None:
     """Per field and their mean: the accuracy strict / letters (``ocrkie.learn.measure``)."""
     fields = list(next(iter(tally.values())))
-    print(f"  {'':34}" + "".join(f"{f:>13}" for f in [*fields, "mean"]) + f"{'n':>6}")
+    print(f"  {'':46}" + "".join(f"{f:>13}" for f in [*fields, "mean"]) + f"{'n':>6}")
     for who, counts in tally.items():
         rates = [(counts[f][0] / counts[f][2], counts[f][1] / counts[f][2]) for f in fields]
         mean = tuple(sum(r[i] for r in rates) / len(rates) for i in (0, 1))
         row = "".join(f"{s:7.3f}/{lt:.3f}" for s, lt in [*rates, mean])
-        print(f"  {who:34}{row}{counts[fields[0]][2]:6}")
+        print(f"  {who:46}{row}{counts[fields[0]][2]:6}")
 
 
 def main() -> None:
