@@ -92,7 +92,7 @@ def choose(
             others = [p for field, span in chosen.items() if field != name and span for p in span]
             options = {span: read for span, read in options.items() if not _overlaps(span, others)}
         pooled = _pooled(options)
-        best = chosen.get(name) if name in chosen else _most_probable(options, pooled)
+        best = chosen[name] if name in chosen else next(iter(_ranked(options, pooled)), None)
         if best is None:
             picks[name] = Pick(None, 0.0)
             continue
@@ -126,11 +126,9 @@ def _pooled(options: Options) -> dict[str, float]:
     return pooled
 
 
-def _most_probable(options: Options, pooled: dict[str, float]) -> Span | None:
-    """The most probable span of the most probable value (None: no span)."""
-    return max(
-        options, key=lambda s: (pooled[options[s][0].normalized], options[s][1]), default=None
-    )
+def _ranked(options: Options, pooled: dict[str, float]) -> list[Span]:
+    """The spans, those of the most probable value first, the most probable of them first."""
+    return sorted(options, key=lambda s: (-pooled[options[s][0].normalized], -options[s][1]))
 
 
 def _together(fields: dict[str, Options]) -> dict[str, Span | None]:
@@ -140,8 +138,8 @@ def _together(fields: dict[str, Options]) -> dict[str, Span | None]:
     ranked = {}
     for name, options in fields.items():
         pooled = _pooled(options)
-        order = sorted(options, key=lambda s: (-pooled[options[s][0].normalized], -options[s][1]))
-        ranked[name] = [(span, pooled[options[span][0].normalized]) for span in order[:TOGETHER]]
+        top = _ranked(options, pooled)[:TOGETHER]
+        ranked[name] = [(span, pooled[options[span][0].normalized]) for span in top]
     names = list(ranked)
     best: tuple[float, dict[str, Span | None]] = (-1.0, {})
 
