@@ -20,7 +20,7 @@ LAYERS = [
     ["engines"],
     ["learn", "report", "review", "lmdbset", "summary", "breaker", "outcome"],
     ["plan", "usage", "rules", "progress"],
-    ["results", "cache", "tables", "text", "evaluate", "evidence"],
+    ["results", "cache", "tables", "agreement", "text", "evaluate", "evidence"],
     ["storage", "fields", "formats", "exports", "images", "inputs", "upstage", "secrets"],
     [
         "awscheck",

@@ -53,11 +53,12 @@ from ocrkie.agreement import agreed_values
 from ocrkie.fields import load_field_schema
 from ocrkie.formats import split_of
 from ocrkie.learn.folder import read_card
-from ocrkie.learn.known import edit_limit, load_known
+from ocrkie.learn.known import load_known
 from ocrkie.learn.measure import judged
 from ocrkie.learn.model import load
 from ocrkie.learn.training import Example, examples, train_model
 from ocrkie.normalize import normalize_text, right
+from ocrkie.text import edit_limit
 
 Pair = tuple[dict[str, Any], dict[str, Any]]  # an OCR record and its labels
 Tally = dict[str, dict[str, list[int]]]  # who -> field -> [right strict, right letters, documents]

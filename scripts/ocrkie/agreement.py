@@ -7,7 +7,7 @@ printed. Each image's own record keeps its own reading; the batch's tables add t
 value beside it, with the images that read it as its sources (``tables``).
 
 A value is mended only to one that at least two images read, more images than read it, and
-that is within ``known.edit_limit`` edits: a value each document has its own of (an invoice
+that is within ``text.edit_limit`` edits: a value each document has its own of (an invoice
 number) never is.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from .learn.known import edit_limit
+from .text import edit_limit
 
 SOURCES = 10  # the ids of the images that read an agreed value, at most this many listed
 

@@ -11,6 +11,15 @@ from .fields import FieldSpec
 
 # A company's registration number after its name: "(126926-H)", "519537-X)", "273500-U (GKJ)",
 # "273500-U (KJ1)"
+EDITS_PER_CHAR = 0.1  # a value this close (at least one edit) is a misreading of another
+
+
+def edit_limit(length: int) -> int:
+    """The most edits by which a value of ``length`` characters misreads another (a known
+    value, the batch's agreed one)."""
+    return max(1, int(EDITS_PER_CHAR * length))
+
+
 REGISTRATION = re.compile(
     r"\s*(?:(?:\([^()]*\d[^()]*\)|\(?\b\d{4,}-[A-Z]\)?)\s*)+(?:\([A-Z]{2,5}\))?\s*$"
 )

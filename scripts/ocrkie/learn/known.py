@@ -31,21 +31,16 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from ..errors import ModelError
+from ..text import edit_limit
 
 KNOWN = "known.json"
 WORDS = "words.json"
 KINDS = ("text", "address")  # the field types whose values recur per vendor
-EDITS_PER_CHAR = 0.1  # a value this close (at least one edit) is a misreading of a known one
 WORD = re.compile(r"[^\s,.;()/&]+")  # ":", "!" and "_" stay in: "JA:AN" is a misread "JALAN"
 MIN_VALUES = 2  # a word is kept where this many different labelled values hold it
 # characters an OCR engine takes for one another (measured on receipts' names and addresses)
 LOOK_ALIKES = ("IL1T|J!:_", "O0DQ", "S5", "B8", "G6", "Z2", "CEG", "KX", "UV", "MN", "HN")
 _LOOK_ALIKE = {(a, b) for group in LOOK_ALIKES for a in group for b in group if a != b}
-
-
-def edit_limit(length: int) -> int:
-    """The most edits by which a value of ``length`` characters misreads a known one."""
-    return max(1, int(EDITS_PER_CHAR * length))
 
 
 @dataclass
