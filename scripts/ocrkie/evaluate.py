@@ -75,10 +75,15 @@ def evaluate(results_dir: Path, truth_dir: Path) -> dict[str, Any]:
         chars += len(truth)
         said, meant = Counter(predicted.split()), Counter(truth.split())
         words.update(matched=(said & meant).total(), predicted=said.total(), truth=meant.total())
-        kie, key = results_dir / "kie" / ocr_path.name, truth_dir / "key" / f"{name}.json"
-        _score_fields(kie, key, per_field)
+        key_path = truth_dir / "key" / f"{name}.json"
+        if not key_path.exists():
+            continue
+        truth = json.loads(key_path.read_text(encoding="utf-8"))
+        predicted = _predicted(results_dir / "kie" / ocr_path.name)
+        _score_fields(truth, predicted, per_field)
         if agreed_fields:
-            _score_fields(kie, key, per_agreed, agreed.get(ocr_path.stem, {}), agreed_fields)
+            instead = agreed.get(ocr_path.stem, {})
+            _score_fields(truth, predicted, per_agreed, instead, agreed_fields)
     return {
         "images": images,
         "failed": failed,
@@ -132,20 +137,21 @@ def _f1(matched: int, predicted: int, truth: int) -> float | None:
     return round(2 * precision * recall / (precision + recall), 4)
 
 
+def _predicted(kie_path: Path) -> dict[str, Any]:
+    """The fields of a KIE record (none where it is missing or failed)."""
+    kie = read_json(kie_path) if kie_path.exists() else {"status": "missing"}
+    return kie.get("fields", {}) if kie["status"] == "ok" else {}
+
+
 def _score_fields(
-    kie_path: Path,
-    key_path: Path,
+    truth: dict[str, Any],
+    predicted: dict[str, Any],
     per_field: dict[str, list[int]],
     instead: dict[str, str] | None = None,
     only: set[str] | None = None,
 ) -> None:
     """Tally each labelled field (of ``only``, if given) as right or not under both scorers;
     ``instead``: values that replace the record's own (the batch's agreed ones)."""
-    if not key_path.exists():
-        return
-    truth = json.loads(key_path.read_text(encoding="utf-8"))
-    kie = read_json(kie_path) if kie_path.exists() else {"status": "missing"}
-    predicted = kie.get("fields", {}) if kie["status"] == "ok" else {}
     for name, value in truth.items():
         if only is not None and name not in only:
             continue
@@ -169,17 +175,20 @@ def format_report(report: dict[str, Any]) -> str:
     if report["fields"]:
         lines.append(f"KIE {'field':<10} {'strict':>14}  {'letters':>14}")
     for name, score in report["fields"].items():
-        strict = f"{score['accuracy']:.1%} ({score['correct']}/{score['total']})"
-        letters = f"{score['letters_accuracy']:.1%} ({score['letters_correct']}/{score['total']})"
-        lines.append(f"KIE {name:<10} {strict:>14}  {letters:>14}")
+        lines.append(f"KIE {name:<10} {_scores(score)}")
     if mean := report["mean"]:
         strict, letters = f"{mean['accuracy']:.1%}", f"{mean['letters_accuracy']:.1%}"
         lines.append(f"KIE {'mean':<10} {strict:>14}  {letters:>14}")
     for name, score in report.get("agreed", {}).items():
-        strict = f"{score['accuracy']:.1%} ({score['correct']}/{score['total']})"
-        letters = f"{score['letters_accuracy']:.1%} ({score['letters_correct']}/{score['total']})"
-        lines.append(f"KIE {name:<10} {strict:>14}  {letters:>14}  agreed by the batch")
+        lines.append(f"KIE {name:<10} {_scores(score)}  agreed by the batch")
     return "\n".join(lines)
+
+
+def _scores(score: dict[str, Any]) -> str:
+    """A field's accuracy under both scorers, with its counts, in two columns."""
+    strict = f"{score['accuracy']:.1%} ({score['correct']}/{score['total']})"
+    letters = f"{score['letters_accuracy']:.1%} ({score['letters_correct']}/{score['total']})"
+    return f"{strict:>14}  {letters:>14}"
 
 
 def main(argv: list[str] | None = None) -> int:
