@@ -198,6 +198,20 @@ def _fit_ranker(
     return model.eval()
 
 
+def _taught(
+    base: KnownValues, labels: list[dict[str, Any]], schema: FieldSchema, options: dict[str, Any]
+) -> KnownValues:
+    """The values and words the model keeps: the base model's and those of ``labels``, each
+    where ``options`` keep it (``known``, ``words``)."""
+    names = [spec.name for spec in schema.fields if spec.type in KINDS]
+    values = base.merged(KnownValues.of(labels, names)).counts
+    words = base.words + KnownValues.words_of(labels, names)
+    return KnownValues(
+        values if options.get("known", True) else {},
+        words if options.get("words", True) else Counter(),
+    )
+
+
 def mend_rates(train: list[Example], known: KnownValues, readings: Readings) -> Readings:
     """Per name and address field: how often the known value a label's span misread was the
     label, against the span as read, where one of them was (smoothed: never seen is 0.5).
@@ -300,15 +314,7 @@ def train_model(
     held = [e for e in made if e.split == "val"]
     noisy = examples(noisy_pairs(pairs, train, settings, seed), schema, 0.0)
     model = fit(train + noisy, [spec.name for spec in schema.fields], seed, settings, start)
-    names = [spec.name for spec in schema.fields if spec.type in KINDS]
-    labels = [e.truth for e in train]
-    known = base_known.merged(
-        KnownValues(KnownValues.of(labels, names).counts, KnownValues.words_of(labels, names))
-    )
-    if not options.get("known", True):
-        known.counts = {}
-    if not options.get("words", True):
-        known.words = Counter()
+    known = _taught(base_known, [e.truth for e in train], schema, options)
     readings = reading_rates(train)
     readings = _merged(readings, mend_rates(train, known, readings))
     if base_card is not None:  # where the new documents offer no choice, the base's rates
