@@ -138,10 +138,19 @@ def test_a_word_with_a_look_alike_or_an_added_accent_is_mended():
     known = taught_words()
     assert known.spelled("12,JAIAN IPOH,SCLANGOR") == "12,JALAN IPOH,SELANGOR"  # I: L, C: E
     assert known.spelled("NO 7,JÁLAN IPOH") == "NO 7,JALAN IPOH"  # an accent added
+    assert known.spelled("NO 7,JAĪAN IPOH") == "NO 7,JALAN IPOH"  # an accent and an I for L
     assert known.spelled("no 7, jaian ipoh") == "no 7, jalan ipoh"  # in the text's case
     assert known.spelled("NO 7,JAPAN IPOH") == "NO 7,JAPAN IPOH"  # P is no look-alike of L
     assert known.spelled("KUALA LUMPUR") == "KUALA LUMPUR"  # known words stay
     assert KnownValues().spelled("12,JAIAN IPOH") == "12,JAIAN IPOH"  # nothing taught
+
+
+def test_a_number_read_with_a_letter_o_for_a_zero_is_the_number():
+    known = taught_words()
+    assert known.spelled("NO 29O,JALAN IPOH") == "NO 290,JALAN IPOH"
+    assert known.spelled("LOT 2O18,JALAN IPOH") == "LOT 2018,JALAN IPOH"
+    # a word, a unit's letter or one digit stay as printed
+    assert known.spelled("NO 9,BLOK O,G-5B,JALAN 2O") == "NO 9,BLOK O,G-5B,JALAN 2O"
 
 
 def test_a_picked_address_has_its_words_mended_and_keeps_the_ocrs_reading():

@@ -33,7 +33,7 @@ from .features import text_ids
 NUMERIC = 26  # numeric features per candidate
 FEATURES = 2  # the version of what the model reads: a model made for another is refused
 CANDIDATE_REVISION = 2  # raise it with any change to the values offered: their records rerun
-CHOICE_REVISION = 2  # and this with any change to how ``inference.choose`` picks among them
+CHOICE_REVISION = 3  # and this with any change to how ``inference.choose`` picks among them
 TOKEN_TYPES = ("date", "amount")  # values read from within a row; the others are whole rows
 MAX_NAME_ROWS = 2  # a text field's value spans at most this many rows
 # "VILLAGE. JALAN", "NO 290. JALAN": a full stop after a word or a number, not after an

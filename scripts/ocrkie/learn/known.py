@@ -9,9 +9,9 @@ The values are kept in the model folder (``known.json``), with how many document
 Names and addresses are also made of words that recur across vendors ("JALAN", "TAMAN",
 "SELANGOR", "SDN", "BHD"). A word of a picked name or address that is none of them, but
 reads one with a character taken for its look-alike ("JAIAN", "SCLANGOR": I for L, C for E)
-or with an accent the OCR added ("JÁLAN"), is that word (``spelled``). Only words that at
+or with an accent the OCR added ("JÁLAN", "JAĪAN"), is that word (``spelled``). Only words that at
 least two different labelled values hold are kept (``words.json``), so that no one vendor's
-name is learnt whole.
+name is learnt whole. A number read with a letter O for a zero ("NO 29O") is the number.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ MIN_VALUES = 2  # a word is kept where this many different labelled values hold 
 # characters an OCR engine takes for one another (measured on receipts' names and addresses)
 LOOK_ALIKES = ("IL1T|J!:_", "O0DQ", "S5", "B8", "G6", "Z2", "CEG", "KX", "UV", "MN", "HN")
 _LOOK_ALIKE = {(a, b) for group in LOOK_ALIKES for a in group for b in group if a != b}
+# digits with an O or a Q among them, two digits at least: "29O", "2O18" (not "NO", "G-5B")
+ZEROS_MISREAD = re.compile(r"(?=(?:.*\d){2})[\dOQ]*[OQ][\dOQ]*")
 
 
 @dataclass
@@ -85,11 +87,14 @@ class KnownValues:
         plain = "".join(
             c for c in unicodedata.normalize("NFKD", upper) if not unicodedata.combining(c)
         )
-        if plain != upper and plain in self.words:
+        if plain in self.words:
             return _cased(plain, word)
-        if len(upper) < 3:
+        if ZEROS_MISREAD.fullmatch(plain):
+            return re.sub("[OQ]", "0", plain)
+        if len(plain) < 3:
             return word
-        near = [w for w in self._lengths.get(len(upper), []) if _one_look_alike(upper, w)]
+        # an added accent and a look-alike at once: "JAĪAN"
+        near = [w for w in self._lengths.get(len(plain), []) if _one_look_alike(plain, w)]
         if not near:
             return word
         best = max(near, key=self.words.__getitem__)
