@@ -9,9 +9,10 @@ The values are kept in the model folder (``known.json``), with how many document
 Names and addresses are also made of words that recur across vendors ("JALAN", "TAMAN",
 "SELANGOR", "SDN", "BHD"). A word of a picked name or address that is none of them, but
 reads one with a character taken for its look-alike ("JAIAN", "SCLANGOR": I for L, C for E)
-or with an accent the OCR added ("JÁLAN", "JAĪAN"), is that word (``spelled``). Only words that at
-least two different labelled values hold are kept (``words.json``), so that no one vendor's
-name is learnt whole. A number read with a letter O for a zero ("NO 29O") is the number.
+or with an accent the OCR added ("JÁLAN"), or both ("JAĪAN"), is that word (``spelled``). Only
+words that at least two different labelled values hold are kept (``words.json``), so that no
+one vendor's name is learnt whole. A number read with a letter O for a zero ("NO 29O") is the
+number.
 """
 
 from __future__ import annotations
