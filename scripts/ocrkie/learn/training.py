@@ -204,11 +204,11 @@ def _taught(
     """The values and words the model keeps: the base model's and those of ``labels``, each
     where ``options`` keep it (``known``, ``words``)."""
     names = [spec.name for spec in schema.fields if spec.type in KINDS]
-    values = base.merged(KnownValues.of(labels, names)).counts
-    words = base.words + KnownValues.words_of(labels, names)
+    new = KnownValues(KnownValues.of(labels, names).counts, KnownValues.words_of(labels, names))
+    taught = base.merged(new)
     return KnownValues(
-        values if options.get("known", True) else {},
-        words if options.get("words", True) else Counter(),
+        taught.counts if options.get("known", True) else {},
+        taught.words if options.get("words", True) else Counter(),
     )
 
 
